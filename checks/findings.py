@@ -1,0 +1,174 @@
+"""Findings and plot specs: the data every check returns (DESIGN §2, §5).
+
+A Finding is plain data. It never knows how it will be shown: the app draws its plot specs with
+plotext, reports render them as text. Everything here round-trips through JSON.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+STATUSES = ("pass", "info", "warn", "fail", "error", "skipped")
+# Severity order used for --fail-on and for sorting: higher is worse. "error" means the check
+# itself broke, which is reported but not ranked above a real fail.
+SEVERITY = {"skipped": 0, "pass": 1, "info": 2, "warn": 3, "error": 3, "fail": 4}
+PLOT_KINDS = ("line", "scatter", "bar", "histogram", "heatmap")
+
+
+def jsonable(value: Any) -> Any:
+    """Turn numpy/pandas scalars, arrays and non-finite floats into plain JSON values."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [jsonable(v) for v in value]
+    # numpy / pandas objects, without importing them here.
+    if hasattr(value, "tolist"):
+        return jsonable(value.tolist())
+    if hasattr(value, "item"):
+        return jsonable(value.item())
+    return str(value)
+
+
+@dataclass
+class Series:
+    """One named series of a plot. For bar plots x holds the category labels."""
+
+    name: str
+    x: list[Any]
+    y: list[float]
+
+    def __post_init__(self) -> None:
+        self.x = jsonable(list(self.x))
+        self.y = jsonable(list(self.y))
+
+
+@dataclass
+class PlotSpec:
+    """A plot as data: line/scatter/bar/histogram (pre-binned: x = bin centres, y = counts)/heatmap."""
+
+    kind: str
+    title: str
+    series: list[Series] = field(default_factory=list)
+    x_label: str = ""
+    y_label: str = ""
+    x_log: bool = False
+    y_log: bool = False
+    # heatmap only
+    matrix: list[list[float]] | None = None
+    row_labels: list[str] | None = None
+    col_labels: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in PLOT_KINDS:
+            raise ValueError(f"plot kind must be one of {PLOT_KINDS}, got {self.kind!r}")
+        if self.matrix is not None:
+            self.matrix = jsonable(self.matrix)
+
+    def to_dict(self) -> dict[str, Any]:
+        return jsonable(asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "PlotSpec":
+        data = dict(data)
+        data["series"] = [Series(**s) for s in data.get("series", [])]
+        return cls(**data)
+
+    @classmethod
+    def histogram(cls, title: str, values: dict[str, Any], bins: int = 30, x_label: str = "",
+                  y_label: str = "count") -> "PlotSpec":
+        """Bin several named samples on shared edges so they can be overlaid."""
+        import numpy as np
+
+        arrays = {k: np.asarray(v, dtype=float) for k, v in values.items()}
+        arrays = {k: a[np.isfinite(a)] for k, a in arrays.items()}
+        pooled = np.concatenate([a for a in arrays.values() if a.size]) if arrays else np.array([])
+        if pooled.size == 0:
+            return cls(kind="histogram", title=title, x_label=x_label, y_label=y_label)
+        edges = np.histogram_bin_edges(pooled, bins=bins)
+        centres = (edges[:-1] + edges[1:]) / 2
+        series = [Series(name, centres, np.histogram(a, bins=edges)[0]) for name, a in arrays.items()]
+        return cls(kind="histogram", title=title, series=series, x_label=x_label, y_label=y_label)
+
+
+@dataclass
+class Finding:
+    """What one check found. `check` and `step` are filled in by the runner when left empty."""
+
+    status: str
+    title: str
+    detail: str = ""
+    fix: str = ""
+    evidence: dict[str, Any] = field(default_factory=dict)
+    plots: list[PlotSpec] = field(default_factory=list)
+    check: str = ""
+    step: str = ""
+    seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "check": self.check,
+            "step": self.step,
+            "status": self.status,
+            "title": self.title,
+            "detail": self.detail,
+            "fix": self.fix,
+            "evidence": jsonable(self.evidence),
+            "seconds": round(float(self.seconds), 3),
+            "plots": [p.to_dict() for p in self.plots],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Finding":
+        return cls(
+            status=data["status"],
+            title=data.get("title", ""),
+            detail=data.get("detail", ""),
+            fix=data.get("fix", ""),
+            evidence=data.get("evidence", {}) or {},
+            plots=[PlotSpec.from_dict(p) for p in data.get("plots", [])],
+            check=data.get("check", ""),
+            step=data.get("step", ""),
+            seconds=float(data.get("seconds", 0.0) or 0.0),
+        )
+
+
+def _make(status: str):
+    def make(title: str, detail: str = "", fix: str = "", evidence: dict | None = None,
+             plots: list[PlotSpec] | None = None) -> Finding:
+        return Finding(status=status, title=title, detail=detail, fix=fix,
+                       evidence=evidence or {}, plots=plots or [])
+
+    make.__name__ = status
+    make.__doc__ = f"A Finding with status {status!r}."
+    return make
+
+
+passed = _make("pass")
+info = _make("info")
+warn = _make("warn")
+fail = _make("fail")
+skipped = _make("skipped")
+errored = _make("error")
+
+
+class SkipCheck(Exception):
+    """Raise from a check when its inputs are missing or it does not apply; the message says what to add."""
+
+
+def summarize(findings: list[Finding]) -> dict[str, int]:
+    counts = {s: 0 for s in STATUSES}
+    for f in findings:
+        counts[f.status] += 1
+    return counts

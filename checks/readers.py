@@ -1,0 +1,99 @@
+"""Read data files into pandas: CSV/TSV, Parquet, JSONL, NPZ (never unpickled).
+
+Every failure is a ProjectError naming the file and what to do.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .project import ProjectError
+
+SUPPORTED = (".csv", ".tsv", ".parquet", ".pq", ".jsonl", ".ndjson", ".npz")
+
+
+def read_table(path: Path, what: str = "data file"):
+    """Read one split. `what` names the key it came from, for messages."""
+    import pandas as pd
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED:
+        raise ProjectError(f"{path}: {what} has an unsupported extension '{suffix}'. "
+                           f"Use one of: {', '.join(SUPPORTED)}.")
+    if path.stat().st_size == 0:
+        raise ProjectError(f"{path}: {what} is empty (0 bytes). Point the project at a file with data.")
+    try:
+        if suffix in (".csv", ".tsv"):
+            df = _read_delimited(path, "\t" if suffix == ".tsv" else ",")
+        elif suffix in (".parquet", ".pq"):
+            df = pd.read_parquet(path)
+        elif suffix in (".jsonl", ".ndjson"):
+            df = pd.read_json(path, lines=True)
+        else:
+            df = _read_npz(path)
+    except ProjectError:
+        raise
+    except UnicodeDecodeError as exc:
+        raise ProjectError(f"{path}: {what} is not UTF-8 text (byte {exc.start}: {exc.reason}). "
+                           f"Re-save it as UTF-8.") from None
+    except Exception as exc:  # pandas/pyarrow raise many types; the message is what matters
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ProjectError(f"{path}: {what} could not be read: {message}. "
+                           f"Check that the file is complete and in the format its extension says.") from None
+    if len(df.columns) == 0 or len(df) == 0:
+        raise ProjectError(f"{path}: {what} has no rows (only a header, or nothing). "
+                           f"Point the project at a file with data.")
+    return df
+
+
+def _read_delimited(path: Path, sep: str):
+    import pandas as pd
+
+    # The C engine reports ragged rows with their line number; pyarrow is faster but vaguer.
+    try:
+        df = pd.read_csv(path, sep=sep, engine="pyarrow")
+    except Exception:
+        df = pd.read_csv(path, sep=sep, engine="c", low_memory=False)
+    if len(df.columns) == 1 and len(df) > 0:
+        other = "\t" if sep == "," else ","
+        header = str(df.columns[0])
+        for candidate in (other, ";", "|"):
+            if candidate in header:
+                raise ProjectError(
+                    f"{path}: the file reads as a single column '{header[:60]}'; it looks separated by "
+                    f"{candidate!r}, not {sep!r}. Save it with the separator its extension implies "
+                    f"(.csv: comma, .tsv: tab).")
+    return df
+
+
+def _read_npz(path: Path):
+    import numpy as np
+    import pandas as pd
+
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        raise ProjectError(f"{path}: could not be read as .npz ({exc}).") from None
+    columns = {}
+    with archive:
+        for name in archive.files:
+            try:
+                array = archive[name]
+            except ValueError:
+                raise ProjectError(
+                    f"{path}: array '{name}' holds Python objects, which can only be loaded by unpickling. "
+                    f"mltriage never unpickles data (it can run arbitrary code). Save numeric or string "
+                    f"arrays instead (e.g. np.savez with a float or '<U' dtype).") from None
+            if array.ndim == 2 and name == "X":
+                for j in range(array.shape[1]):
+                    columns[f"x{j}"] = array[:, j]
+            elif array.ndim == 1:
+                columns[name] = array
+            else:
+                raise ProjectError(f"{path}: array '{name}' has shape {array.shape}. Use one 1-D array per "
+                                   f"column, or a 2-D array named 'X' beside the target array.")
+    lengths = {k: len(v) for k, v in columns.items()}
+    if len(set(lengths.values())) > 1:
+        raise ProjectError(f"{path}: arrays have different lengths {lengths}; every column needs one value per row.")
+    return pd.DataFrame(columns)

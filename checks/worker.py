@@ -1,0 +1,61 @@
+"""The worker process: loads the project, runs checks, streams JSON messages back.
+
+Started by runner.py as `python -m mltriage.checks.worker FD`. The request comes as one JSON
+object on stdin; messages go out as JSON lines on file descriptor FD, so that whatever the
+project's code prints cannot corrupt them (its stdout/stderr go to a log file of the runner's).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+
+def _send(stream, message: dict) -> None:
+    stream.write(json.dumps(message) + "\n")
+    stream.flush()
+
+
+def serve(request: dict, out) -> None:
+    from .context import RunContext
+    from .engine import run_specs
+    from .project import ProjectError, load_project
+    from .registry import all_checks, checks_for
+
+    try:
+        config = load_project(request["project"])
+        ctx = RunContext(config, budget_seconds=request.get("budget"), device=request.get("device", "cpu"))
+        ctx.budget.used = float(request.get("budget_used", 0.0))
+        if request.get("checks") is not None:
+            registered = all_checks()
+            specs = [registered[c] for c in request["checks"] if c in registered]
+        else:
+            specs = checks_for(request.get("steps"))
+        _send(out, {"type": "plan", "project": config.name,
+                    "checks": [{"id": s.id, "step": s.step, "title": s.title, "timeout": s.timeout}
+                               for s in specs]})
+        ctx.prepare()
+    except ProjectError as exc:
+        _send(out, {"type": "project_error", "message": str(exc)})
+        return
+    run_specs(specs, ctx,
+              on_start=lambda spec: _send(out, {"type": "start", "check": spec.id}),
+              on_finding=lambda f: _send(out, {"type": "finding", "finding": f.to_dict(),
+                                               "budget_used": ctx.budget.used}))
+    _send(out, {"type": "done", "budget_used": ctx.budget.used})
+
+
+def main(argv: list[str]) -> int:
+    fd = int(argv[1])
+    out = os.fdopen(fd, "w", encoding="utf-8")
+    request = json.loads(sys.stdin.read())
+    # Project code must never write into the terminal of the app or the CLI's output: the runner
+    # already points our stdout/stderr at a log file.
+    serve(request, out)
+    out.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,3 @@
+"""mltriage: a guided debugging assistant for machine-learning models."""
+
+__version__ = "0.1.0"

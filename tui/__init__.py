@@ -1,0 +1,1 @@
+"""mltriage's terminal app and command line."""
