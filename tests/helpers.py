@@ -1,0 +1,94 @@
+"""Helpers for tests: write small projects into a temporary folder and run checks on them."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return repr(value)
+
+
+def write_project(root: Path, train_df, valid_df=None, test_df=None, toml_extra: str = "",
+                  model_code: str | None = None, target: str = "label", fmt: str = "csv", **data_keys) -> Path:
+    """Write splits (DataFrames) and a mltriage.toml into `root`; returns `root`.
+
+    data_keys go into [data] (e.g. classes=[...], ignore=[...], text=[...]). `model_code` is written to
+    model.py; add the [model] section yourself through `toml_extra`.
+    """
+    root = Path(root)
+    (root / "data").mkdir(parents=True, exist_ok=True)
+    lines = ["[data]"]
+    for name, df in (("train", train_df), ("valid", valid_df), ("test", test_df)):
+        if df is None:
+            continue
+        path = root / "data" / f"{name}.{fmt}"
+        if fmt == "csv":
+            df.to_csv(path, index=False)
+        elif fmt == "parquet":
+            df.to_parquet(path, index=False)
+        elif fmt == "jsonl":
+            df.to_json(path, orient="records", lines=True)
+        else:
+            raise ValueError(fmt)
+        lines.append(f'{name} = "data/{name}.{fmt}"')
+    lines.append(f"target = {_toml_value(target)}")
+    for key, value in data_keys.items():
+        lines.append(f"{key} = {_toml_value(value)}")
+    text = "\n".join(lines) + "\n\n" + textwrap.dedent(toml_extra).strip() + "\n"
+    (root / "mltriage.toml").write_text(text)
+    if model_code is not None:
+        (root / "model.py").write_text(textwrap.dedent(model_code))
+    return root
+
+
+def context_for(root: Path, budget: float | None = None):
+    from mltriage.checks.context import RunContext
+    from mltriage.checks.project import load_project
+
+    ctx = RunContext(load_project(root), budget_seconds=budget)
+    ctx.prepare()
+    return ctx
+
+
+def run_check(root_or_ctx, check_id: str):
+    """Run one check in-process and return its Finding."""
+    from mltriage.checks.context import RunContext
+    from mltriage.checks.engine import run_one
+    from mltriage.checks.registry import all_checks
+
+    ctx = root_or_ctx if isinstance(root_or_ctx, RunContext) else context_for(root_or_ctx)
+    return run_one(all_checks()[check_id], ctx)
+
+
+# A tiny, correct PyTorch project: logits + cross entropy, eval-mode predict.
+GOOD_TORCH_MODEL = '''
+import torch
+import torch.nn as nn
+
+
+def build_model(n_inputs, n_outputs):
+    return nn.Sequential(nn.Linear(n_inputs, 32), nn.ReLU(), nn.Linear(32, n_outputs))
+
+
+def train_step(model, optimizer, loss_fn, xb, yb):
+    model.train()
+    optimizer.zero_grad()
+    loss = loss_fn(model(xb), yb)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def predict(model, X):
+    model.eval()
+    with torch.no_grad():
+        return torch.softmax(model(X), dim=1)
+'''
