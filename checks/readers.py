@@ -53,6 +53,11 @@ def _read_delimited(path: Path, sep: str):
     # The C engine reports ragged rows with their line number; pyarrow is faster but vaguer.
     try:
         df = pd.read_csv(path, sep=sep, engine="pyarrow")
+        # pyarrow keeps undecodable text as bytes objects; re-read strictly to report where.
+        if any(df[c].dtype == object and df[c].map(type).eq(bytes).any() for c in df.columns):
+            df = pd.read_csv(path, sep=sep, engine="c", low_memory=False, encoding="utf-8")
+    except UnicodeDecodeError:
+        raise
     except Exception:
         df = pd.read_csv(path, sep=sep, engine="c", low_memory=False)
     if len(df.columns) == 1 and len(df) > 0:

@@ -78,8 +78,12 @@ def check(id: str, step: str | None = None, title: str = "", needs: tuple[str, .
 
 
 def all_checks() -> dict[str, CheckSpec]:
-    """Every registered check, importing the step modules that exist."""
-    for module in STEP_MODULES.values():
+    """Every registered check, importing the step modules that exist and any modules named in the
+    MLTRIAGE_PLUGINS environment variable (comma-separated), which may register extra checks."""
+    import os
+
+    plugins = [m.strip() for m in os.environ.get("MLTRIAGE_PLUGINS", "").split(",") if m.strip()]
+    for module in list(STEP_MODULES.values()) + plugins:
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:

@@ -53,6 +53,7 @@ class RunResult:
 @dataclass
 class RunOptions:
     steps: list[str] | None = None
+    checks: list[str] | None = None      # explicit check ids (overrides steps)
     budget: float | None = None          # overrides [budget] seconds
     device: str = "cpu"
     check_timeout: float | None = None   # per-check cap; default: budget + CHECK_TIMEOUT_SLACK
@@ -137,7 +138,7 @@ def run_checks(config: ProjectConfig, options: RunOptions | None = None,
     t0 = time.monotonic()
     budget = options.budget if options.budget is not None else config.budget_seconds
     default_timeout = options.check_timeout or budget + CHECK_TIMEOUT_SLACK
-    request = {"project": str(config.path), "steps": options.steps, "checks": None,
+    request = {"project": str(config.path), "steps": options.steps, "checks": options.checks,
                "budget": budget, "budget_used": 0.0, "device": options.device}
     plan: list[dict] | None = None
     pending: list[str] = []
@@ -257,6 +258,8 @@ def _run_in_process(config, options, on_plan, on_start, on_finding) -> RunResult
     t0 = time.monotonic()
     ctx = RunContext(config, budget_seconds=options.budget, device=options.device)
     specs = checks_for(options.steps)
+    if options.checks is not None:
+        specs = [s for s in checks_for(None) if s.id in options.checks]
     if on_plan:
         on_plan([{"id": s.id, "step": s.step, "title": s.title, "timeout": s.timeout} for s in specs])
     ctx.prepare()

@@ -1,0 +1,159 @@
+"""The check engine: findings round-trip, errors and skips are findings, runs stream and survive hangs."""
+
+import json
+import sys
+import textwrap
+import threading
+import time
+
+import pandas as pd
+import pytest
+
+from helpers import write_project
+from mltriage.checks.findings import Finding, PlotSpec, Series, summarize
+from mltriage.checks.project import ProjectError, load_project
+from mltriage.checks.registry import CATALOG_IDS, STEPS, checks_for
+from mltriage.checks.runner import RunOptions, run_checks
+
+PLUGIN = '''
+import os, time
+from mltriage.checks.registry import check
+from mltriage.checks.findings import passed, SkipCheck
+
+
+@check("sanity.zz_ok", title="fine")
+def ok(ctx):
+    return passed("fine", evidence={"rows": len(ctx.train)})
+
+
+@check("sanity.zz_raises")
+def raises(ctx):
+    raise RuntimeError("boom inside the check")
+
+
+@check("sanity.zz_skip")
+def skip(ctx):
+    raise SkipCheck("needs something else")
+
+
+@check("sanity.zz_needs_test", needs=("test",))
+def needs_test(ctx):
+    return passed("has test")
+
+
+@check("sanity.zz_hang", timeout=1.5)
+def hang(ctx):
+    while True:
+        time.sleep(0.05)
+
+
+@check("sanity.zz_crash")
+def crash(ctx):
+    os._exit(3)
+
+
+@check("sanity.zz_after")
+def after(ctx):
+    return passed("still running after trouble")
+'''
+
+
+@pytest.fixture
+def plugin_project(tmp_path, monkeypatch):
+    (tmp_path / "plug").mkdir()
+    (tmp_path / "plug" / "zz_plugin.py").write_text(textwrap.dedent(PLUGIN))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "plug"))
+    monkeypatch.setenv("MLTRIAGE_PLUGINS", "zz_plugin")
+    monkeypatch.syspath_prepend(str(tmp_path / "plug"))
+    df = pd.DataFrame({"a": range(20), "label": [0, 1] * 10})
+    write_project(tmp_path / "proj", df, valid_df=df)
+    return load_project(tmp_path / "proj")
+
+
+def test_finding_json_round_trip():
+    plot = PlotSpec(kind="line", title="loss", series=[Series("train", [1, 2], [0.5, float("nan")])], x_log=True)
+    f = Finding(status="warn", title="t", detail="d", fix="f", evidence={"n": 3}, plots=[plot],
+                check="data.x", step="data", seconds=0.25)
+    data = json.loads(json.dumps(f.to_dict()))
+    back = Finding.from_dict(data)
+    assert back.to_dict() == f.to_dict()
+    assert data["plots"][0]["series"][0]["y"] == [0.5, None]  # NaN is not valid JSON
+
+
+def test_bad_status_and_plot_kind_rejected():
+    with pytest.raises(ValueError):
+        Finding(status="ok", title="x")
+    with pytest.raises(ValueError):
+        PlotSpec(kind="pie", title="x")
+
+
+def test_catalog_order_and_steps():
+    specs = checks_for(["data", "problem"])
+    order = [CATALOG_IDS.index(s.id) for s in specs if s.id in CATALOG_IDS]
+    assert order == sorted(order)
+    assert {s.step for s in specs} <= {"data", "problem"}
+    assert len(CATALOG_IDS) == len(set(CATALOG_IDS)) and STEPS[0] == "problem"
+
+
+def test_in_process_errors_skips_and_needs(plugin_project):
+    opts = RunOptions(checks=["sanity.zz_ok", "sanity.zz_raises", "sanity.zz_skip", "sanity.zz_needs_test"],
+                      isolate=False)
+    result = run_checks(plugin_project, opts)
+    by_id = {f.check: f for f in result.findings}
+    assert by_id["sanity.zz_ok"].status == "pass" and by_id["sanity.zz_ok"].step == "sanity"
+    assert by_id["sanity.zz_raises"].status == "error"
+    assert "boom inside the check" in by_id["sanity.zz_raises"].detail  # traceback kept in detail
+    assert by_id["sanity.zz_skip"].status == "skipped" and "needs something else" in by_id["sanity.zz_skip"].title
+    assert by_id["sanity.zz_needs_test"].status == "skipped"
+    assert "[data] test" in by_id["sanity.zz_needs_test"].detail
+
+
+def test_worker_kills_hang_and_survives_crash(plugin_project):
+    streamed = []
+    t0 = time.monotonic()
+    result = run_checks(plugin_project,
+                        RunOptions(checks=["sanity.zz_ok", "sanity.zz_hang", "sanity.zz_crash", "sanity.zz_after"]),
+                        on_finding=streamed.append)
+    elapsed = time.monotonic() - t0
+    by_id = {f.check: f for f in result.findings}
+    assert [f.check for f in streamed] == ["sanity.zz_ok", "sanity.zz_hang", "sanity.zz_crash", "sanity.zz_after"]
+    assert by_id["sanity.zz_hang"].status == "error" and "timed out after 2 s" in by_id["sanity.zz_hang"].title
+    assert by_id["sanity.zz_crash"].status == "error" and "exit code 3" in by_id["sanity.zz_crash"].title
+    assert by_id["sanity.zz_after"].status == "pass"
+    assert elapsed < 20
+    assert summarize(result.findings)["error"] == 2
+
+
+def test_cancel_stops_quickly(plugin_project):
+    cancel = threading.Event()
+    started = threading.Event()
+    box = {}
+
+    def run():
+        box["result"] = run_checks(plugin_project, RunOptions(checks=["sanity.zz_hang"], check_timeout=60),
+                                   on_start=lambda cid: started.set(), cancel=cancel)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    assert started.wait(15)
+    t0 = time.monotonic()
+    cancel.set()
+    thread.join(5)
+    assert not thread.is_alive() and time.monotonic() - t0 < 1.5
+    assert box["result"].cancelled and box["result"].findings == []
+
+
+def test_project_error_in_worker_is_raised(tmp_path):
+    df = pd.DataFrame({"a": range(10), "label": [0, 1] * 5})
+    write_project(tmp_path, df, target="nope")
+    with pytest.raises(ProjectError, match="not a column"):
+        run_checks(load_project(tmp_path), RunOptions(steps=["problem"]))
+
+
+def test_project_code_print_does_not_reach_stdout(tmp_path, capfd):
+    df = pd.DataFrame({"a": [float(i) for i in range(20)], "label": [0, 1] * 10})
+    code = "print('NOISE FROM PROJECT')\n\ndef build(n_inputs, n_outputs):\n    return None\n"
+    write_project(tmp_path, df, toml_extra="[model]\ncode = 'model.py'\nbuild = 'build'", model_code=code)
+    run_checks(load_project(tmp_path), RunOptions(steps=["problem"]))
+    out, err = capfd.readouterr()
+    assert "NOISE FROM PROJECT" not in out + err

@@ -1,0 +1,88 @@
+"""Readers: every format into pandas; bad files give messages, never tracebacks; no unpickling."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers import context_for, write_project
+from mltriage.checks.project import ProjectError
+from mltriage.checks.readers import read_table
+
+
+@pytest.fixture
+def frame():
+    return pd.DataFrame({"a": np.arange(10, dtype=float), "label": ["p", "q"] * 5})
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "jsonl"])
+def test_formats_round_trip(tmp_path, frame, fmt):
+    write_project(tmp_path, frame, valid_df=frame, fmt=fmt)
+    ctx = context_for(tmp_path)
+    assert list(ctx.train.columns) == ["a", "label"] and len(ctx.valid) == 10
+
+
+def test_tsv(tmp_path, frame):
+    frame.to_csv(tmp_path / "t.tsv", sep="\t", index=False)
+    assert read_table(tmp_path / "t.tsv").shape == (10, 2)
+
+
+def test_npz_columns_and_X_matrix(tmp_path):
+    np.savez(tmp_path / "d.npz", X=np.ones((4, 3)), label=np.array([0, 1, 0, 1]))
+    df = read_table(tmp_path / "d.npz")
+    assert list(df.columns) == ["x0", "x1", "x2", "label"]
+
+
+def test_npz_with_objects_is_refused_without_unpickling(tmp_path):
+    np.savez(tmp_path / "d.npz", label=np.array([{"a": 1}, None], dtype=object))
+    with pytest.raises(ProjectError, match="never unpickles"):
+        read_table(tmp_path / "d.npz")
+
+
+def test_empty_and_header_only(tmp_path):
+    (tmp_path / "e.csv").write_text("")
+    (tmp_path / "h.csv").write_text("a,b,label\n")
+    with pytest.raises(ProjectError, match="empty"):
+        read_table(tmp_path / "e.csv")
+    with pytest.raises(ProjectError, match="no rows"):
+        read_table(tmp_path / "h.csv")
+
+
+def test_wrong_delimiter(tmp_path):
+    (tmp_path / "s.csv").write_text("a;b;label\n1;2;x\n3;4;y\n")
+    with pytest.raises(ProjectError, match="separated by ';'"):
+        read_table(tmp_path / "s.csv")
+
+
+def test_ragged_rows(tmp_path):
+    (tmp_path / "r.csv").write_text("a,b\n1,2\n3,4,5,6\n")
+    with pytest.raises(ProjectError, match="could not be read"):
+        read_table(tmp_path / "r.csv")
+
+
+def test_non_utf8(tmp_path):
+    (tmp_path / "n.csv").write_bytes(b"a,label\n1,caf\xe9\n2,x\n")
+    with pytest.raises(ProjectError, match="UTF-8|could not be read"):
+        read_table(tmp_path / "n.csv")
+
+
+def test_truncated_parquet(tmp_path, frame):
+    frame.to_parquet(tmp_path / "p.parquet")
+    data = (tmp_path / "p.parquet").read_bytes()
+    (tmp_path / "p.parquet").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ProjectError, match="could not be read"):
+        read_table(tmp_path / "p.parquet")
+
+
+def test_unsupported_extension(tmp_path):
+    (tmp_path / "x.xlsx").write_text("nope")
+    with pytest.raises(ProjectError, match="unsupported extension"):
+        read_table(tmp_path / "x.xlsx")
+
+
+def test_holdout_is_stratified_seeded_and_announced(tmp_path):
+    df = pd.DataFrame({"a": np.arange(100.0), "label": ["p"] * 80 + ["q"] * 20})
+    write_project(tmp_path, df)
+    first, second = context_for(tmp_path), context_for(tmp_path)
+    assert first.valid_is_holdout and len(first.valid) == 20
+    assert (first.valid["label"] == "q").sum() == 4  # stratified: 20% of each class
+    assert first.valid["a"].tolist() == second.valid["a"].tolist()  # seeded
