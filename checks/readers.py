@@ -10,6 +10,19 @@ from pathlib import Path
 from .project import ProjectError
 
 SUPPORTED = (".csv", ".tsv", ".parquet", ".pq", ".jsonl", ".ndjson", ".npz")
+# Files larger than this are streamed and a seeded random sample of rows is kept, so that a 5 GB file
+# never exhausts memory; the finding of sanity.data_loads says so. Override: MLTRIAGE_MAX_READ_MB.
+DEFAULT_MAX_READ_MB = 1024
+SAMPLE_SEED = 0
+
+
+def max_read_bytes() -> int:
+    import os
+
+    try:
+        return int(float(os.environ.get("MLTRIAGE_MAX_READ_MB", DEFAULT_MAX_READ_MB)) * 1024 * 1024)
+    except ValueError:
+        return DEFAULT_MAX_READ_MB * 1024 * 1024
 
 
 def read_table(path: Path, what: str = "data file"):
@@ -23,8 +36,11 @@ def read_table(path: Path, what: str = "data file"):
                            f"Use one of: {', '.join(SUPPORTED)}.")
     if path.stat().st_size == 0:
         raise ProjectError(f"{path}: {what} is empty (0 bytes). Point the project at a file with data.")
+    size = path.stat().st_size
     try:
-        if suffix in (".csv", ".tsv"):
+        if size > max_read_bytes() and suffix in (".csv", ".tsv", ".parquet", ".pq"):
+            df = _read_sampled(path, suffix, size)
+        elif suffix in (".csv", ".tsv"):
             df = _read_delimited(path, "\t" if suffix == ".tsv" else ",")
         elif suffix in (".parquet", ".pq"):
             df = pd.read_parquet(path)
@@ -102,3 +118,32 @@ def _read_npz(path: Path):
     if len(set(lengths.values())) > 1:
         raise ProjectError(f"{path}: arrays have different lengths {lengths}; every column needs one value per row.")
     return pd.DataFrame(columns)
+
+
+def _read_sampled(path: Path, suffix: str, size: int):
+    """Stream the file in record batches and keep each row with probability limit/size (seeded)."""
+    import numpy as np
+    import pyarrow as pa
+
+    fraction = max_read_bytes() / size
+    rng = np.random.default_rng(SAMPLE_SEED)
+    if suffix in (".csv", ".tsv"):
+        import pyarrow.csv as pacsv
+
+        reader = pacsv.open_csv(path, parse_options=pacsv.ParseOptions(delimiter="\t" if suffix == ".tsv" else ","),
+                                read_options=pacsv.ReadOptions(block_size=16 << 20))
+        batches_iter = iter(reader)
+    else:
+        import pyarrow.parquet as pq
+
+        batches_iter = pq.ParquetFile(path).iter_batches(batch_size=65536)
+    kept, total = [], 0
+    for batch in batches_iter:
+        total += batch.num_rows
+        kept.append(batch.filter(pa.array(rng.random(batch.num_rows) < fraction)))
+    df = pa.Table.from_batches(kept).to_pandas() if kept else None
+    if df is None or len(df) == 0:
+        raise ProjectError(f"{path}: sampling kept no rows; the file may be empty.")
+    df.attrs["mltriage_sample"] = {"rows_in_file": int(total), "rows_kept": int(len(df)),
+                                   "file_mb": round(size / 2**20, 1)}
+    return df

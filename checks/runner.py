@@ -70,6 +70,8 @@ class _Worker:
         env = dict(os.environ)
         env.setdefault("PYTHONHASHSEED", "0")
         env["PYTHONUNBUFFERED"] = "1"
+        # Importing the project's model.py must not leave __pycache__ in the user's folder.
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mltriage.checks.worker", str(write_fd)],
             stdin=subprocess.PIPE, stdout=self.log, stderr=self.log, pass_fds=(write_fd,),

@@ -66,6 +66,17 @@ def data_loads(ctx: RunContext):
                         "and clean them at export.",
                     evidence=evidence)
     sizes = ", ".join(f"{k} {v:,}" for k, v in rows.items())
+    sampled = {name: df.attrs["mltriage_sample"] for name, df in ctx.raw_splits.items()
+               if "mltriage_sample" in df.attrs}
+    if sampled:
+        evidence["sampled"] = sampled
+        listing = "; ".join(f"{k}: {v['rows_kept']:,} of {v['rows_in_file']:,} rows ({v['file_mb']:,} MB file)"
+                            for k, v in sampled.items())
+        return info(f"large file(s) sampled: {listing}",
+                    detail=f"Files above the read limit are streamed and a seeded random sample of rows is kept "
+                           f"so memory stays bounded. Every check in this run saw the sample.{holdout}",
+                    fix="Raise MLTRIAGE_MAX_READ_MB to read more, or point the project at a smaller extract.",
+                    evidence=evidence)
     if ctx.valid_is_holdout:
         return info(f"all splits load ({sizes}); valid was held out from train",
                     detail=holdout.strip(), evidence=evidence,

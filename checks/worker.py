@@ -46,8 +46,31 @@ def serve(request: dict, out) -> None:
     _send(out, {"type": "done", "budget_used": ctx.budget.used})
 
 
+# Project code that allocates far too much gets a MemoryError (an `error` finding) instead of
+# driving the machine into the OOM killer: cap the address space at this share of physical memory.
+MEMORY_SHARE = 0.75
+
+
+def limit_memory() -> None:
+    import resource
+
+    override = os.environ.get("MLTRIAGE_MEMORY_LIMIT_MB")
+    try:
+        if override:
+            limit = int(override) * 1024 * 1024
+        else:
+            limit = int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * MEMORY_SHARE)
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        if hard == resource.RLIM_INFINITY or limit < hard:
+            resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    except (ValueError, OSError, AttributeError):
+        pass  # not available on this platform: run without the cap
+
+
 def main(argv: list[str]) -> int:
     fd = int(argv[1])
+    sys.dont_write_bytecode = True
+    limit_memory()
     out = os.fdopen(fd, "w", encoding="utf-8")
     request = json.loads(sys.stdin.read())
     # Project code must never write into the terminal of the app or the CLI's output: the runner

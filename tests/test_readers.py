@@ -86,3 +86,19 @@ def test_holdout_is_stratified_seeded_and_announced(tmp_path):
     assert first.valid_is_holdout and len(first.valid) == 20
     assert (first.valid["label"] == "q").sum() == 4  # stratified: 20% of each class
     assert first.valid["a"].tolist() == second.valid["a"].tolist()  # seeded
+
+
+def test_large_file_is_sampled_with_notice(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"a": rng.normal(size=60000), "label": rng.integers(0, 2, 60000)})
+    write_project(tmp_path, df)
+    size_mb = (tmp_path / "data" / "train.csv").stat().st_size / 2**20
+    monkeypatch.setenv("MLTRIAGE_MAX_READ_MB", str(size_mb / 4))
+    from helpers import run_check
+
+    ctx = context_for(tmp_path)
+    total = len(ctx.train) + len(ctx.valid)
+    assert 10000 < total < 20000  # about a quarter of the rows
+    finding = run_check(ctx, "sanity.data_loads")
+    assert finding.status == "info" and "sampled" in finding.title
+    assert finding.evidence["sampled"]["train"]["rows_in_file"] == 60000
