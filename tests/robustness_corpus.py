@@ -1,0 +1,202 @@
+"""A corpus of bad inputs: each case writes a project into a folder and says what must happen.
+
+Used by tests/test_robustness.py and benchmarks/robustness.py. Every case must end with exit code 0, 1
+or 2, a message or findings, and never a Python traceback or a hang.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+GOOD_TOML = '[data]\ntrain = "train.csv"\ntarget = "label"\n'
+
+
+def _frame(n=60, seed=0):
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n), "label": rng.integers(0, 2, n)})
+
+
+def _project(root: Path, toml: str = GOOD_TOML, train: str | bytes | pd.DataFrame | None = None,
+             files: dict | None = None) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "mltriage.toml").write_text(textwrap.dedent(toml))
+    if train is None:
+        train = _frame()
+    if isinstance(train, pd.DataFrame):
+        train.to_csv(root / "train.csv", index=False)
+    elif isinstance(train, bytes):
+        (root / "train.csv").write_bytes(train)
+    else:
+        (root / "train.csv").write_text(train)
+    for name, content in (files or {}).items():
+        path = root / name
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(textwrap.dedent(content))
+    return root
+
+
+MODEL_TOML = GOOD_TOML + '[model]\ncode = "model.py"\nbuild = "build_model"\n[budget]\nseconds = 5\n'
+TORCH_OK = '''
+import torch.nn as nn
+def build_model(n_inputs, n_outputs):
+    return nn.Sequential(nn.Linear(n_inputs, 8), nn.ReLU(), nn.Linear(8, n_outputs))
+'''
+
+
+def case_missing_file(root):
+    root.mkdir(parents=True, exist_ok=True)
+    return root, {2}
+
+
+def case_empty_toml(root):
+    return _project(root, toml=""), {2}
+
+
+def case_not_toml(root):
+    return _project(root, toml="[data\ntrain = "), {2}
+
+
+def case_misspelt_key(root):
+    return _project(root, toml='[data]\ntrain = "train.csv"\ntaget = "label"\n'), {2}
+
+
+def case_wrong_type(root):
+    return _project(root, toml=GOOD_TOML + "[budget]\nseconds = 'lots'\n"), {2}
+
+
+def case_missing_path(root):
+    return _project(root, toml='[data]\ntrain = "nope.csv"\ntarget = "label"\n'), {2}
+
+
+def case_missing_target(root):
+    return _project(root, toml='[data]\ntrain = "train.csv"\ntarget = "lable"\n'), {2}
+
+
+def case_classes_mismatch(root):
+    return _project(root, toml=GOOD_TOML.replace('target = "label"', 'target = "label"\nclasses = ["x", "y"]')), {0, 1}
+
+
+def case_bad_slice(root):
+    toml = GOOD_TOML + "[[slices]]\nname = 'broken'\nwhere = 'a >>> 1'\nmetric = 'accuracy'\nmin = 0.5\n"
+    return _project(root, toml=toml), {0, 1}
+
+
+def case_empty_data(root):
+    return _project(root, train=""), {2}
+
+
+def case_header_only(root):
+    return _project(root, train="a,b,label\n"), {2}
+
+
+def case_ragged(root):
+    return _project(root, train="a,b,label\n1,2,0\n3,4,1,9,9\n"), {2}
+
+
+def case_wrong_delimiter(root):
+    return _project(root, train="a;b;label\n1;2;0\n3;4;1\n"), {2}
+
+
+def case_non_utf8(root):
+    return _project(root, train=b"a,label\n1,caf\xe9\n2,x\n"), {2}
+
+
+def case_all_nan_column(root):
+    df = _frame()
+    df["b"] = np.nan
+    return _project(root, train=df), {0, 1}
+
+
+def case_inf_values(root):
+    df = _frame()
+    df.loc[:5, "a"] = np.inf
+    return _project(root, train=df), {0, 1}
+
+
+def case_single_class(root):
+    df = _frame()
+    df["label"] = 1
+    return _project(root, train=df), {0, 1}
+
+
+def case_single_row(root):
+    return _project(root, train=_frame(1)), {0, 1, 2}
+
+
+def case_many_columns(root):
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(rng.normal(size=(50, 10_000)).astype(np.float32), columns=[f"c{i}" for i in range(10_000)])
+    df["label"] = rng.integers(0, 2, 50)
+    return _project(root, train=df), {0, 1}
+
+
+def case_truncated_parquet(root):
+    import io
+
+    buffer = io.BytesIO()
+    _frame().to_parquet(buffer)
+    data = buffer.getvalue()
+    toml = '[data]\ntrain = "train.parquet"\ntarget = "label"\n'
+    root = _project(root, toml=toml, files={"train.parquet": data[: len(data) // 2]})
+    return root, {2}
+
+
+def case_pickled_npz(root):
+    import io
+
+    buffer = io.BytesIO()
+    np.savez(buffer, a=np.array([{"x": 1}, None], dtype=object), label=np.array([0, 1]))
+    toml = '[data]\ntrain = "train.npz"\ntarget = "label"\n'
+    return _project(root, toml=toml, files={"train.npz": buffer.getvalue()}), {2}
+
+
+def case_code_import_error(root):
+    return _project(root, toml=MODEL_TOML, files={"model.py": "import not_a_module_anywhere\n"}), {2}
+
+
+def case_code_syntax_error(root):
+    return _project(root, toml=MODEL_TOML, files={"model.py": "def build_model(:\n"}), {2}
+
+
+def case_build_wrong_signature(root):
+    return _project(root, toml=MODEL_TOML, files={"model.py": "def build_model():\n    return None\n"}), {2}
+
+
+def case_build_raises(root):
+    code = "def build_model(n_inputs, n_outputs):\n    raise ValueError('no model today')\n"
+    return _project(root, toml=MODEL_TOML, files={"model.py": code}), {0, 1}
+
+
+def case_build_wrong_type(root):
+    code = "def build_model(n_inputs, n_outputs):\n    return 'a string'\n"
+    return _project(root, toml=MODEL_TOML, files={"model.py": code}), {0, 1}
+
+
+def case_forward_raises(root):
+    code = TORCH_OK.replace("nn.Linear(n_inputs, 8)", "nn.Linear(n_inputs + 3, 8)")
+    return _project(root, toml=MODEL_TOML, files={"model.py": code}), {0, 1}
+
+
+def case_build_hangs(root):
+    code = "import time\ndef build_model(n_inputs, n_outputs):\n    while True:\n        time.sleep(0.1)\n"
+    return _project(root, toml=MODEL_TOML, files={"model.py": code}), {0, 1}
+
+
+def case_predictions_wrong_rows(root):
+    toml = GOOD_TOML + '[artifacts]\npredictions = "preds.csv"\n'
+    preds = "prediction,prob_0,prob_1\n0,0.9,0.1\n1,0.2,0.8\n"
+    return _project(root, toml=toml, files={"preds.csv": preds}), {0, 1}
+
+
+def case_truncated_log(root):
+    toml = GOOD_TOML + '[artifacts]\ntraining_log = "log.csv"\n'
+    return _project(root, toml=toml, files={"log.csv": "epoch,loss,val_loss\n0,1.0,1.1\n1,0.9,"}), {0, 1}
+
+
+CASES = {name[len("case_"):]: fn for name, fn in sorted(globals().items()) if name.startswith("case_")}
