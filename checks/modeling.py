@@ -102,6 +102,7 @@ def fit_torch(ctx: RunContext, model, X, y, epochs: int | None = None, seconds: 
     import torch
 
     history = FitHistory()
+    model.to(ctx.device)
     epochs = epochs or ctx.config.epochs
     batch_size = batch_size or ctx.config.batch_size
     limit = min(seconds if seconds is not None else float("inf"), ctx.budget.remaining())
@@ -148,6 +149,7 @@ def forward_scores(ctx: RunContext, model, X, use_project_predict: bool = True):
     import torch
 
     predict = ctx.function("predict") if use_project_predict else None
+    model.to(ctx.device)
     if predict is not None:
         Xt = torch.as_tensor(X, dtype=torch.float32, device=ctx.device)
         out = call_user(ctx.config, "predict", predict, model, Xt)

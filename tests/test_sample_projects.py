@@ -37,7 +37,7 @@ def all_runs():
 def test_every_planted_bug_is_flagged(name, buggy, fixed):
     run = all_runs()[buggy]
     bugs = load_answer_key(buggy)
-    assert 3 <= len(bugs) <= 6 or name == "sentiment", f"{name}: plant 3-6 bugs"
+    assert 3 <= len(bugs) <= 6, f"{name}: plant 3-6 bugs"
     missed = [b.summary for b in bugs if not b.pending and not flagged_by(b, run["findings"])]
     assert missed == [], f"{name}: planted bugs not flagged: {missed}"
     for bug in bugs:
