@@ -1,0 +1,339 @@
+"""Pilot tests of the app: keys, runs, cancel, persistence, damaged session, broken project, signals."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from app_fixtures import write_fixed_run, write_tiny_project
+
+from mltriage.checks.registry import STEPS
+from mltriage.tui.app import MainScreen, MltriageApp
+from mltriage.tui.screens import (BrokenProjectScreen, ExportScreen, FindingScreen, HelpScreen, NoteScreen,
+                                  ProblemScreen, WelcomeScreen)
+from mltriage.tui.session import Session, session_path
+
+SIZE = (100, 34)
+
+
+def pilot_test(fn):
+    """Run an async Pilot test with asyncio.run (no async pytest plugin is installed)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        asyncio.run(fn(*args, **kwargs))
+    return wrapper
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLTRIAGE_HOME", str(tmp_path / "home"))
+    return write_tiny_project(tmp_path / "tiny")
+
+
+def make_app(project, **kwargs) -> MltriageApp:
+    return MltriageApp(project, cursor_blink=False, check_titles=False, **kwargs)
+
+
+async def wait_for(pilot, condition, timeout: float = 30.0) -> float:
+    t0 = time.monotonic()
+    while not condition():
+        if time.monotonic() - t0 > timeout:
+            raise AssertionError("condition not reached in time")
+        await pilot.pause(0.05)
+    return time.monotonic() - t0
+
+
+@pilot_test
+async def test_keys_navigate_and_open_every_screen(project):
+    write_fixed_run(project)
+    app = make_app(project)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        assert isinstance(screen, MainScreen)
+        for i, step in enumerate(STEPS, start=1):
+            await pilot.press(str(i))
+            assert screen.step == step
+        await pilot.press("3")
+        ids = [o.id for o in screen.query_one("#checks").options]
+        assert ids[:3] == ["data.missing_values", "data.duplicates", "data.split_overlap"]  # catalog order
+        await pilot.press("tab", "down", "down")
+        assert screen.selected_check() == "data.split_overlap"
+        await pilot.press("enter")
+        assert isinstance(app.screen, FindingScreen)
+        text = str(app.screen.query_one("#finding-text").render())
+        assert "12 valid rows also appear in train" in text and "overlap_rows" in text and "Deduplicate" in text
+        await pilot.press("escape")
+        assert app.screen is screen
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        await pilot.press("n")
+        assert isinstance(app.screen, NoteScreen)
+        await pilot.press("escape")
+        await pilot.press("e")
+        assert isinstance(app.screen, ExportScreen)
+        await pilot.press("escape")
+        await pilot.press("1", "c")
+        assert isinstance(app.screen, ProblemScreen)
+        await pilot.press("escape")
+        guide = screen.query_one("#guide")
+        before = guide.collapsed
+        await pilot.press("g")
+        assert guide.collapsed is not before
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "CommandPalette"
+        await pilot.press(*"run all")
+        await pilot.pause(0.3)
+        await pilot.press("escape")
+        await pilot.press("escape")
+        assert app.screen is screen
+        await pilot.press("q")
+        await pilot.pause()
+    assert app.return_code == 0
+
+
+@pilot_test
+async def test_command_palette_lists_every_action(project):
+    app = make_app(project)
+    async with app.run_test(size=SIZE):
+        titles = {c.title for c in app.get_system_commands(app.screen)}
+    for expected in ("Run this step", "Run all steps", "Cancel the run", "Open the selected finding",
+                     "Write a note", "Tick a checklist item", "Export the session", "Help", "Quit",
+                     "Step 1: Problem definition", "Step 7: Error analysis"):
+        assert expected in titles
+
+
+@pilot_test
+async def test_running_a_step_streams_findings_and_saves_the_run(project):
+    app = make_app(project)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        assert "not run" in str(screen.query_one("#steps").get_option("problem").prompt)
+        await pilot.press("r")
+        assert screen.current_run is not None
+        assert screen.query_one("#progress").has_class("running")
+        await wait_for(pilot, lambda: screen.current_run is None)
+        assert screen.findings["problem.task_type"].status == "pass"
+        prompt = str(screen.query_one("#steps").get_option("problem").prompt)
+        assert "pass" in prompt and "not run" not in prompt
+        rows = [str(o.prompt) for o in screen.query_one("#checks").options]
+        assert any("task_type" in r and "classification" in r for r in rows)
+        assert not screen.query_one("#progress").has_class("running")
+    runs = list((project / ".mltriage" / "runs").glob("*.json"))
+    assert len(runs) == 1
+    saved = json.loads(runs[0].read_text())
+    assert {f["check"].split(".")[0] for f in saved["findings"]} == {"problem"}
+    # Reopening shows the last findings.
+    app = make_app(project)
+    async with app.run_test(size=SIZE):
+        assert app.screen.findings["problem.task_type"].status == "pass"
+
+
+@pilot_test
+async def test_escape_cancels_a_run_quickly(project):
+    write_fixed_run(project)
+    app = make_app(project)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        await pilot.press("a")
+        run = screen.current_run
+        assert run is not None
+        await pilot.pause(0.3)
+        await pilot.press("escape")
+        took = await wait_for(pilot, lambda: screen.current_run is None, timeout=5)
+        assert took < 1.0
+        assert run.cancel.is_set()
+        # Findings set aside at the start of the run come back when it is cancelled.
+        assert screen.findings["data.split_overlap"].status == "fail"
+        assert not screen.query_one("#progress").has_class("running")
+        assert run.finished.wait(2)
+    assert len(list((project / ".mltriage" / "runs").glob("*.json"))) == 1  # only the fixture's run
+
+
+@pilot_test
+async def test_notes_and_ticks_persist_across_restarts(project):
+    app = make_app(project)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("3", "n")
+        await pilot.press(*"leak in valid")
+        await pilot.press("escape")
+        await pilot.press("space")
+        await pilot.press("q")
+    data = json.loads(session_path(project).read_text())
+    assert data["notes"] == {"data": "leak in valid"}
+    assert data["ticked"] == {"data": ["Read 20 random training examples with their labels"]}
+    app = make_app(project)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        assert screen.step == "data"  # the session reopens where it was left
+        assert "leak in valid" in str(screen.query_one("#note-preview").render())
+        first = str(screen.query_one("#manual").get_option_at_index(0).prompt)
+        assert first.startswith("[x]")
+        await pilot.press("space")  # the next unticked item
+    assert len(Session.load(project).ticked["data"]) == 2
+
+
+@pilot_test
+async def test_export_writes_markdown_and_html_with_notes_and_ticks(project):
+    write_fixed_run(project)
+    app = make_app(project)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("3", "n", *"check dedupe", "escape", "space", "e")
+        await pilot.press("enter")
+        await pilot.pause()
+        md = (project / "mltriage-report.md").read_text()
+        await pilot.press("e")
+        app.screen.query_one("#fmt-html").value = True
+        await pilot.pause()
+        await pilot.click("#export-go")
+        await pilot.pause()
+    assert "12 valid rows also appear in train" in md and "check dedupe" in md
+    assert "- [x] Read 20 random training examples" in md
+    html = (project / "mltriage-report.html").read_text()
+    assert html.startswith("<!DOCTYPE html>") and "check dedupe" in html and "<script" not in html
+
+
+@pilot_test
+async def test_damaged_session_is_set_aside_with_a_notice(project):
+    path = session_path(project)
+    path.parent.mkdir(parents=True)
+    path.write_text("{ not json")
+    app = make_app(project)
+    async with app.run_test(size=SIZE) as pilot:
+        assert isinstance(app.screen, MainScreen)
+        assert any("damaged" in n.message for n in app._notifications)
+        await pilot.press("space")
+    aside = list(path.parent.glob("session.json.damaged-*"))
+    assert len(aside) == 1 and aside[0].read_text() == "{ not json"
+    assert json.loads(path.read_text())["ticked"]["problem"]
+
+
+@pilot_test
+async def test_broken_project_shows_the_message_and_reloads_when_fixed(project):
+    good = (project / "mltriage.toml").read_text()
+    (project / "mltriage.toml").write_text(good.replace("[data]", "[data]\ntrian = \"x.csv\""))
+    app = make_app(project)
+    async with app.run_test(size=SIZE) as pilot:
+        assert isinstance(app.screen, BrokenProjectScreen)
+        message = str(app.screen.query_one("#broken-message").render())
+        assert "unknown key 'trian'" in message and "Did you mean 'train'" in message
+        (project / "mltriage.toml").write_text(good)
+        await pilot.press("r")
+        await pilot.pause()
+        assert isinstance(app.screen, MainScreen)
+
+
+@pilot_test
+async def test_welcome_screen_without_a_project_opens_a_sample(tmp_path, monkeypatch):
+    samples = tmp_path / "sample_projects"
+    write_tiny_project(samples / "demo" / "buggy")
+    monkeypatch.setenv("MLTRIAGE_SAMPLES", str(samples))
+    monkeypatch.chdir(tmp_path)
+    app = make_app(None)
+    async with app.run_test(size=SIZE) as pilot:
+        assert isinstance(app.screen, WelcomeScreen)
+        text = " ".join(str(w.render()) for w in app.screen.query("Static"))
+        assert "mltriage init" in text
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, MainScreen) and app.screen.config.name == "tiny"
+
+
+@pilot_test
+async def test_problem_step_writes_task_and_metric_keeping_comments(project):
+    app = make_app(project)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("c")
+        dialog = app.screen
+        assert isinstance(dialog, ProblemScreen)
+        dialog.query_one("#metric-select").value = "balanced_accuracy"
+        await pilot.pause()
+        await pilot.click("#problem-write")
+        await pilot.pause()
+        assert isinstance(app.screen, MainScreen)
+        assert app.screen.config.metric == "balanced_accuracy"
+        assert "confirmed by you" in str(app.screen.query_one("#inferred").render())
+    text = (project / "mltriage.toml").read_text()
+    assert "# A tiny project for the app tests." in text and "# shown in the top bar" in text
+    assert 'metric = "balanced_accuracy"' in text
+
+
+def test_set_project_keys_adds_a_table_after_the_header_comment():
+    from mltriage.tui.projectfile import set_project_keys
+
+    text = "# my project\n\n[data]  # the data\ntrain = \"t.csv\"\ntarget = \"y\"\n"
+    out = set_project_keys(text, {"task": "regression", "metric": "mae"})
+    assert out.startswith("# my project\n\n[project]\ntask = \"regression\"\nmetric = \"mae\"\n")
+    assert "[data]  # the data" in out
+
+
+def _spawn_in_pty(args: list[str], cwd: Path, env: dict) -> tuple[subprocess.Popen, int]:
+    import pty
+
+    master, slave = pty.openpty()
+    import fcntl
+    import struct
+    import termios
+
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    proc = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave, cwd=cwd, env=env,
+                            start_new_session=True)
+    os.close(slave)
+    return proc, master
+
+
+def _read_until(master: int, needle: bytes, timeout: float) -> bytes:
+    import select
+
+    out = b""
+    deadline = time.monotonic() + timeout
+    while needle not in out and time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.05)
+        if ready:
+            try:
+                out += os.read(master, 65536)
+            except OSError:
+                break
+    return out
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_signals_exit_cleanly_and_restore_the_terminal(project, sig):
+    env = dict(os.environ, TERM="xterm-256color")
+    proc, master = _spawn_in_pty([sys.executable, "-m", "mltriage.tui.cli", str(project)], project, env)
+    try:
+        screen = _read_until(master, b"Problem definition", 15)
+        assert b"Problem definition" in screen
+        proc.send_signal(sig)
+        rest = _read_until(master, b"\x1b[?1049l", 5)
+        assert proc.wait(5) == 128 + sig
+        assert b"\x1b[?1049l" in rest  # left the alternate screen: the terminal is restored
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+
+
+def test_app_start_imports_no_heavy_library(project):
+    script = (
+        "import asyncio, sys\n"
+        "from mltriage.tui.app import MltriageApp\n"
+        "async def main():\n"
+        f"    app = MltriageApp({str(project)!r}, cursor_blink=False)\n"
+        "    async with app.run_test(size=(80, 24)) as pilot:\n"
+        "        await pilot.pause(0.5)\n"
+        "        await pilot.press('3', 'enter', 'escape', 'n', 'escape')\n"
+        "asyncio.run(main())\n"
+        "print(sorted(m for m in ('torch', 'sklearn', 'pandas', 'numpy', 'scipy') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"

@@ -1,0 +1,143 @@
+"""Draw checks' PlotSpecs in the terminal: plotext (through textual-plotext) for curves and bars,
+a shaded table for heatmaps (a confusion matrix is read as numbers, which plotext's matrix plot hides).
+
+Colours are the basic ANSI names so plots stay readable on a 16-colour terminal.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+from textual.widgets import Static
+from textual_plotext import PlotextPlot
+
+from mltriage.checks.findings import PlotSpec
+
+# Basic ANSI colours: present on every terminal, distinct from each other and from the background.
+SERIES_COLORS = ("cyan", "magenta", "green", "yellow", "blue", "red")
+PLOT_HEIGHT = 15
+HEATMAP_MAX = 12  # rows/columns shown; larger matrices say how many were left out
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _points(xs: list, ys: list, x_log: bool, y_log: bool) -> tuple[list, list]:
+    """Pairs with a finite y (and positive values on log axes); non-numeric x become positions."""
+    out_x, out_y = [], []
+    for i, (x, y) in enumerate(zip(xs, ys)):
+        xv = x if _is_number(x) else i
+        if not _is_number(y) or (x_log and xv <= 0) or (y_log and y <= 0):
+            continue
+        out_x.append(xv)
+        out_y.append(y)
+    return out_x, out_y
+
+
+def draw(plt, spec: PlotSpec) -> None:
+    """Issue the plotext calls for one spec on a textual-plotext Plot (or the plotext module)."""
+    plt.clear_figure()
+    plt.title(spec.title)
+    if spec.x_label:
+        plt.xlabel(spec.x_label)
+    if spec.y_label:
+        plt.ylabel(spec.y_label)
+    series = [s for s in spec.series if s.y]
+    if spec.kind == "bar":
+        _draw_bars(plt, series)
+    elif spec.kind == "histogram" and len(series) == 1:
+        xs, ys = _points(series[0].x, series[0].y, False, spec.y_log)
+        width = (xs[1] - xs[0]) * 0.9 if len(xs) > 1 else 0.8
+        plt.bar(xs, ys, color=SERIES_COLORS[0], width=width, label=series[0].name)
+    else:  # line, scatter, histogram with overlaid samples (drawn as outlines)
+        for i, s in enumerate(series):
+            xs, ys = _points(s.x, s.y, spec.x_log, spec.y_log)
+            if not xs:
+                continue
+            color = SERIES_COLORS[i % len(SERIES_COLORS)]
+            label = s.name if len(series) > 1 else None
+            if spec.kind == "scatter":
+                plt.scatter(xs, ys, color=color, label=label, marker="dot")
+            else:
+                plt.plot(xs, ys, color=color, label=label, marker="braille")
+        first = series[0] if series else None
+        if first and first.x and not any(_is_number(x) for x in first.x):
+            step = max(1, len(first.x) // 8)
+            plt.xticks(list(range(0, len(first.x), step)), [str(x)[:10] for x in first.x[::step]])
+    if spec.x_log and spec.kind not in ("bar",):
+        plt.xscale("log")
+    if spec.y_log:
+        plt.yscale("log")
+
+
+def _draw_bars(plt, series) -> None:
+    if not series:
+        return
+    labels = [str(x)[:12] for x in series[0].x]
+    values = [[y if _is_number(y) else 0 for y in s.y[:len(labels)]] for s in series]
+    if len(series) == 1:
+        plt.bar(labels, values[0], color=SERIES_COLORS[0])
+    else:
+        plt.multiple_bar(labels, values, labels=[s.name for s in series],
+                         color=[SERIES_COLORS[i % len(SERIES_COLORS)] for i in range(len(series))])
+
+
+def has_data(spec: PlotSpec) -> bool:
+    if spec.kind == "heatmap":
+        return bool(spec.matrix)
+    return any(_is_number(y) for s in spec.series for y in s.y)
+
+
+class SpecPlot(PlotextPlot):
+    """One PlotSpec drawn by plotext; redrawn at every size."""
+
+    DEFAULT_CSS = """
+    SpecPlot { height: 15; width: 1fr; }
+    """
+
+    def __init__(self, spec: PlotSpec, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.spec = spec
+        draw(self.plt, spec)
+
+
+def heatmap_table(spec: PlotSpec) -> Table:
+    """The matrix as a table with its labels; larger values drawn stronger (works in 16 colours)."""
+    matrix = spec.matrix or []
+    rows = (spec.row_labels or [str(i) for i in range(len(matrix))])[:HEATMAP_MAX]
+    cols = (spec.col_labels or [str(i) for i in range(len(matrix[0]) if matrix else 0)])[:HEATMAP_MAX]
+    values = [v for row in matrix[:HEATMAP_MAX] for v in row[:HEATMAP_MAX] if _is_number(v)]
+    top = max([abs(v) for v in values] + [1e-12])
+    table = Table(title=spec.title, box=None, padding=(0, 1), show_edge=False,
+                  caption=" ".join(filter(None, [f"rows: {spec.y_label}" if spec.y_label else "",
+                                                 f"columns: {spec.x_label}" if spec.x_label else ""])) or None)
+    table.add_column("", style="bold", no_wrap=True)
+    for c in cols:
+        table.add_column(str(c)[:8], justify="right", no_wrap=True)
+    for label, row in zip(rows, matrix):
+        cells = []
+        for v in row[:len(cols)]:
+            if not _is_number(v):
+                cells.append(Text("-", style="dim"))
+                continue
+            share = abs(v) / top
+            style = "reverse bold" if share >= 0.66 else "bold" if share >= 0.33 else "dim"
+            cells.append(Text(f"{v:.3g}", style=style))
+        table.add_row(str(label)[:12], *cells)
+    left_out = max(0, len(matrix) - HEATMAP_MAX) + max(0, (len(matrix[0]) if matrix else 0) - HEATMAP_MAX)
+    if left_out:
+        table.add_row(Text(f"(first {HEATMAP_MAX} rows/columns shown)", style="dim"))
+    return table
+
+
+def plot_widget(spec: PlotSpec, **kwargs):
+    """The widget that shows one spec, or None when it holds no data."""
+    if not has_data(spec):
+        return Static(Text(f"{spec.title}: no data to draw", style="dim"), classes="plot-empty")
+    if spec.kind == "heatmap":
+        return Static(heatmap_table(spec), classes="heatmap", **kwargs)
+    return SpecPlot(spec, classes="plot", **kwargs)

@@ -1,0 +1,151 @@
+"""How findings and statuses look in the app: icons, styles and text blocks (Rich Text)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.text import Text
+
+from mltriage.checks.findings import Finding
+from mltriage.checks.registry import CATALOG, STEPS
+
+# Icons plus colour: the icon alone must tell the status apart (16 colours, colour-blind users).
+ICONS = {"fail": "✗", "warn": "!", "error": "E", "info": "i", "pass": "✓", "skipped": "-",
+         "not run": "·", "running": "»"}
+STYLES = {"fail": "bold red", "warn": "bold yellow", "error": "bold magenta", "info": "cyan",
+          "pass": "green", "skipped": "dim", "not run": "dim", "running": "bold cyan"}
+LABELS = {"fail": "FAIL", "warn": "WARN", "error": "ERROR", "info": "INFO", "pass": "PASS",
+          "skipped": "SKIPPED", "not run": "NOT RUN", "running": "RUNNING"}
+EVIDENCE_MAX_ITEMS = 16
+EVIDENCE_VALUE_CHARS = 160
+
+
+def step_check_ids(step: str, findings: dict[str, Finding]) -> list[str]:
+    """Every catalog id of the step, then ids found in runs but not in the catalog."""
+    ids = [f"{step}.{name}" for name in CATALOG[step]]
+    ids += sorted(cid for cid, f in findings.items() if f.step == step and cid not in ids)
+    return ids
+
+
+def humanize(check_id: str) -> str:
+    return check_id.split(".", 1)[-1].replace("_", " ")
+
+
+def step_counts(step: str, findings: dict[str, Finding]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for f in findings.values():
+        if f.step == step:
+            counts[f.status] = counts.get(f.status, 0) + 1
+    return counts
+
+
+def step_status_text(step: str, findings: dict[str, Finding], running: tuple[int, int] | None = None) -> Text:
+    """'2 fail · 1 warn · 5 pass', 'not run' or 'running 3/13'."""
+    if running is not None:
+        done, total = running
+        return Text(f"running {done}/{total}" if total else "running…", style=STYLES["running"])
+    counts = step_counts(step, findings)
+    if not counts:
+        return Text("not run", style="dim")
+    parts = []
+    for status in ("fail", "warn", "error", "pass"):
+        if counts.get(status):
+            parts.append((f"{counts[status]} {status}", STYLES[status]))
+    if not parts:
+        quiet = sum(counts.values())
+        parts.append((f"{quiet} info/skipped", "dim"))
+    text = Text()
+    for i, (label, style) in enumerate(parts):
+        if i:
+            text.append(" · ", style="dim")
+        text.append(label, style=style)
+    return text
+
+
+def step_label(index: int, step: str, title: str, status: Text, current: bool = False) -> Text:
+    label = Text()
+    label.append(f"{index} ", style="bold")
+    label.append(title, style="bold" if current else "")
+    label.append("\n  ")
+    label.append_text(status)
+    return label
+
+
+def check_line(check_id: str, finding: Finding | None, title: str, running: bool = False,
+               marked: bool = False) -> Text:
+    status = "running" if running else (finding.status if finding else "not run")
+    line = Text()
+    line.append(ICONS[status] + " ", style=STYLES[status])
+    line.append(check_id.split(".", 1)[-1], style="bold" if finding else "")
+    if marked:
+        line.append(" [bug]", style="bold reverse")
+    if running:
+        line.append("  running…", style=STYLES["running"])
+    elif finding:
+        line.append("  " + finding.title, style="dim" if finding.status in ("pass", "skipped") else "")
+    else:
+        line.append("  " + (title or "not run"), style="dim")
+    return line
+
+
+def format_value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (dict, list)):
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    else:
+        text = str(value)
+    return text if len(text) <= EVIDENCE_VALUE_CHARS else text[:EVIDENCE_VALUE_CHARS - 1] + "…"
+
+
+def evidence_text(evidence: dict[str, Any]) -> Text:
+    text = Text()
+    items = list(evidence.items())
+    for key, value in items[:EVIDENCE_MAX_ITEMS]:
+        text.append(f"  {key}: ", style="bold")
+        text.append(format_value(value) + "\n")
+    if len(items) > EVIDENCE_MAX_ITEMS:
+        text.append(f"  … {len(items) - EVIDENCE_MAX_ITEMS} more\n", style="dim")
+    return text
+
+
+def finding_text(check_id: str, finding: Finding | None, title: str = "", brief: bool = False) -> Text:
+    """The detail of one check: status, what was measured, the fix, the evidence."""
+    text = Text()
+    if finding is None:
+        text.append(f"{check_id}", style="bold")
+        text.append(f"  {title}\n" if title else "\n", style="dim")
+        text.append("Not run yet. Press r to run this step's checks (a: all steps).", style="dim")
+        return text
+    status = finding.status
+    text.append(f" {LABELS[status]} ", style=STYLES[status] + " reverse")
+    text.append(f" {check_id}\n", style="bold")
+    text.append(finding.title + "\n", style="bold")
+    detail = finding.detail.strip()
+    if brief and len(detail) > 400:
+        detail = detail[:399] + "…"
+    if detail:
+        text.append("\nWhat was measured\n", style="bold underline")
+        text.append(detail + "\n")
+    if finding.fix:
+        text.append("\nWhat to try\n", style="bold underline")
+        text.append(finding.fix.strip() + "\n")
+    if finding.evidence and not brief:
+        text.append("\nEvidence\n", style="bold underline")
+        text.append_text(evidence_text(finding.evidence))
+    if brief:
+        extras = []
+        if finding.evidence:
+            extras.append("evidence")
+        if finding.plots:
+            extras.append(f"{len(finding.plots)} plot{'s' if len(finding.plots) > 1 else ''}")
+        if extras:
+            text.append(f"\nenter: full detail with {' and '.join(extras)}", style="dim italic")
+    elif finding.seconds:
+        text.append(f"\n{finding.seconds:.2f} s", style="dim")
+    return text
+
+
+def step_index(step: str) -> int:
+    return STEPS.index(step) + 1

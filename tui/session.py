@@ -1,0 +1,183 @@
+"""The app's session model: notes, ticked checklist items, step progress and the last findings.
+
+State lives next to the project in `.mltriage/` (DESIGN §8). session.json keeps the keys that
+`mltriage report` reads ("notes" {step: text}, "ticked" {step: [item text]}) plus "progress" and
+"current_step"; keys written by other versions are kept on save. Findings come from the saved runs
+in `.mltriage/runs/`: the newest finding of each check wins, so running one step in the app does
+not hide the findings of the others. Standard library only (the app must start fast).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mltriage.checks.findings import Finding
+from mltriage.checks.registry import STEPS
+from mltriage.checks.state import STATE_DIR, atomic_write_json, list_runs, read_json, save_run
+
+SESSION_FILE = "session.json"
+# Older runs than this are not read on open: the newest finding of a check is almost always in the
+# last few runs, and reading hundreds of JSON files would slow the first screen down.
+MAX_RUNS_READ = 50
+
+
+def session_path(project_root: Path) -> Path:
+    return Path(project_root) / STATE_DIR / SESSION_FILE
+
+
+def _clean_notes(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): v for k, v in value.items() if isinstance(v, str)}
+
+
+def _clean_ticked(value: Any) -> dict[str, list[str]]:
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): [i for i in v if isinstance(i, str)] for k, v in value.items() if isinstance(v, list)}
+
+
+@dataclass
+class Session:
+    """What the user did in the app for one project. `path` None: nothing is saved."""
+
+    path: Path | None
+    notes: dict[str, str] = field(default_factory=dict)
+    ticked: dict[str, list[str]] = field(default_factory=dict)
+    progress: dict[str, dict] = field(default_factory=dict)
+    current_step: str = STEPS[0]
+    notice: str | None = None          # shown once: the file was damaged and set aside
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, project_root: Path) -> "Session":
+        path = session_path(project_root)
+        data, notice = read_json(path)
+        if data is not None and not isinstance(data, dict):
+            notice = f"{path} did not hold a session (found {type(data).__name__}); a fresh one was started."
+            data = None
+        data = data or {}
+        progress = data.get("progress") if isinstance(data.get("progress"), dict) else {}
+        step = data.get("current_step")
+        known = {"notes", "ticked", "progress", "current_step"}
+        return cls(path=path, notes=_clean_notes(data.get("notes")), ticked=_clean_ticked(data.get("ticked")),
+                   progress={k: v for k, v in progress.items() if isinstance(v, dict)},
+                   current_step=step if step in STEPS else STEPS[0], notice=notice,
+                   extra={k: v for k, v in data.items() if k not in known})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.extra, notes={k: v for k, v in self.notes.items() if v.strip()},
+                    ticked={k: v for k, v in self.ticked.items() if v}, progress=self.progress,
+                    current_step=self.current_step)
+
+    def save(self) -> str | None:
+        """Write atomically, keeping keys another writer added meanwhile. Returns an error text or None."""
+        if self.path is None:
+            return None
+        on_disk, _ = read_json(self.path) if self.path.exists() else (None, None)
+        if isinstance(on_disk, dict):
+            for key, value in on_disk.items():
+                if key not in ("notes", "ticked", "progress", "current_step"):
+                    self.extra.setdefault(key, value)
+        try:
+            atomic_write_json(self.path, self.to_dict())
+        except OSError as exc:
+            return f"could not save the session to {self.path}: {exc.strerror or exc}"
+        return None
+
+    # --- edits ---------------------------------------------------------------------------------
+    def note(self, step: str) -> str:
+        return self.notes.get(step, "")
+
+    def set_note(self, step: str, text: str) -> None:
+        self.notes[step] = text
+
+    def is_ticked(self, step: str, item: str) -> bool:
+        return item in self.ticked.get(step, [])
+
+    def set_ticked(self, step: str, items: list[str]) -> None:
+        self.ticked[step] = list(items)
+
+    def toggle(self, step: str, item: str) -> bool:
+        """Tick or untick one item; returns the new state."""
+        items = self.ticked.setdefault(step, [])
+        if item in items:
+            items.remove(item)
+            return False
+        items.append(item)
+        return True
+
+    def mark_run(self, steps: list[str], when: float | None = None) -> None:
+        for step in steps:
+            self.progress.setdefault(step, {})["last_run"] = round(when or time.time(), 3)
+
+    def mark_visited(self, step: str) -> None:
+        self.current_step = step
+        self.progress.setdefault(step, {})["visited"] = True
+
+
+# --- findings ----------------------------------------------------------------------------------
+def merge_findings(runs: list[dict]) -> dict[str, Finding]:
+    """The newest finding per check id from runs given newest first."""
+    merged: dict[str, Finding] = {}
+    for run in runs:
+        for raw in run.get("findings", []):
+            try:
+                finding = Finding.from_dict(raw)
+            except (KeyError, TypeError, ValueError):
+                continue
+            if finding.check and finding.check not in merged:
+                merged[finding.check] = finding
+    return merged
+
+
+def load_findings(project_root: Path) -> tuple[dict[str, Finding], list[str]]:
+    """The last findings of each check from .mltriage/runs, and notices about damaged run files."""
+    runs, notices = [], []
+    for path in list(reversed(list_runs(project_root)))[:MAX_RUNS_READ]:
+        data, notice = read_json(path)
+        if notice:
+            notices.append(notice)
+        if isinstance(data, dict) and isinstance(data.get("findings"), list):
+            runs.append(data)
+    return merge_findings(runs), notices
+
+
+def save_app_run(project_root: Path, run: dict) -> tuple[Path | None, str | None]:
+    """Save a completed run from the app; (path, error text)."""
+    try:
+        return save_run(project_root, run), None
+    except OSError as exc:
+        return None, f"could not save the run under {Path(project_root) / STATE_DIR}: {exc.strerror or exc}"
+
+
+def session_run(project: str, findings: dict[str, Finding]) -> dict:
+    """A DESIGN §5 run dict of the merged findings, in catalog order, for exporting the session."""
+    from mltriage import __version__
+    from mltriage.checks.findings import summarize
+    from mltriage.checks.registry import CATALOG_IDS
+
+    order = {cid: i for i, cid in enumerate(CATALOG_IDS)}
+    items = sorted(findings.values(), key=lambda f: (STEPS.index(f.step) if f.step in STEPS else 99,
+                                                     order.get(f.check, 999), f.check))
+    return {"mltriage": __version__, "project": project, "findings": [f.to_dict() for f in items],
+            "summary": summarize(items)}
+
+
+def export_session(project: str, findings: dict[str, Finding], session: Session, fmt: str) -> str:
+    """The session as Markdown or self-contained HTML, through checks/report.py's renderers."""
+    from mltriage.checks.report import to_html, to_markdown
+
+    run = session_run(project, findings)
+    notes = {k: v for k, v in session.notes.items() if v.strip()}
+    ticked = {k: v for k, v in session.ticked.items() if v}
+    if fmt == "html":
+        return to_html(run, notes, ticked)
+    text = to_markdown(run, notes)
+    if ticked:
+        text += "\n## Checklist\n\n" + "\n".join(
+            f"- [x] {item}" for step in STEPS for item in ticked.get(step, [])) + "\n"
+    return text
