@@ -25,8 +25,11 @@ def _target_profile(ctx: RunContext) -> dict:
     profile = {"dtype": str(y.dtype), "distinct": int(y.nunique()), "numeric": bool(numeric)}
     if numeric:
         values = np.asarray(y, dtype=float)
-        profile["integral"] = bool(np.all(np.isfinite(values)) and np.all(values == np.round(values)))
-        profile["min"], profile["max"] = float(values.min()), float(values.max()) if len(values) else 0.0
+        profile["integral"] = bool(len(values) and np.all(np.isfinite(values)) and np.all(values == np.round(values)))
+        if len(values):
+            finite = values[np.isfinite(values)]
+            profile["min"] = float(finite.min()) if len(finite) else None
+            profile["max"] = float(finite.max()) if len(finite) else None
     return profile
 
 
@@ -110,3 +113,319 @@ def class_balance(ctx: RunContext):
                     evidence=evidence, plots=[plot])
     return passed(f"{len(classes)} classes, largest/smallest = {ratio:.1f}x in train", evidence=evidence,
                   plots=[plot])
+
+
+# --- baselines -----------------------------------------------------------------------------------
+# Single-feature models are fitted on at most this many training rows and scored on at most this
+# many validation rows: a one-feature tree's score is stable to about +-0.01 at these sizes.
+BASELINE_TRAIN_SAMPLE = 30_000
+BASELINE_VALID_SAMPLE = 50_000
+# Enough leaves for a step function of one feature (and one leaf per class when there are many).
+SINGLE_FEATURE_LEAVES = 32
+# Past this many features, single-feature models are fitted on a seeded random subset of them.
+MAX_SINGLE_FEATURES = 200
+
+
+def sample_positions(positions, cap: int, seed: int):
+    """`positions` itself when it has at most `cap` entries, else a sorted seeded random subset."""
+    import numpy as np
+
+    positions = np.asarray(positions)
+    if len(positions) <= cap:
+        return positions
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(positions, size=cap, replace=False))
+
+
+def labelled_positions(ctx: RunContext, split: str):
+    """Row positions of a split whose label is usable (inside `classes`, or a finite number)."""
+    import numpy as np
+
+    y = ctx.y(split)
+    return np.flatnonzero(y >= 0) if ctx.is_classification else np.flatnonzero(np.isfinite(y))
+
+
+def encode_single_feature(ctx: RunContext, column: str, train_pos, y_train, other_values):
+    """One raw column as a float vector for a one-feature model: numbers as they are (inf -> NaN),
+    categories replaced by what the training rows say about them (majority class + its share for
+    classification, the mean target for regression); unseen categories and missing values -> NaN.
+    Returns (train_vector, [vector for each of other_values])."""
+    import numpy as np
+    import pandas as pd
+
+    train_col = ctx.train[column].iloc[train_pos]
+    if column in ctx.numeric_columns:
+        def as_float(s):
+            v = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+            v[~np.isfinite(v)] = np.nan
+            return v
+        return as_float(train_col), [as_float(s) for s in other_values]
+    keys = train_col.astype("string").to_numpy(dtype=object, na_value=None)
+    frame = pd.DataFrame({"k": keys, "y": y_train}).dropna(subset=["k"])
+    if ctx.is_classification:
+        counts = frame.groupby(["k", "y"]).size().unstack(fill_value=0)
+        top = counts.to_numpy().argmax(axis=1)
+        share = counts.to_numpy().max(axis=1) / np.maximum(counts.to_numpy().sum(axis=1), 1)
+        mapping = pd.Series(counts.columns.to_numpy()[top] + 0.5 * share, index=counts.index)
+    else:
+        mapping = frame.groupby("k")["y"].mean()
+
+    def encode(s):
+        k = s.astype("string").to_numpy(dtype=object, na_value=None)
+        return pd.Series(k).map(mapping).to_numpy(dtype=float, na_value=np.nan)
+
+    return encode(train_col), [encode(s) for s in other_values]
+
+
+def single_feature_columns(ctx: RunContext) -> list[str]:
+    """Raw feature columns a one-feature model can use (free text is left to the project's featurize)."""
+    import numpy as np
+
+    from .data import text_columns
+
+    text = set(text_columns(ctx))
+    cols = [c for c in ctx.feature_columns if c not in text]
+    if len(cols) > MAX_SINGLE_FEATURES:
+        rng = np.random.default_rng(ctx.seed)
+        cols = sorted(rng.choice(cols, size=MAX_SINGLE_FEATURES, replace=False).tolist(), key=cols.index)
+    return cols
+
+
+def _full_proba(tree, X, n_classes: int):
+    import numpy as np
+
+    proba = np.zeros((len(X), n_classes))
+    proba[:, tree.classes_.astype(int)] = tree.predict_proba(X)
+    return proba
+
+
+def _strength(ctx: RunContext, y_true, pred) -> float | None:
+    """How well one feature predicts the label on a 0..1 scale independent of the metric: chance-
+    corrected balanced accuracy for classification, R^2 for regression (clipped at 0)."""
+    import numpy as np
+
+    from .scoring import score
+
+    if ctx.is_classification:
+        present = np.unique(y_true)
+        if len(present) < 2:
+            return None
+        bacc = score("balanced_accuracy", y_true, pred=pred)
+        chance = 1.0 / len(present)
+        return max(0.0, (bacc - chance) / (1.0 - chance))
+    r2 = score("r2", y_true, pred=pred)
+    return None if r2 is None else max(0.0, r2)
+
+
+def baseline_scores(ctx: RunContext) -> dict:
+    """What input-independent and one-feature models score on valid, in the project's metric.
+
+    Cached for the run (metrics.vs_baseline reads it too). Keys: metric, higher_is_better, majority
+    (the score of predicting the training majority class / mean), best_single_feature {feature, score},
+    per_feature (best first, with a metric-free `strength` in 0..1), and the sample sizes used."""
+    return ctx.shared("problem:baseline", lambda: _compute_baseline(ctx))
+
+
+def _compute_baseline(ctx: RunContext) -> dict:
+    import numpy as np
+    from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+
+    from .scoring import higher_is_better, score
+
+    metric = ctx.metric
+    train_pos = sample_positions(labelled_positions(ctx, "train"), BASELINE_TRAIN_SAMPLE, ctx.seed)
+    valid_labelled = labelled_positions(ctx, "valid")
+    valid_pos = sample_positions(valid_labelled, BASELINE_VALID_SAMPLE, ctx.seed + 1)
+    result = {"metric": metric, "higher_is_better": higher_is_better(metric), "majority": None,
+              "best_single_feature": {"feature": None, "score": None}, "per_feature": [],
+              "train_rows_used": int(len(train_pos)), "valid_rows_used": int(len(valid_pos)),
+              "valid_rows_labelled": int(len(valid_labelled)),
+              "sampled": bool(len(valid_pos) < len(valid_labelled)
+                              or len(train_pos) < len(labelled_positions(ctx, "train")))}
+    if len(train_pos) == 0 or len(valid_pos) == 0:
+        return result
+    y_train, y_valid = ctx.y("train")[train_pos], ctx.y("valid")[valid_pos]
+    n_classes = len(ctx.classes) if ctx.is_classification else None
+
+    if ctx.is_classification:
+        prior = np.bincount(y_train, minlength=n_classes) / len(y_train)
+        proba = np.tile(prior, (len(y_valid), 1))
+        result["majority"] = score(metric, y_valid, pred=np.full(len(y_valid), prior.argmax()), proba=proba,
+                                   n_classes=n_classes)
+        result["majority_class"] = str(ctx.classes[int(prior.argmax())])
+    else:
+        constant = float(np.median(y_train)) if metric == "mae" else float(np.mean(y_train))
+        result["majority"] = score(metric, y_valid, pred=np.full(len(y_valid), constant))
+        result["constant_prediction"] = constant
+
+    valid_col = lambda c: ctx.valid[c].iloc[valid_pos]  # noqa: E731
+    leaves = max(SINGLE_FEATURE_LEAVES, 2 * (n_classes or 0))
+    min_leaf = max(1, min(50, len(train_pos) // 200))
+    rows = []
+    for column in single_feature_columns(ctx):
+        x_train, (x_valid,) = encode_single_feature(ctx, column, train_pos, y_train, [valid_col(column)])
+        if np.all(np.isnan(x_train)) or np.nanmin(x_train) == np.nanmax(x_train):
+            continue
+        Model = DecisionTreeClassifier if ctx.is_classification else DecisionTreeRegressor
+        tree = Model(max_leaf_nodes=leaves, min_samples_leaf=min_leaf, random_state=ctx.seed)
+        tree.fit(x_train.reshape(-1, 1), y_train)
+        Xv = x_valid.reshape(-1, 1)
+        if ctx.is_classification:
+            proba = _full_proba(tree, Xv, n_classes)
+            pred = proba.argmax(axis=1)
+            value = score(metric, y_valid, pred=pred, proba=proba, n_classes=n_classes)
+        else:
+            pred = tree.predict(Xv)
+            value = score(metric, y_valid, pred=pred)
+        row = {"feature": column, "score": value, "strength": _strength(ctx, y_valid, pred)}
+        if not ctx.is_classification and column in ctx.numeric_columns:
+            row["spearman"] = _spearman(x_valid, y_valid)
+        rows.append(row)
+    sign = 1 if result["higher_is_better"] else -1
+    scored = sorted([r for r in rows if r["score"] is not None], key=lambda r: -sign * r["score"])
+    result["per_feature"] = scored + [r for r in rows if r["score"] is None]
+    if scored:
+        result["best_single_feature"] = {"feature": scored[0]["feature"], "score": scored[0]["score"]}
+    return result
+
+
+def _spearman(x, y) -> float | None:
+    import numpy as np
+    import pandas as pd
+
+    ok = np.isfinite(x) & np.isfinite(y)
+    if ok.sum() < 3 or np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0:
+        return None
+    return float(pd.Series(x[ok]).rank().corr(pd.Series(y[ok]).rank()))
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.4g}"
+
+
+@check("problem.baseline", title="What a trivial model scores")
+def baseline(ctx: RunContext):
+    from .findings import SkipCheck
+
+    b = baseline_scores(ctx)
+    if b["valid_rows_used"] == 0:
+        raise SkipCheck("no labelled validation rows to score a baseline on")
+    best = b["best_single_feature"]
+    evidence = {k: v for k, v in b.items() if k != "per_feature"}
+    evidence["top_single_features"] = b["per_feature"][:10]
+    what = ("predicting the training majority class" if ctx.is_classification
+            else f"predicting the training {'median' if b['metric'] == 'mae' else 'mean'}")
+    top = [r for r in b["per_feature"] if r["score"] is not None][:10]
+    plots = []
+    if top:
+        plots.append(PlotSpec(kind="bar", title=f"valid {b['metric']}: constant vs one-feature models",
+                              x_label="model", y_label=b["metric"],
+                              series=[Series(b["metric"], ["constant"] + [r["feature"] for r in top],
+                                             [b["majority"] if b["majority"] is not None else 0.0]
+                                             + [r["score"] for r in top])]))
+    sample_note = (f" Single-feature trees were fitted on {b['train_rows_used']:,} sampled training rows and "
+                   f"scored on {b['valid_rows_used']:,} of {b['valid_rows_labelled']:,} validation rows."
+                   if b["sampled"] else "")
+    one = (f"the best one-feature model (a {SINGLE_FEATURE_LEAVES}-leaf tree on '{best['feature']}') scores "
+           f"{_fmt(best['score'])}" if best["feature"] is not None
+           else "no raw column supports a one-feature model (free text needs the project's featurize)")
+    detail = (f"On the validation split, {what} scores {b['metric']} = {_fmt(b['majority'])}; {one}. A trained "
+              f"model has to beat these clearly to be worth its complexity." + sample_note)
+    if b["majority"] is None:
+        return info(f"{b['metric']} cannot be computed for a constant predictor on this validation split",
+                    detail=detail + f" {b['metric']} is undefined here (e.g. a single class present, or it "
+                                    f"needs probabilities that vary).", evidence=evidence, plots=plots)
+    title = f"constant predictor: {b['metric']} {_fmt(b['majority'])}"
+    if best["feature"] is not None:
+        title += f"; best single feature '{best['feature']}': {_fmt(best['score'])}"
+    return passed(title, detail=detail, evidence=evidence, plots=plots)
+
+
+# --- metric choice -------------------------------------------------------------------------------
+# Majority share beyond which accuracy mostly measures the prior: a model that ignores the minority
+# classes already scores >= 90% (Provost 2000; He & Garcia 2009 on evaluating under imbalance).
+ACCURACY_MAJORITY_SHARE = 0.9
+# ROC AUC estimated from fewer positives than this per class has a standard error above ~0.1
+# (Hanley & McNeil 1982), so per-class AUCs are mostly noise.
+AUC_MIN_POSITIVES = 10
+# R^2 on fewer validation rows than this swings by tenths between resamples; the usual small-sample
+# rule of thumb (n >= 30) for a stable estimate of a variance ratio.
+R2_MIN_ROWS = 30
+
+
+def _metric_problems(ctx: RunContext) -> tuple[list[dict], dict]:
+    import numpy as np
+
+    metric = ctx.metric
+    problems, evidence = [], {"metric": metric, "declared": ctx.config.metric}
+    if ctx.is_classification:
+        n_classes = len(ctx.classes)
+        y_train = ctx.y("train")
+        train_counts = np.bincount(y_train[y_train >= 0], minlength=n_classes)
+        y_valid = ctx.y("valid")
+        valid_counts = np.bincount(y_valid[y_valid >= 0], minlength=n_classes)
+        total = max(int(train_counts.sum()), 1)
+        majority_share = float(train_counts.max() / total)
+        nonzero = train_counts[train_counts > 0]
+        ratio = float(nonzero.max() / nonzero.min()) if len(nonzero) else 0.0
+        evidence.update(majority_share=round(majority_share, 4), imbalance_ratio=round(ratio, 2),
+                        valid_counts={str(c): int(v) for c, v in zip(ctx.classes, valid_counts)})
+        if metric == "accuracy" and (majority_share >= ACCURACY_MAJORITY_SHARE or ratio >= IMBALANCE_WARN_RATIO):
+            problems.append({
+                "status": "warn", "use": "balanced_accuracy or f1_macro",
+                "title": f"accuracy hides the minority classes: the majority class is {majority_share:.0%} of train",
+                "detail": f"A model that always predicts the majority class scores about {majority_share:.0%} "
+                          f"accuracy (largest/smallest class = {ratio:.0f}x). Gains on the small classes barely "
+                          f"move accuracy, so it cannot tell a useful model from a trivial one."})
+        if metric == "roc_auc":
+            small = [str(c) for c, v in zip(ctx.classes, valid_counts) if v < AUC_MIN_POSITIVES]
+            if small:
+                problems.append({
+                    "status": "warn", "use": "f1_macro or log_loss (or more validation data)",
+                    "title": f"roc_auc rests on fewer than {AUC_MIN_POSITIVES} validation rows for class(es) "
+                             f"{', '.join(small[:5])}",
+                    "detail": f"AUC needs positives of every class; with fewer than {AUC_MIN_POSITIVES} "
+                              f"(absent classes make it undefined) the estimate moves by 0.1 or more "
+                              f"from a single row" + (", and one-vs-rest averaging gives that noisy class the "
+                                                      "same weight as the large ones" if n_classes > 2 else "")
+                              + "."})
+        if metric in ("f1_macro", "balanced_accuracy"):
+            absent = [str(c) for c, v in zip(ctx.classes, valid_counts) if v == 0]
+            if absent:
+                problems.append({
+                    "status": "info", "use": None,
+                    "title": f"{metric} ignores class(es) {', '.join(absent[:5])}: no validation rows",
+                    "detail": "Classes absent from the validation split do not enter the average, so the "
+                              "score says nothing about them."})
+    else:
+        y_valid = ctx.y("valid")
+        n_valid = int(np.isfinite(y_valid).sum())
+        evidence["valid_rows"] = n_valid
+        if metric == "r2" and n_valid < R2_MIN_ROWS:
+            problems.append({
+                "status": "warn", "use": "rmse or mae, estimated with cross-validation",
+                "title": f"r2 on only {n_valid} validation rows",
+                "detail": f"R^2 divides by the variance of the validation targets; with fewer than "
+                          f"{R2_MIN_ROWS} rows that variance is itself a rough guess, so the score swings "
+                          f"widely between splits."})
+    if ctx.config.metric is None:
+        problems.append({"status": "info", "use": None,
+                         "title": f"no metric set; judging with {metric}",
+                         "detail": f"[project] metric is not set, so mltriage uses {metric}. Name the "
+                                   f"metric the model is judged by so that every step reports it."})
+    return problems, evidence
+
+
+@check("problem.metric_choice", title="The metric can see the problem")
+def metric_choice(ctx: RunContext):
+    problems, evidence = _metric_problems(ctx)
+    evidence["problems"] = [p["title"] for p in problems]
+    worst = next((p for p in problems if p["status"] == "warn"), None)
+    if worst:
+        return warn(worst["title"], detail=" ".join(p["detail"] for p in problems),
+                    fix=f"Set [project] metric to {worst['use']}, and keep {ctx.metric} only as a secondary number.",
+                    evidence=evidence)
+    if problems:
+        return info(problems[0]["title"], detail=" ".join(p["detail"] for p in problems),
+                    fix="Set [project] metric explicitly.", evidence=evidence)
+    return passed(f"{ctx.metric} suits this {ctx.task} task", evidence=evidence)
