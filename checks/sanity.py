@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .context import RunContext
 from .findings import PlotSpec, Series, SkipCheck, fail, info, passed, warn
-from .model_trace import require_torch_model, sample_rows
+from .model_trace import require_torch_model, sample_rows, single_threaded
 from .registry import check
 from .usercode import call_user
 
@@ -119,9 +119,17 @@ INPUT_FAIL_GAIN = 0.0
 INPUT_WARN_GAIN = 0.03
 INPUT_ROWS = 2000
 INPUT_EPOCHS = 10
-INPUT_SECONDS = 4.0
+INPUT_SECONDS = 6.0
+INPUT_MIN_EPOCHS = 3
 # eval_determinism: outputs that differ by more than this (max abs) between two calls are not the same.
 DETERMINISM_ATOL = 1e-5
+
+
+def _best(curve: list[float]) -> float:
+    import math
+
+    finite = [v for v in curve if math.isfinite(v)]
+    return min(finite) if finite else float("inf")
 
 
 def _out_tensor(out):
@@ -142,6 +150,7 @@ def _count_params(model) -> tuple[int, int]:
 # ---- model_builds ----------------------------------------------------------------------------
 
 @check("sanity.model_builds", title="The model factory runs and returns a model", needs=("model",))
+@single_threaded
 def model_builds(ctx: RunContext):
     import time
 
@@ -182,6 +191,7 @@ def model_builds(ctx: RunContext):
 # ---- forward_pass ----------------------------------------------------------------------------
 
 @check("sanity.forward_pass", title="A real batch runs through the model", needs=("model",))
+@single_threaded
 def forward_pass(ctx: RunContext):
     if ctx.model_kind == "sklearn":
         return _sklearn_forward(ctx)
@@ -335,6 +345,7 @@ def _predicted_labels(ctx: RunContext, out):
 # ---- loss_at_init ----------------------------------------------------------------------------
 
 @check("sanity.loss_at_init", title="Loss at initialisation matches theory", needs=("model",))
+@single_threaded
 def loss_at_init(ctx: RunContext):
     require_torch_model(ctx, "an estimator has no loss before it is fitted")
     import numpy as np
@@ -439,7 +450,15 @@ def _grad_vector(model):
 
 
 def _step_probe(ctx: RunContext) -> dict:
-    return ctx.shared("sanity:train_step_probe", lambda: _run_step_probe(ctx))
+    def compute():
+        import warnings
+
+        # PyTorch warns about broadcasting target sizes; loss_shapes reports that as a finding instead.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Using a target size")
+            return _run_step_probe(ctx)
+
+    return ctx.shared("sanity:train_step_probe", compute)
 
 
 def _run_step_probe(ctx: RunContext) -> dict:
@@ -522,6 +541,7 @@ def _compare_gradients(grad_1, fresh, after_2) -> dict:
 # ---- loss_shapes -----------------------------------------------------------------------------
 
 @check("sanity.loss_shapes", title="Prediction and target shapes match in the loss", needs=("model",))
+@single_threaded
 def loss_shapes(ctx: RunContext):
     require_torch_model(ctx, "scikit-learn fits its own loss on y of shape (n,)")
     import torch
@@ -611,6 +631,7 @@ def _returned_loss(value) -> tuple[str, str]:
 
 @check("sanity.train_step", title="The project's train_step updates, zeroes gradients, trains in train mode",
        needs=("model", "train_step"))
+@single_threaded
 def train_step(ctx: RunContext):
     require_torch_model(ctx, "train_step is called only for PyTorch models")
     probe = _step_probe(ctx)
@@ -663,6 +684,7 @@ def train_step(ctx: RunContext):
 
 @check("sanity.eval_determinism", title="The project's predict gives the same output twice",
        needs=("model", "predict"))
+@single_threaded
 def eval_determinism(ctx: RunContext):
     require_torch_model(ctx, "predict(model, X) is exercised for PyTorch models only")
     import numpy as np
@@ -727,7 +749,9 @@ def _tiny_batch(ctx: RunContext, n: int):
 
 
 def _memorise(ctx: RunContext, X, y, lr: float | None, reference: bool, seconds: float) -> dict:
-    """Full-batch training of a fresh model on (X, y) with mltriage's own step; stops once memorised."""
+    """Full-batch training of a fresh model on (X, y) with mltriage's own step; stops once memorised.
+    `stopped`: "memorised", "steps" (ran all OVERFIT_MAX_STEPS), "diverged" or "time" (cut short)."""
+    import math
     import time
 
     import torch
@@ -741,86 +765,106 @@ def _memorise(ctx: RunContext, X, y, lr: float | None, reference: bool, seconds:
     xb = torch.as_tensor(X, dtype=torch.float32, device=ctx.device)
     yb = target_tensor(ctx, y).to(ctx.device)
     goal = OVERFIT_LOSS_FRACTION * float(loss_fn(_uninformed_prediction(ctx, yb.cpu()), yb.cpu()))
-    curve, step, start = [], 0, time.perf_counter()
-    result = {"memorised": False, "goal": goal}
+    curve, step, start, acc, stopped = [], 0, time.perf_counter(), None, "steps"
     with ctx.budget.spend():
-        while step < OVERFIT_MAX_STEPS and time.perf_counter() - start < seconds:
+        while step < OVERFIT_MAX_STEPS:
+            if time.perf_counter() - start > seconds:
+                stopped = "time"
+                break
             model.train()
             optimizer.zero_grad()
             loss = loss_value(ctx, loss_fn, _out_tensor(model(xb)), yb)
             loss.backward()
             optimizer.step()
             step += 1
-            if step % 10 == 0 or step == 1:
+            if step % 10 == 0 or step == 1 or step == OVERFIT_MAX_STEPS:
                 model.eval()
                 with torch.no_grad():
                     out = _out_tensor(model(xb))
                     eval_loss = float(loss_value(ctx, loss_fn, out, yb))
                     acc = float((_predicted_labels(ctx, out) == yb).float().mean()) if ctx.is_classification else None
                 curve.append((step, eval_loss))
-                if not torch.isfinite(torch.tensor(eval_loss)):
+                if not math.isfinite(eval_loss):
+                    stopped = "diverged"
                     break
                 if eval_loss <= goal and (acc is None or acc == 1.0):
-                    result["memorised"] = True
+                    stopped = "memorised"
                     break
-    result.update({"steps": step, "seconds": time.perf_counter() - start, "curve": curve,
-                   "final_loss": curve[-1][1] if curve else None, "accuracy": acc if curve else None,
-                   "min_loss": min(v for _, v in curve) if curve else None})
-    return result
+    finite = [v for _, v in curve if math.isfinite(v)]
+    return {"memorised": stopped == "memorised", "stopped": stopped, "goal": goal, "steps": step,
+            "seconds": time.perf_counter() - start, "curve": curve,
+            "final_loss": curve[-1][1] if curve else float("nan"), "accuracy": acc,
+            "min_loss": min(finite) if finite else float("nan")}
+
+
+def _overfit_cap(ctx: RunContext) -> float:
+    return min(OVERFIT_SECONDS, max(0.5, ctx.budget.remaining() / 4))
 
 
 @check("sanity.overfit_small_batch", title="The model can memorise a tiny batch", needs=("model",))
+@single_threaded
 def overfit_small_batch(ctx: RunContext):
     require_torch_model(ctx, "memorising a batch is a test of a network and its training loop")
     if ctx.budget.remaining() < 1.0:
         raise SkipCheck("the training budget is used up; raise [budget] seconds")
     X, y = _tiny_batch(ctx, OVERFIT_ROWS)
-    cap = lambda: min(OVERFIT_SECONDS, max(1.0, ctx.budget.remaining() / 3))  # noqa: E731
     cfg = ctx.config
-    attempts = {"configured": _memorise(ctx, X, y, None, False, cap())}
+    attempts = {"configured": _memorise(ctx, X, y, None, False, _overfit_cap(ctx))}
     if not attempts["configured"]["memorised"]:
-        attempts["reference"] = _memorise(ctx, X, y, None, True, cap())
+        attempts["reference"] = _memorise(ctx, X, y, None, True, _overfit_cap(ctx))
         if not attempts["reference"]["memorised"]:
             Xs, ys = X[:OVERFIT_SMALL_ROWS], y[:OVERFIT_SMALL_ROWS]
-            attempts["four_rows"] = _memorise(ctx, Xs, ys, None, True, cap())
+            attempts["four_rows"] = _memorise(ctx, Xs, ys, None, True, _overfit_cap(ctx))
     plots = [PlotSpec(kind="line", title=f"loss on a fixed batch of {len(X)} examples (eval mode)",
                       series=[Series(name, [s for s, _ in a["curve"]], [v for _, v in a["curve"]])
                               for name, a in attempts.items()],
                       x_label="step", y_label="loss", y_log=True)]
-    evidence = {"rows": len(X), "goal_loss": attempts["configured"]["goal"],
+    evidence = {"rows": len(X), "goal_loss": attempts["configured"]["goal"], "max_steps": OVERFIT_MAX_STEPS,
                 "attempts": {k: {kk: v for kk, v in a.items() if kk != "curve"} for k, a in attempts.items()}}
     conf = attempts["configured"]
     setting = f"{cfg.optimizer} lr={cfg.lr:g}"
     if conf["memorised"]:
         return passed(f"memorised {len(X)} examples in {conf['steps']} steps ({setting}, "
                       f"loss {conf['final_loss']:.3g})", evidence=evidence, plots=plots)
-    ref = attempts["reference"]
     measured = (f"after {conf['steps']} steps the loss is {conf['final_loss']:.3g} (goal: below "
                 f"{conf['goal']:.3g}, {OVERFIT_LOSS_FRACTION:.0%} of the uninformed loss"
                 + (f", accuracy {conf['accuracy']:.0%}" if conf["accuracy"] is not None else "") + ")")
+    cut_short = [k for k, a in attempts.items() if a["stopped"] == "time"]
+    ref = attempts["reference"]
     if ref["memorised"]:
+        if conf["stopped"] == "time":
+            return info(f"memorised {len(X)} examples with Adam lr={REFERENCE_LR:g}; {setting} ran out of time",
+                        detail=f"With the configured optimizer the time cap stopped training: {measured}.",
+                        evidence=evidence, plots=plots)
         return warn(f"cannot memorise {len(X)} examples with {setting}; Adam lr={REFERENCE_LR:g} can",
                     detail=f"With the configured optimizer {measured}. The same model memorises the batch in "
                            f"{ref['steps']} steps with Adam at {REFERENCE_LR:g}, so the network is fine and the "
                            f"optimizer settings are the problem.",
                     fix="Run training.lr_range and pick a learning rate where the loss falls steadily.",
                     evidence=evidence, plots=plots)
+    if "reference" in cut_short or "four_rows" in cut_short:
+        return info("inconclusive: the time cap stopped training before the batch was memorised",
+                    detail=f"With the configured optimizer {measured}. Attempts cut short by the time cap "
+                           f"({_overfit_cap(ctx):.1f} s each): {', '.join(cut_short)}. A busy machine or a small "
+                           f"[budget] seconds does this.",
+                    fix="Raise [budget] seconds, or rerun on an idle machine.", evidence=evidence, plots=plots)
     four = attempts["four_rows"]
     if four["memorised"]:
         return warn(f"cannot memorise {len(X)} examples, only {OVERFIT_SMALL_ROWS}",
                     detail=f"With the configured optimizer {measured}; with Adam lr={REFERENCE_LR:g} the loss "
-                           f"reaches {ref['final_loss']:.3g}. {OVERFIT_SMALL_ROWS} examples are memorised. For a "
-                           f"linear or very small model this is expected; a deep network that cannot memorise "
-                           f"{len(X)} examples is too narrow or has a bottleneck.",
+                           f"reaches {ref['final_loss']:.3g} in {ref['steps']} steps. {OVERFIT_SMALL_ROWS} examples "
+                           f"are memorised. For a linear or very small model this is expected; a deep network that "
+                           f"cannot memorise {len(X)} examples is too narrow or has a bottleneck.",
                     fix="Check architecture.capacity; if the model is meant to be expressive, look for a layer "
                         "that squeezes the signal.", evidence=evidence, plots=plots)
-    floor = min(a["min_loss"] for a in attempts.values() if a["min_loss"] is not None)
+    floor = min(a["min_loss"] for a in attempts.values())
     return fail(f"cannot memorise even {OVERFIT_SMALL_ROWS} examples: the loss floors at {floor:.3g}",
                 detail=f"With the configured optimizer {measured}; with Adam lr={REFERENCE_LR:g} it reaches "
-                       f"{ref['final_loss']:.3g}, and on {OVERFIT_SMALL_ROWS} examples {four['final_loss']:.3g}. A "
-                       f"working network drives the loss on a handful of examples to almost zero. A floor like "
-                       f"this usually means an activation before the loss (softmax before cross-entropy), a "
-                       f"frozen or detached part of the model, or outputs that cannot reach the targets.",
+                       f"{ref['final_loss']:.3g}, and on {OVERFIT_SMALL_ROWS} examples {four['final_loss']:.3g} "
+                       f"after {four['steps']} steps. A working network drives the loss on a handful of examples "
+                       f"to almost zero. A floor like this usually means an activation before the loss (softmax "
+                       f"before cross-entropy, a bounded output for an unbounded target), a frozen or detached "
+                       f"part of the model, or dead units.",
                 fix="Check architecture.output_layer and sanity.gradient_flow; remove any softmax/sigmoid "
                     "before a loss that expects logits.", evidence=evidence, plots=plots)
 
@@ -828,6 +872,7 @@ def overfit_small_batch(ctx: RunContext):
 # ---- gradient_flow -----------------------------------------------------------------------------
 
 @check("sanity.gradient_flow", title="Every trainable parameter gets a gradient", needs=("model",))
+@single_threaded
 def gradient_flow(ctx: RunContext):
     require_torch_model(ctx, "estimators are not trained by backpropagation")
     import torch
@@ -846,7 +891,7 @@ def gradient_flow(ctx: RunContext):
                     detail="The output of forward() carries no gradient: it was computed under torch.no_grad(), "
                            "detached, or converted through numpy.",
                     fix="Keep forward() in torch from input to output, without .detach()/.numpy()/no_grad.",
-                    evidence={"loss": float(loss)})
+                    evidence={"loss": float(loss.detach())})
     loss.backward()
     called = {c.name for c in model_trace(ctx).calls if c.source == "module"}
     owners = {name: mod for name, mod in model.named_modules()}
@@ -865,7 +910,7 @@ def gradient_flow(ctx: RunContext):
         elif float(g.abs().max()) == 0.0:
             zero.append(name)
         norms[name] = float(g.norm())
-    evidence = {"loss": float(loss), "no_gradient_used": none_used, "no_gradient_unused": none_unused,
+    evidence = {"loss": float(loss.detach()), "no_gradient_used": none_used, "no_gradient_unused": none_unused,
                 "zero_gradient": zero, "nonfinite_gradient": nonfinite, "frozen": frozen[:50],
                 "grad_norms": dict(list(norms.items())[:100])}
     plots = [PlotSpec(kind="bar", title="gradient norm per parameter (one backward pass)",
@@ -902,8 +947,8 @@ def gradient_flow(ctx: RunContext):
 
 # ---- input_independent -------------------------------------------------------------------------
 
-def _short_fit_best_loss(ctx: RunContext, Xtr, ytr, Xva, yva) -> tuple[float, list[float]]:
-    """Train a fresh model with mltriage's loop; the best held-out loss at the end of any epoch."""
+def _short_fit_curve(ctx: RunContext, Xtr, ytr, Xva, yva) -> list[float]:
+    """Train a fresh model with mltriage's loop; the held-out loss before training and after each epoch."""
     import math
 
     from .modeling import fit_torch
@@ -916,13 +961,14 @@ def _short_fit_best_loss(ctx: RunContext, Xtr, ytr, Xva, yva) -> tuple[float, li
         if step % steps_per_epoch == 0:
             curve.append(_eval_loss(ctx, model, Xva, yva))
 
-    fit_torch(ctx, model, Xtr, ytr, epochs=INPUT_EPOCHS, seconds=min(INPUT_SECONDS, ctx.budget.remaining() / 3),
-              use_project_step=False, on_step=on_step)
-    finite = [v for v in curve if math.isfinite(v)]
-    return (min(finite) if finite else float("inf")), curve
+    history = fit_torch(ctx, model, Xtr, ytr, epochs=INPUT_EPOCHS,
+                        seconds=min(INPUT_SECONDS, max(0.5, ctx.budget.remaining() / 4)), use_project_step=False,
+                        on_step=on_step)
+    return curve, history.stopped
 
 
 @check("sanity.input_independent", title="Real inputs beat zeroed inputs", needs=("model",))
+@single_threaded
 def input_independent(ctx: RunContext):
     require_torch_model(ctx, "metrics.vs_baseline compares a fitted estimator with a trivial one")
     import numpy as np
@@ -931,19 +977,30 @@ def input_independent(ctx: RunContext):
         raise SkipCheck("the training budget is used up; raise [budget] seconds")
     Xtr, ytr = sample_rows(ctx, INPUT_ROWS, salt=5)
     Xva, yva = sample_rows(ctx, INPUT_ROWS, split="valid")
-    real, real_curve = _short_fit_best_loss(ctx, Xtr, ytr, Xva, yva)
-    zero, zero_curve = _short_fit_best_loss(ctx, np.zeros_like(Xtr), ytr, np.zeros_like(Xva), yva)
+    real_curve, real_stop = _short_fit_curve(ctx, Xtr, ytr, Xva, yva)
+    zero_curve, zero_stop = _short_fit_curve(ctx, np.zeros_like(Xtr), ytr, np.zeros_like(Xva), yva)
+    # Compare over the epochs both runs completed, each at its best epoch (overfitting later does not count).
+    # A run that diverged is compared as it is: its missing epochs would not have helped.
+    diverged = "diverged" in (real_stop, zero_stop)
+    epochs = (max if diverged else min)(len(real_curve), len(zero_curve)) - 1
+    real = _best(real_curve[:epochs + 1])
+    zero = _best(zero_curve[:epochs + 1])
     gain = (zero - real) / zero if np.isfinite(zero) and zero > 0 else float("nan")
-    evidence = {"valid_loss_real_inputs": real, "valid_loss_zero_inputs": zero, "relative_gain": gain,
-                "train_rows": len(Xtr), "valid_rows": len(Xva), "epochs": INPUT_EPOCHS,
-                "warn_below_gain": INPUT_WARN_GAIN}
+    evidence = {"epochs_compared": epochs, "valid_loss_real_inputs": real, "valid_loss_zero_inputs": zero,
+                "relative_gain": gain, "train_rows": len(Xtr), "valid_rows": len(Xva), "max_epochs": INPUT_EPOCHS,
+                "stopped": {"real": real_stop, "zero": zero_stop}, "warn_below_gain": INPUT_WARN_GAIN}
     plots = [PlotSpec(kind="line", title="held-out loss per epoch: real vs zeroed inputs",
                       series=[Series("real inputs", list(range(len(real_curve))), real_curve),
                               Series("zero inputs", list(range(len(zero_curve))), zero_curve)],
                       x_label="epoch", y_label=f"{ctx.loss_name} loss (valid)")]
     measured = (f"best held-out loss {real:.4g} with real inputs vs {zero:.4g} with inputs set to zero "
-                f"({len(Xtr)} training rows, up to {INPUT_EPOCHS} epochs each)")
-    if not np.isfinite(real) or not gain > INPUT_FAIL_GAIN:
+                f"({len(Xtr)} training rows, {epochs} epoch(s) each)")
+    if epochs < INPUT_MIN_EPOCHS and not diverged:
+        return info(f"inconclusive: only {epochs} epoch(s) fitted within the time cap",
+                    detail=f"{measured}. At least {INPUT_MIN_EPOCHS} epochs are needed to compare; a busy machine or "
+                           f"a small [budget] seconds stops training early.",
+                    fix="Raise [budget] seconds, or rerun on an idle machine.", evidence=evidence, plots=plots)
+    if not gain > INPUT_FAIL_GAIN:
         return fail("the model does no better with its real inputs than with zeros",
                     detail=f"{measured}. A model that learns nothing from its inputs only learns the label "
                            f"frequencies. Usual causes: labels misaligned with rows (shuffled separately), "
