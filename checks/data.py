@@ -206,7 +206,7 @@ def numeric_values(series):
     import numpy as np
     import pandas as pd
 
-    v = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    v = np.array(pd.to_numeric(series, errors="coerce").to_numpy(dtype=float, na_value=np.nan))  # writable copy
     v[~np.isfinite(v)] = np.nan
     return v
 
@@ -632,6 +632,7 @@ OUTLIER_Z = 10.0
 # When more than this share of a column is that far out, it is a heavy tail, not a handful of errors.
 OUTLIER_RARE_FRACTION = 0.01
 OUTLIER_MIN_VALUES = 20
+OUTLIER_FEW = 5  # a handful of such values is "rare" whatever the column length
 
 
 def _robust_z(values):
@@ -692,7 +693,8 @@ def outliers(ctx: RunContext):
                 "columns": per_col}
     if not per_col:
         return passed(f"no value lies more than {OUTLIER_Z:g} robust standard deviations out", evidence=evidence)
-    rare = {c: v for c, v in per_col.items() if v["fraction"] <= OUTLIER_RARE_FRACTION}
+    rare = {c: v for c, v in per_col.items()
+            if v["fraction"] <= OUTLIER_RARE_FRACTION or v["count"] <= OUTLIER_FEW}
     values = numeric_values(train[worst].iloc[pos])
     plot = PlotSpec.histogram(f"{worst}: distribution in train", {"train": values}, x_label=worst)
     plot.y_log = True
