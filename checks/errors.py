@@ -34,9 +34,8 @@ QUANTILE_BINS = 5            # numeric ranges: quintiles
 MAX_CATEGORY_VALUES = 100    # most frequent values per categorical column
 MAX_KEYWORDS = 500           # vocabulary of candidate keywords per text column
 KEYWORD_MAX_DF = 0.5         # a word in more than half of the rows is not a segment
-VOCAB_SAMPLE = 20_000        # rows used to choose the keyword vocabulary
 N_CLUSTERS = 8               # k-means on standardised numeric features (small k: readable segments)
-CLUSTER_SAMPLE = 20_000      # rows used to fit k-means; every row is then assigned
+CLUSTER_SAMPLE = 10_000      # rows used to fit k-means (centres settle long before); every row is then assigned
 MAX_REPORTED = 10
 OVERLAP_DUPLICATE = 0.9      # a slice sharing >90% of rows with a higher-ranked one is the same segment
 
@@ -275,27 +274,45 @@ def _range_candidates(name: str, values, err, what: str = "range", label: str | 
     return out
 
 
-def _keyword_candidates(name: str, texts, err, seed: int) -> list[Candidate]:
-    import numpy as np
-    from sklearn.feature_extraction.text import CountVectorizer
+# Word separators: anything but Unicode letters, digits and "_" (RE2 syntax, as Arrow's regex engine).
+SEPARATORS = r"[^\p{L}\p{N}_]+"
 
-    docs = texts.fillna("").astype(str)
-    if len(docs) > VOCAB_SAMPLE:
-        sample = docs.sample(VOCAB_SAMPLE, random_state=seed)
-    else:
-        sample = docs
-    min_df = max(2, int(MIN_SLICE_ROWS * len(sample) / max(len(docs), 1)))
-    try:
-        vocab = CountVectorizer(binary=True, min_df=min_df, max_df=KEYWORD_MAX_DF,
-                                max_features=MAX_KEYWORDS).fit(sample).vocabulary_
-    except ValueError:  # empty vocabulary
+
+def _tokens(texts):
+    """(row position, word code) per word occurrence, and the words: lower-cased words of two or more
+    characters, split with Arrow's vectorised string kernels (fast on hundreds of thousands of rows)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    values = texts.fillna("").astype(str).to_numpy(dtype=object)
+    parts = pc.split_pattern_regex(pc.utf8_lower(pa.array(values, type=pa.large_string())), SEPARATORS)
+    words, rows = pc.list_flatten(parts), pc.list_parent_indices(parts)
+    keep = pc.greater_equal(pc.utf8_length(words), 2)
+    encoded = pc.dictionary_encode(pc.filter(words, keep)).combine_chunks() if isinstance(words, pa.ChunkedArray) \
+        else pc.dictionary_encode(pc.filter(words, keep))
+    rows = np.asarray(pc.filter(rows, keep).to_numpy(zero_copy_only=False), dtype=np.int64)
+    codes = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+    return rows, codes, encoded.dictionary.to_pylist()
+
+
+def _keyword_candidates(name: str, texts, err, cache: dict) -> list[Candidate]:
+    """One candidate per frequent word: rows whose text contains it (exact on every row, no sampling)."""
+    import numpy as np
+
+    rows, codes, words = cache[("tokens", name)] = _tokens(texts)
+    n_words = len(words)
+    if n_words == 0:
         return []
-    matrix = CountVectorizer(binary=True, vocabulary=vocab).transform(docs).tocsc()
-    counts = np.asarray(matrix.sum(axis=0)).ravel()
-    sums = matrix.T @ err
-    words = sorted(vocab, key=vocab.get)
-    return [Candidate(f"{name} contains '{w}'", "keyword", name, w, int(counts[j]), float(sums[j]))
-            for j, w in enumerate(words)]
+    pairs = np.sort(rows * n_words + codes)            # each word counted once per row (sort + dedupe:
+    pairs = pairs[np.r_[True, pairs[1:] != pairs[:-1]]]  # much faster than hashing a million keys)
+    rows, codes = pairs // n_words, pairs % n_words
+    df = np.bincount(codes, minlength=n_words)
+    sums = np.bincount(codes, weights=np.asarray(err)[rows], minlength=n_words)
+    eligible = np.flatnonzero((df >= MIN_SLICE_ROWS) & (df <= KEYWORD_MAX_DF * len(texts)))
+    top = eligible[np.argsort(-df[eligible], kind="stable")][:MAX_KEYWORDS]
+    return [Candidate(f"{name} contains '{words[j]}'", "keyword", name, str(words[j]), int(df[j]), float(sums[j]))
+            for j in top]
 
 
 def _cluster_labels(frame, numeric: list[str], seed: int):
@@ -310,7 +327,7 @@ def _cluster_labels(frame, numeric: list[str], seed: int):
     rng = np.random.default_rng(seed)
     fit_rows = Z if len(Z) <= CLUSTER_SAMPLE else Z[rng.choice(len(Z), CLUSTER_SAMPLE, replace=False)]
     k = min(N_CLUSTERS, max(2, len(fit_rows) // (4 * MIN_SLICE_ROWS)))
-    model = KMeans(n_clusters=k, n_init=2, random_state=seed, max_iter=100).fit(fit_rows)
+    model = KMeans(n_clusters=k, n_init=1, random_state=seed, max_iter=100).fit(fit_rows)
     labels = model.predict(Z.astype(model.cluster_centers_.dtype))
     names = {}
     for c, centre in enumerate(model.cluster_centers_):
@@ -319,12 +336,13 @@ def _cluster_labels(frame, numeric: list[str], seed: int):
     return labels, names
 
 
-def _cluster_candidates(frame, numeric: list[str], err, seed: int) -> list[Candidate]:
+def _cluster_candidates(frame, numeric: list[str], err, seed: int, cache: dict) -> list[Candidate]:
     import numpy as np
 
     if len(numeric) < 2 or len(frame) < 4 * MIN_SLICE_ROWS:
         return []
     labels, names = _cluster_labels(frame, numeric, seed)
+    cache["clusters"] = labels
     counts = np.bincount(labels, minlength=len(names))
     sums = np.bincount(labels, weights=err, minlength=len(names))
     return [Candidate(f"cluster {c} ({names[c]})", "cluster", "+".join(numeric[:5]), c, int(counts[c]),
@@ -348,10 +366,14 @@ def slice_mask(frame, cand: Candidate, seed: int, numeric: list[str], cache: dic
         lo, hi, last = cand.rule
         return (v >= lo) & ((v <= hi) if last else (v < hi))
     if cand.kind == "keyword":
-        from sklearn.feature_extraction.text import CountVectorizer
-
-        m = CountVectorizer(binary=True, vocabulary={cand.rule: 0}).transform(col.fillna("").astype(str))
-        return np.asarray(m.sum(axis=1)).ravel() > 0
+        key = ("tokens", cand.column)
+        if key not in cache:
+            cache[key] = _tokens(col)
+        rows, codes, words = cache[key]
+        mask = np.zeros(len(col), dtype=bool)
+        if cand.rule in words:
+            mask[rows[codes == words.index(cand.rule)]] = True
+        return mask
     if cand.kind == "cluster":
         if "clusters" not in cache:
             cache["clusters"] = _cluster_labels(frame, numeric, seed)[0]
@@ -386,6 +408,7 @@ def discover_slices(frame, err, numeric: list[str], categorical: list[str], text
     n_rows = len(err)
     nums, cats, texts = column_kinds(frame, numeric, categorical, text)
     candidates: list[Candidate] = []
+    cache: dict = {}  # tokens and cluster labels, reused when the reported slices' rows are rebuilt
     for c in cats:
         candidates += _category_candidates(c, frame[c].to_numpy(), err)[0]
     for c in nums:
@@ -394,8 +417,8 @@ def discover_slices(frame, err, numeric: list[str], categorical: list[str], text
         lengths = frame[c].fillna("").astype(str).str.len().to_numpy(dtype=np.float64)
         candidates += [cand for cand in _range_candidates(c, lengths, err, "length", f"length of {c}")
                        if cand.kind == "length"]
-        candidates += _keyword_candidates(c, frame[c], err, seed)
-    candidates += _cluster_candidates(frame, nums, err, seed)
+        candidates += _keyword_candidates(c, frame[c], err, cache)
+    candidates += _cluster_candidates(frame, nums, err, seed, cache)
 
     mean = float(err.mean()) if n_rows else 0.0
     var = float(err.var()) if n_rows else 0.0
@@ -423,12 +446,12 @@ def discover_slices(frame, err, numeric: list[str], categorical: list[str], text
                       "excess_errors": float(size[i] * excess[i]),
                       "severe": bool(ratio[i] >= WARN_RATIO and excess[i] >= (WARN_EXCESS if binary else 0.0))})
     return {"rows": n_rows, "mean_error": mean, "candidates": len(candidates), "tested": len(tested),
-            "slices": found, "candidate_objects": [tested[i] for i in ranked]}
+            "slices": found, "candidate_objects": [tested[i] for i in ranked], "cache": cache}
 
 
 def _deduplicate(frame, result: dict, numeric: list[str], seed: int) -> list[dict]:
     """Drop slices that are the same rows as a higher-ranked one (e.g. a category and a cluster)."""
-    kept, masks, cache = [], [], {}
+    kept, masks, cache = [], [], result.get("cache", {})
     for found, cand in zip(result["slices"], result["candidate_objects"]):
         if len(kept) >= MAX_REPORTED:
             break
