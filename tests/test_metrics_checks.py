@@ -20,7 +20,8 @@ def synthetic(n: int, seed: int, classes=CLASSES, weights=None, sharp: float = 2
     rng = np.random.default_rng(seed)
     k = len(classes)
     X = rng.normal(size=(n, 2))
-    angles = 2 * np.pi * np.arange(k) / k  # class centres evenly around a circle: no class is harder
+    # class centres evenly around a circle (no class is harder), turned so both features matter
+    angles = 2 * np.pi * np.arange(k) / k + np.pi / 4
     W = np.vstack([np.cos(angles), np.sin(angles)]) * sharp
     logits = X @ W + (np.log(weights) if weights is not None else 0.0)
     p = np.exp(logits - logits.max(axis=1, keepdims=True))
