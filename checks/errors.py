@@ -180,8 +180,8 @@ def confident_mistakes(ctx: RunContext):
         lines.append(f"{len(suspected)} of the {len(train_examples)} train rows shown are also suspected label "
                      f"errors: fix those labels rather than the model.")
     elif train_so is None:
-        lines.append(f"(Train-split mistakes, which data.label_issues can mark as likely label errors, need "
-                     f"train predictions: {outputs.missing.get('train', 'a model')})")
+        lines.append("(Train-split mistakes, which data.label_issues can mark as likely label errors, need "
+                     "train predictions: add [model] code/build and [model] checkpoint.)")
     text = "\n".join(lines)
     if k >= MIN_CONFIDENT_MISTAKES and k >= CONFIDENT_EXCESS_RATIO * expected and z > CONFIDENT_Z:
         return warn(f"{k} wrong predictions made with confidence >= {CONFIDENT}, where ~{expected:.1f} are expected",

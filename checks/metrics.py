@@ -220,7 +220,7 @@ def summary(ctx: RunContext):
         shown = ", ".join(f"{m} {_fmt(x)}" for m, x in v["metrics"].items())
         lines.append(f"{name} ({v['rows']} rows): {shown}")
     for split, what in numbers["missing"].items():
-        lines.append(f"No {split} metrics: {what}")
+        lines.append(f"No {split} metrics: {what.splitlines()[-1]}")
     names = [m for m in next(iter(splits.values()))["metrics"] if m in BOUNDED_METRICS]
     plot = PlotSpec(kind="bar", title="metrics per split", x_label="metric", y_label="value",
                     series=[Series(name, names, [v["metrics"].get(m) for m in names]) for name, v in splits.items()])

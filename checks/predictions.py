@@ -99,9 +99,9 @@ def _model_outputs(ctx: RunContext) -> Outputs:
         else:
             for split in others:
                 outputs.missing[split] = (
-                    f"{split}-split predictions: the predictions file covers the valid split only. Add "
-                    f"[model] code/build and [model] checkpoint (the weights that wrote the file) so mltriage "
-                    f"can predict the {split} split itself.")
+                    f"needs {split}-split predictions: add [model] checkpoint\n"
+                    f"The predictions file covers the valid split only. Add [model] code/build and [model] "
+                    f"checkpoint (the weights that wrote the file) so mltriage can predict the {split} split itself.")
         return outputs
     if cfg.checkpoint is not None and ctx.has_model:
         splits = _checkpoint_outputs(ctx, list(ctx.splits))
