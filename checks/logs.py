@@ -149,7 +149,7 @@ def _read_csv(path: Path):
     cols = {str(c) for c in frame.columns}
     if {"epoch", "step"} <= cols and any(str(c).endswith(("_step", "_epoch")) for c in cols):
         fmt = "lightning_csv"
-    elif "epoch" in cols and any(str(c).startswith("val_") for c in cols) and "step" not in cols:
+    elif {"epoch", "loss"} <= cols and any(str(c).startswith("val_") for c in cols) and "step" not in cols:
         fmt = "keras_csv"
     else:
         fmt = "csv"
