@@ -1,0 +1,139 @@
+"""Benchmark the problem and data steps on a synthetic 1,000,000-row table with planted defects.
+
+Writes train/valid CSVs (30 mixed columns: numeric, categorical, one text column) into a temporary
+folder, runs `mltriage check --steps problem,data --format json` in a subprocess, and prints rows,
+seconds, the check process's peak RSS, whether each planted defect was flagged, and how long pandas
+(engine="pyarrow") takes just to read the same files.
+
+    python benchmarks/data_checks.py [--rows 1000000] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+N_NUMERIC = 20
+N_CATEGORICAL = 8
+WORDS = ("fast cheap broken great slow shiny heavy light quiet loud sturdy flimsy warm cold soft hard "
+         "clean dirty new old").split()
+
+
+def make_table(rows: int, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    rng = np.random.default_rng(seed)
+    data = {}
+    for j in range(N_NUMERIC):
+        data[f"num{j:02d}"] = rng.normal(50 * j, 1 + j, rows).astype(np.float64)
+    for j in range(N_CATEGORICAL):
+        data[f"cat{j}"] = pd.Categorical.from_codes(rng.integers(0, 5 + j, rows),
+                                                     [f"c{j}_{k}" for k in range(5 + j)]).astype(str)
+    logit = (data["num01"] - 50) / 2 + (data["num02"] - 100) / 3 + (data["cat0"] == "c0_1") * 1.5
+    label = (logit + rng.logistic(size=rows) > 0).astype(np.int64)
+    words = np.array(WORDS)
+    text_idx = rng.integers(0, len(WORDS), (rows, 6))
+    data["review"] = [" ".join(w) for w in words[text_idx]]
+    df = pd.DataFrame(data)
+    df["leak_score"] = label * 10 + rng.normal(0, 0.5, rows)          # planted: leaked feature
+    df["label"] = label
+    df.loc[rng.random(rows) < 0.15, "num05"] = np.nan                    # planted: missing values
+    cut = int(rows * 0.8)
+    train, valid = df.iloc[:cut].reset_index(drop=True), df.iloc[cut:].reset_index(drop=True)
+    dup = train.sample(n=int(0.02 * cut), random_state=seed)              # planted: 2% duplicates in train
+    train = pd.concat([train, dup], ignore_index=True).sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    copies = train.sample(n=int(0.01 * len(valid)), random_state=seed + 1)  # planted: 1% of valid copied from train
+    valid = pd.concat([valid, copies], ignore_index=True)
+    valid["num07"] = valid["num07"] + 0.5 * 8                             # planted: drift (half an SD)
+    return train, valid
+
+
+# check id -> (what was planted, how to see it was found in the finding's evidence)
+PLANTED = {
+    "data.missing_values": ("15% missing in num05", lambda f: "num05" in json.dumps(f["evidence"])),
+    "data.duplicates": ("2% duplicate rows in train", lambda f: f["evidence"]["per_split"]["train"]["duplicate_rows"] > 0),
+    "data.split_overlap": ("1% of valid copied from train", lambda f: f["evidence"]["overlap"]["valid"]["rows"] > 0),
+    "data.target_leakage": ("leak_score = 10*label + noise", lambda f: "leak_score" in f["title"]),
+    "data.drift": ("num07 shifted by half an SD in valid",
+                   lambda f: any(d["feature"] == "num07" for d in f["evidence"]["shifted"].get("valid", []))),
+}
+
+
+def peak_rss_children_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # Linux: KiB
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--keep", help="write the project here and keep it")
+    args = parser.parse_args()
+    root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="mltriage-bench-"))
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        t = time.perf_counter()
+        (root / "data").mkdir(exist_ok=True)
+        if not (args.keep and (root / "data/valid.csv").exists()):  # --keep DIR reuses a generated table
+            train, valid = make_table(args.rows)
+            train.to_csv(root / "data/train.csv", index=False)
+            valid.to_csv(root / "data/valid.csv", index=False)
+            del train, valid
+        (root / "mltriage.toml").write_text('[project]\nname = "bench"\nmetric = "f1_macro"\n\n[data]\n'
+                                            'train = "data/train.csv"\nvalid = "data/valid.csv"\n'
+                                            'target = "label"\ntext = ["review"]\n')
+        print(f"table ready in {time.perf_counter() - t:.1f} s "
+              f"({sum(p.stat().st_size for p in (root / 'data').iterdir()) / 1e6:.0f} MB on disk)")
+
+        t = time.perf_counter()
+        frames = [pd.read_csv(root / "data" / f, engine="pyarrow") for f in ("train.csv", "valid.csv")]
+        read_s = time.perf_counter() - t
+        in_memory_mb = sum(f.memory_usage(deep=True).sum() for f in frames) / 2 ** 20
+        rows = sum(len(f) for f in frames)
+        del frames
+
+        cmd = [sys.executable, "-m", "mltriage.tui.cli", "check", str(root), "--steps", "problem,data",
+               "--format", "json"]
+        if shutil.which("mltriage"):
+            cmd = ["mltriage", "check", str(root), "--steps", "problem,data", "--format", "json"]
+        t = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        check_s = time.perf_counter() - t
+        peak_mb = peak_rss_children_mb()
+        if proc.returncode not in (0, 1):
+            print(proc.stdout[-2000:], proc.stderr[-4000:])
+            return 2
+        report = json.loads(proc.stdout)
+        by_id = {f["check"]: f for f in report["findings"]}
+
+        print(f"rows: {rows:,}")
+        print(f"pandas read (pyarrow): {read_s:.2f} s; in-memory size {in_memory_mb:.0f} MiB")
+        print(f"mltriage check --steps problem,data: {check_s:.2f} s ({check_s / read_s:.2f}x the read; target <= 3x)")
+        print(f"peak RSS of the check process tree: {peak_mb:.0f} MiB ({peak_mb / in_memory_mb:.2f}x the data; target <= 4x)")
+        print("per check:")
+        for f in report["findings"]:
+            print(f"  {f['status']:7s} {f['check']:24s} {f['seconds']:6.2f} s  {f['title'][:90]}")
+        found_all = True
+        print("planted defects:")
+        for cid, (what, seen) in PLANTED.items():
+            f = by_id.get(cid)
+            ok = bool(f and f["status"] in ("warn", "fail") and seen(f))
+            found_all &= ok
+            print(f"  {'FOUND ' if ok else 'MISSED'} {cid:22s} {what} -> {f['status'] if f else 'absent'}")
+        print(f"every planted defect found: {found_all}")
+        return 0 if found_all else 1
+    finally:
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
