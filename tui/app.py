@@ -29,7 +29,6 @@ from mltriage.checks.project import ProjectConfig, ProjectError, find_project_fi
 from mltriage.checks.registry import STEP_TITLES, STEPS
 
 from .guide import GUIDES
-from .plots import plot_widget
 from .present import check_line, finding_text, step_check_ids, step_label, step_status_text
 from .screens import (BrokenProjectScreen, ExportScreen, FindingScreen, HelpScreen, NoteScreen, ProblemScreen,
                       TextScreen, WelcomeScreen)
@@ -159,7 +158,7 @@ class MainScreen(Screen):
     def on_resize(self) -> None:
         self._detail_key = None
         self.call_after_refresh(self.refresh_checks)
-        self.call_after_refresh(self._fill_manual, self.step)
+        self.call_after_refresh(lambda: self._fill_manual(self.step))
 
     def _topbar_text(self) -> Text:
         text = Text()
@@ -286,6 +285,8 @@ class MainScreen(Screen):
                 self._detail_key = key
                 pane = self.query_one("#detail-pane", VerticalScroll)
                 pane.remove_children()
+                from .plots import plot_widget  # plotext loads on the first plot, not at start-up
+
                 widgets = [Static(finding_text(cid, finding, self.titles.get(cid, "")))]
                 widgets += [plot_widget(spec) for spec in (finding.plots if finding else [])]
                 pane.mount_all(widgets)
@@ -631,6 +632,9 @@ class MltriageApp(App):
 
     def on_mount(self) -> None:
         self._install_signal_handlers()
+        if self.console.color_system in ("standard", "windows"):
+            # 16 colours: the ANSI theme uses the terminal's own palette, so every pairing stays legible.
+            self.theme = "ansi-dark"
         self.open_start()
 
     def open_start(self) -> None:

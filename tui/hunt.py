@@ -241,24 +241,34 @@ def _anchor_span(lines: list[str], anchor: str) -> tuple[int, int] | None:
 
 def _diff_lines(a: list[str], b: list[str], name: str, span: tuple[int, int] | None,
                 context: int = 2) -> list[str]:
-    """Unified diff; with a span, only the hunks that touch it (other bugs' changes stay hidden)."""
+    """Unified diff; with a span, only the changes inside it (other bugs' changes in the file stay hidden)."""
     matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
-    groups = list(matcher.get_grouped_opcodes(context))
+    changes = [op for op in matcher.get_opcodes() if op[0] != "equal"]
     if span is not None:
-        touching = [g for g in groups if any(op != "equal" and i1 < span[1] and i2 >= span[0]
-                                             for op, i1, i2, _, _ in g)]
-        groups = touching or groups
+        inside = [op for op in changes if op[1] < span[1] and op[2] >= span[0]]
+        changes = inside or changes
+    low, high = (span if span is not None and changes is not None else (0, len(a)))
     lines = [f"--- buggy/{name}", f"+++ fixed/{name}"]
-    for group in groups:
-        i1, i2, j1, j2 = group[0][1], group[-1][2], group[0][3], group[-1][4]
-        lines.append(f"@@ -{i1 + 1},{i2 - i1} +{j1 + 1},{j2 - j1} @@")
-        for op, a1, a2, b1, b2 in group:
-            if op == "equal":
-                lines += [" " + x for x in a[a1:a2]]
-                continue
-            lines += ["-" + x for x in a[a1:a2]]
-            lines += ["+" + x for x in b[b1:b2]]
-    return lines if groups else []
+    hunks: list[list] = []
+    for op in changes:  # changes closer than 2*context lines share a hunk, as in `diff -u`
+        if hunks and op[1] - hunks[-1][-1][2] <= 2 * context:
+            hunks[-1].append(op)
+        else:
+            hunks.append([op])
+    for hunk in hunks:
+        start = max(hunk[0][1] - context, low if span is not None else 0)
+        end = min(hunk[-1][2] + context, high if span is not None else len(a))
+        shift = hunk[0][3] - hunk[0][1]
+        grown = sum((j2 - j1) - (i2 - i1) for _, i1, i2, j1, j2 in hunk)
+        lines.append(f"@@ -{start + 1},{end - start} +{start + shift + 1},{end - start + grown} @@")
+        at = start
+        for _, i1, i2, j1, j2 in hunk:
+            lines += [" " + x for x in a[at:i1]]
+            lines += ["-" + x for x in a[i1:i2]]
+            lines += ["+" + x for x in b[j1:j2]]
+            at = i2
+        lines += [" " + x for x in a[at:end]]
+    return lines if hunks else []
 
 
 # --- saved progress ----------------------------------------------------------------------------

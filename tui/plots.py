@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
@@ -38,26 +39,44 @@ def _points(xs: list, ys: list, x_log: bool, y_log: bool) -> tuple[list, list]:
     return out_x, out_y
 
 
+def _log10(values: list[float]) -> list[float]:
+    return [math.log10(v) for v in values]
+
+
 def draw(plt, spec: PlotSpec) -> None:
-    """Issue the plotext calls for one spec on a textual-plotext Plot (or the plotext module)."""
+    """Issue the plotext calls for one spec on a textual-plotext Plot (or the plotext module).
+
+    Log axes are drawn as log10 of the values on a linear axis labelled at powers of ten: plotext's
+    own log scale rewrites its data in place and fails when the widget draws a second time.
+    """
     plt.clear_figure()
     plt.title(spec.title)
     if spec.x_label:
-        plt.xlabel(spec.x_label)
+        plt.xlabel(spec.x_label + (" (log)" if spec.x_log and spec.kind != "bar" else ""))
     if spec.y_label:
-        plt.ylabel(spec.y_label)
+        plt.ylabel(spec.y_label + (" (log)" if spec.y_log and spec.kind != "bar" else ""))
     series = [s for s in spec.series if s.y]
     if spec.kind == "bar":
         _draw_bars(plt, series)
-    elif spec.kind == "histogram" and len(series) == 1:
+        return
+    all_x: list[float] = []
+    all_y: list[float] = []
+    if spec.kind == "histogram" and len(series) == 1:
         xs, ys = _points(series[0].x, series[0].y, False, spec.y_log)
         width = (xs[1] - xs[0]) * 0.9 if len(xs) > 1 else 0.8
-        plt.bar(xs, ys, color=SERIES_COLORS[0], width=width, label=series[0].name)
+        ys = _log10(ys) if spec.y_log else ys
+        if xs:
+            plt.bar(xs, ys, color=SERIES_COLORS[0], width=width)
+        all_y = ys
     else:  # line, scatter, histogram with overlaid samples (drawn as outlines)
         for i, s in enumerate(series):
             xs, ys = _points(s.x, s.y, spec.x_log, spec.y_log)
             if not xs:
                 continue
+            xs = _log10(xs) if spec.x_log else xs
+            ys = _log10(ys) if spec.y_log else ys
+            all_x += xs
+            all_y += ys
             color = SERIES_COLORS[i % len(SERIES_COLORS)]
             label = s.name if len(series) > 1 else None
             if spec.kind == "scatter":
@@ -68,10 +87,18 @@ def draw(plt, spec: PlotSpec) -> None:
         if first and first.x and not any(_is_number(x) for x in first.x):
             step = max(1, len(first.x) // 8)
             plt.xticks(list(range(0, len(first.x), step)), [str(x)[:10] for x in first.x[::step]])
-    if spec.x_log and spec.kind not in ("bar",):
-        plt.xscale("log")
-    if spec.y_log:
-        plt.yscale("log")
+    if spec.x_log and all_x:
+        plt.xticks(*_decade_ticks(all_x))
+    if spec.y_log and all_y:
+        plt.yticks(*_decade_ticks(all_y))
+
+
+def _decade_ticks(logged: list[float]) -> tuple[list[float], list[str]]:
+    """Tick positions (log10 units) at whole powers of ten, labelled 1e-4, 1e-3, ..."""
+    low, high = math.ceil(min(logged)), math.floor(max(logged))
+    step = max(1, (high - low) // 5)
+    ticks = list(range(low, high + 1, step)) or [round(min(logged))]
+    return [float(k) for k in ticks], [f"1e{k}" if k else "1" for k in ticks]
 
 
 def _draw_bars(plt, series) -> None:
@@ -105,6 +132,16 @@ class SpecPlot(PlotextPlot):
         draw(self.plt, spec)
 
 
+def heatmap_view(spec: PlotSpec) -> Group:
+    """Title, the shaded table, and which axis is which."""
+    axes = ", ".join(filter(None, [f"rows: {spec.y_label}" if spec.y_label else "",
+                                   f"columns: {spec.x_label}" if spec.x_label else ""]))
+    parts = [Text(spec.title, style="bold"), heatmap_table(spec)]
+    if axes:
+        parts.append(Text(axes, style="dim"))
+    return Group(*parts)
+
+
 def heatmap_table(spec: PlotSpec) -> Table:
     """The matrix as a table with its labels; larger values drawn stronger (works in 16 colours)."""
     matrix = spec.matrix or []
@@ -112,9 +149,7 @@ def heatmap_table(spec: PlotSpec) -> Table:
     cols = (spec.col_labels or [str(i) for i in range(len(matrix[0]) if matrix else 0)])[:HEATMAP_MAX]
     values = [v for row in matrix[:HEATMAP_MAX] for v in row[:HEATMAP_MAX] if _is_number(v)]
     top = max([abs(v) for v in values] + [1e-12])
-    table = Table(title=spec.title, box=None, padding=(0, 1), show_edge=False,
-                  caption=" ".join(filter(None, [f"rows: {spec.y_label}" if spec.y_label else "",
-                                                 f"columns: {spec.x_label}" if spec.x_label else ""])) or None)
+    table = Table(box=None, padding=(0, 1), show_edge=False)
     table.add_column("", style="bold", no_wrap=True)
     for c in cols:
         table.add_column(str(c)[:8], justify="right", no_wrap=True)
@@ -139,5 +174,5 @@ def plot_widget(spec: PlotSpec, **kwargs):
     if not has_data(spec):
         return Static(Text(f"{spec.title}: no data to draw", style="dim"), classes="plot-empty")
     if spec.kind == "heatmap":
-        return Static(heatmap_table(spec), classes="heatmap", **kwargs)
+        return Static(heatmap_view(spec), classes="heatmap", **kwargs)
     return SpecPlot(spec, classes="plot", **kwargs)

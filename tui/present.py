@@ -40,26 +40,37 @@ def step_counts(step: str, findings: dict[str, Finding]) -> dict[str, int]:
     return counts
 
 
+STATUS_ORDER = ("fail", "warn", "error", "pass", "info", "skipped")
+SHORT = {"error": "err", "skipped": "skip"}
+STEP_STATUS_WIDTH = 22  # the steps column is 26 wide: 2 indent + border + padding
+
+
 def step_status_text(step: str, findings: dict[str, Finding], running: tuple[int, int] | None = None) -> Text:
-    """'2 fail · 1 warn · 5 pass', 'not run' or 'running 3/13'."""
+    """'2 fail·1 warn·5 pass', 'not run' or 'running 3/13', always one line of the steps column."""
     if running is not None:
         done, total = running
         return Text(f"running {done}/{total}" if total else "running…", style=STYLES["running"])
     counts = step_counts(step, findings)
     if not counts:
         return Text("not run", style="dim")
-    parts = []
-    for status in ("fail", "warn", "error", "pass"):
-        if counts.get(status):
-            parts.append((f"{counts[status]} {status}", STYLES[status]))
-    if not parts:
-        quiet = sum(counts.values())
-        parts.append((f"{quiet} info/skipped", "dim"))
+    parts = [(f"{counts[s]} {SHORT.get(s, s)}", s) for s in STATUS_ORDER if counts.get(s)]
+    verdicts = [p for p in parts if p[1] in ("fail", "warn", "error", "pass")]
+    shown: list[tuple[str, str]] = []
+    for part in parts:
+        if sum(len(p[0]) + 1 for p in shown + [part]) - 1 > STEP_STATUS_WIDTH:
+            break
+        shown.append(part)
+    if not all(p in shown for p in verdicts):
+        # Too many kinds for the column: icons and counts ("✗2 !1 E1 ✓9").
+        text = Text()
+        for i, status in enumerate(s for s in STATUS_ORDER[:4] if counts.get(s)):
+            text.append(("" if i == 0 else " ") + f"{ICONS[status]}{counts[status]}", style=STYLES[status])
+        return text
     text = Text()
-    for i, (label, style) in enumerate(parts):
+    for i, (label, status) in enumerate(shown):
         if i:
-            text.append(" · ", style="dim")
-        text.append(label, style=style)
+            text.append("·", style="dim")
+        text.append(label, style=STYLES[status])
     return text
 
 

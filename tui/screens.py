@@ -18,7 +18,6 @@ from mltriage.checks.findings import Finding
 from mltriage.checks.registry import STEP_TITLES
 
 from .guide import STATUS_MEANINGS
-from .plots import plot_widget
 from .present import ICONS, STYLES, finding_text
 
 INTRO = ("mltriage walks you through debugging a machine-learning model in seven steps: the problem, "
@@ -118,10 +117,12 @@ class FindingScreen(Screen):
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         if action == "mark" and self.hunt is None:
-            return None  # bug marking exists only in bug-hunt mode
+            return False  # bug marking exists only in bug-hunt mode
         return True
 
     def compose(self) -> ComposeResult:
+        from .plots import plot_widget  # plotext loads on the first plot, not at start-up
+
         with VerticalScroll(id="finding"):
             yield Static(finding_text(self.check_id, self.finding, self.check_title), id="finding-text")
             for spec in (self.finding.plots if self.finding else []):
@@ -243,6 +244,9 @@ class HelpScreen(ModalScreen[None]):
             yield Label("What the statuses mean", classes="dialog-title")
             yield Static(statuses)
             yield Static(Text("esc: close", style="dim"))
+
+    def on_mount(self) -> None:
+        self.query_one("#help-box").focus()  # arrow keys scroll it on small terminals
 
 
 class ProblemScreen(ModalScreen[tuple[str | None, str | None] | None]):
