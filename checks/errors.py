@@ -815,16 +815,25 @@ def _regressions_from_history(ctx: RunContext):
     same_rows = rows_then == now["splits"]["valid"]["rows"]
     caveat = "" if same_rows else f" Note: the valid split had {rows_then} rows then and {evidence['rows_current']} now."
     overall = worse_by > ONE_SIDED_Z * se and worse_by > 0
+    # A model mltriage trained until the time budget ran out stops at a different step on every run:
+    # a difference is then partly mltriage's own doing, so it is reported without a warning.
+    cut_short = bool(now.get("budget_limited") or old["evidence"].get("budget_limited"))
+    evidence["budget_limited"] = cut_short
     if overall or classes:
         parts = ([f"{metric} {before:.4g} -> {after:.4g}"] if overall else []) + \
                 [f"class '{c['class']}' recall {c['previous']:.2f} -> {c['current']:.2f}" for c in classes[:3]]
-        return warn(f"worse than the previous run: {'; '.join(parts)}",
+        status = info if cut_short else warn
+        if cut_short:
+            caveat += (" The reference model was stopped by the time budget in one of the two runs, so part of "
+                       "the difference may come from training for a different number of steps.")
+        return status(f"worse than the previous run: {'; '.join(parts)}",
                     detail=f"Compared with the metrics.summary of the previous saved run (no per-row previous "
                            f"predictions, so flipped rows cannot be listed). Overall: worse by {worse_by:.4g} "
                            f"(flag beyond {ONE_SIDED_Z} x {se:.3g}). Classes flagged when recall fell by at "
                            f"least {REGRESSION_MIN_DROP} and a two-proportion test stays significant after BH.{caveat}",
                     fix="Diff what changed since that run (data, code, hyper-parameters). Set "
-                        "[artifacts] previous_predictions to the earlier predictions file to see which rows flipped.",
+                        "[artifacts] previous_predictions to the earlier predictions file to see which rows flipped"
+                        + ("; raise [budget] seconds so training finishes its epochs." if cut_short else "."),
                     evidence=evidence, plots=[plot])
     return passed(f"no regression against the previous run ({metric} {before:.4g} -> {after:.4g})",
                   detail=caveat.strip(), evidence=evidence, plots=[plot])

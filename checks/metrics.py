@@ -199,6 +199,7 @@ def summary_numbers(ctx: RunContext) -> dict:
             if ctx.is_classification:
                 per_class[name] = per_class_table(ctx, so)
         return {"metric": ctx.metric, "higher_is_better": _hib(ctx.metric), "source": outputs.source,
+                "source_kind": outputs.kind, "budget_limited": outputs.budget_limited,
                 "splits": splits, "per_class": per_class, "missing": dict(outputs.missing)}
 
     return ctx.shared("metrics:summary", compute)

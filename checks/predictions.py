@@ -64,6 +64,9 @@ class Outputs:
     source: str                                 # a sentence for finding texts
     splits: dict[str, SplitOutputs] = field(default_factory=dict)
     missing: dict[str, str] = field(default_factory=dict)  # split -> what to add to get it
+    # True when mltriage trained the model and the time budget cut training short: another run may
+    # stop at a different step, so differences between runs are not only the project's doing.
+    budget_limited: bool = False
 
     def get(self, split: str) -> SplitOutputs:
         """The split's outputs, or SkipCheck saying what to add."""
@@ -274,4 +277,5 @@ def _reference_outputs(ctx: RunContext) -> Outputs:
         source = f"the project's model, {ref.note or 'trained by mltriage'}"
     splits = {split: _split_outputs_from_scores(ctx, split, raw, source, has_proba)
               for split, raw in ref.outputs.items()}
-    return Outputs("reference", source, splits)
+    stopped = ref.history is not None and ref.history.stopped == "budget"
+    return Outputs("reference", source, splits, budget_limited=stopped)

@@ -204,3 +204,50 @@ def test_test_split_worse_than_valid_is_flagged(tmp_path):
     ctx = sklearn_project(tmp_path, "LogisticRegression()", test_shift=True)
     f = run_check(ctx, "metrics.split_consistency")
     assert f.status in ("warn", "fail") and f.evidence["drop"] > 0.05, f.title
+
+
+def torch_project(tmp_path, checkpoint_bytes=None):
+    import torch
+
+    from helpers import GOOD_TORCH_MODEL
+
+    train, _ = synthetic(400, 30)
+    valid, _ = synthetic(300, 31)
+    write_project(tmp_path, train, valid, model_code=GOOD_TORCH_MODEL,
+                  toml_extra='[model]\ncode = "model.py"\nbuild = "build_model"\npredict = "predict"\n'
+                             'checkpoint = "model.pt"')
+    (tmp_path / "model.pt").write_bytes(checkpoint_bytes or b"placeholder until the weights are saved")
+    if checkpoint_bytes is not None:
+        return tmp_path
+    ctx = context_for(tmp_path)
+    model = ctx.build_model()
+    X, y = torch.tensor(ctx.X("train")), torch.tensor(ctx.y("train"))
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    for _ in range(60):  # full-batch: a few hundred milliseconds
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(X), y).backward()
+        opt.step()
+    torch.save(model.state_dict(), tmp_path / "model.pt")
+    return tmp_path
+
+
+def test_checkpoint_gives_train_and_valid_predictions(tmp_path):
+    root = torch_project(tmp_path)
+    f = run_check(root, "metrics.summary")
+    assert f.status == "pass" and "model.pt" in f.evidence["source"]
+    assert set(f.evidence["splits"]) == {"train", "valid"} and f.evidence["splits"]["valid"]["metrics"]["accuracy"] > 0.6
+    assert run_check(root, "metrics.generalization_gap").status == "pass"
+    # A predictions file next to the checkpoint: valid from the file, train from the checkpoint.
+    valid = pd.read_csv(root / "data" / "valid.csv")
+    write_preds(root, synthetic(300, 31)[1])
+    text = (root / "mltriage.toml").read_text() + '\n[artifacts]\npredictions = "preds/valid.csv"\n'
+    (root / "mltriage.toml").write_text(text)
+    g = run_check(root, "metrics.summary")
+    assert "preds/valid.csv" in g.evidence["source"] and set(g.evidence["splits"]) == {"train", "valid"}
+    assert len(valid) == g.evidence["splits"]["valid"]["rows"]
+
+
+def test_damaged_checkpoint_is_an_error_naming_it(tmp_path):
+    root = torch_project(tmp_path, checkpoint_bytes=b"not a checkpoint")
+    f = run_check(root, "metrics.summary")
+    assert f.status == "error" and "model.pt" in f.title + f.detail
