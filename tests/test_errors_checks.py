@@ -253,3 +253,24 @@ def test_train_mistakes_are_marked_with_suspected_label_issues(tmp_path, monkeyp
     marked = [e["row"] for e in train if e["suspected_label_issue"]]
     assert marked and set(marked) <= set(flipped.tolist())
     assert "suspected as a label error" in f.detail
+
+
+def test_regression_target_segment_that_got_worse_fails_and_twin_passes(tmp_path):
+    rng = np.random.default_rng(23)
+    n = 2000
+    valid = pd.DataFrame({"store": rng.choice(["s1", "s2", "s3", "s4"], n), "x": rng.normal(size=n)})
+    valid["y"] = 3 * valid["x"] + rng.normal(size=n)
+    before = valid["y"] + rng.normal(scale=1.0, size=n)
+    worse = before + np.where(valid["store"] == "s3", rng.normal(scale=2.0, size=n), 0.0)
+    same = valid["y"] + rng.normal(scale=1.0, size=n)
+    for name, current in (("worse", worse), ("same", same)):
+        root = tmp_path / name
+        write_project(root, valid.iloc[:300], valid, target="y",
+                      toml_extra='[project]\ntask = "regression"\n[artifacts]\npredictions = "preds/valid.csv"\n'
+                                 'previous_predictions = "preds/previous.csv"')
+        (root / "preds").mkdir()
+        pd.DataFrame({"prediction": current}).to_csv(root / "preds/valid.csv", index=False)
+        pd.DataFrame({"prediction": before}).to_csv(root / "preds/previous.csv", index=False)
+    f = run_check(tmp_path / "worse", "errors.regressions")
+    assert f.status == "fail" and [s["segment"] for s in f.evidence["worse_segments"]] == ["store == 's3'"]
+    assert run_check(tmp_path / "same", "errors.regressions").status == "pass"
