@@ -228,7 +228,7 @@ class MainScreen(Screen):
         default_metric = "accuracy" if task != "regression" else "rmse"
         text = Text()
         text.append("What mltriage understood", style="bold")
-        text.append("   c: confirm or change\n", style="dim")
+        text.append("  (c: confirm/change)\n", style="dim")
         rows = [("task", task or "?", source), ("target", cfg.target, "declared"),
                 ("classes", ", ".join(map(str, classes)) if classes else ("-" if task == "regression" else "?"),
                  class_source if classes else ""),
@@ -472,6 +472,7 @@ class MainScreen(Screen):
         self.query_one("#progress-bar", ProgressBar).update(total=None, progress=0)
         self.query_one("#progress-label", Label).update(f"starting {', '.join(steps) if len(steps) < 3 else 'all steps'}…")
         self.refresh_steps()
+        self.refresh_bindings()  # escape (cancel) shows in the footer while a run is going
         self.run_checks_worker(self.current_run)
 
     @work(thread=True, group="checks")
@@ -515,13 +516,14 @@ class MainScreen(Screen):
         # so that what is shown is always this run's verdict or "not run".
         run.backup = {cid: self.findings.pop(cid) for cid in plan if cid in self.findings}
         self.query_one("#progress-bar", ProgressBar).update(total=max(1, len(plan)), progress=0)
+        self.query_one("#progress-label", Label).update(
+            Text("loading the project's data…", style="bold"))
         self._update_run_views()
 
     def _on_start(self, run: RunState, check_id: str) -> None:
         run.current = check_id
         self.query_one("#progress-label", Label).update(
-            Text.assemble(("running ", "bold"), check_id, (f"  {len(run.done) + 1}/{len(run.plan)}", "dim"),
-                          ("   esc cancels", "dim")))
+            Text.assemble(("running ", "bold"), check_id, (f"  {len(run.done) + 1}/{len(run.plan)}", "dim")))
         self._update_run_views()
 
     def _on_finding(self, run: RunState, finding: Finding) -> None:
@@ -553,6 +555,7 @@ class MainScreen(Screen):
         if self.app.active_run is run:
             self.app.active_run = None
         self.query_one("#progress").remove_class("running")
+        self.refresh_bindings()
         if result is not None and not result.cancelled:
             self.session.mark_run(run.steps)
             self._save_session()

@@ -100,28 +100,33 @@ def check_line(check_id: str, finding: Finding | None, title: str, running: bool
     return line
 
 
-def format_value(value: Any) -> str:
+def format_value(value: Any, limit: int = EVIDENCE_VALUE_CHARS, indent: int | None = None) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     if isinstance(value, (dict, list)):
-        text = json.dumps(value, ensure_ascii=False, default=str)
+        text = json.dumps(value, ensure_ascii=False, default=str, indent=indent)
+        if indent:
+            text = "\n" + "\n".join("    " + line for line in text.splitlines())
     else:
         text = str(value)
-    return text if len(text) <= EVIDENCE_VALUE_CHARS else text[:EVIDENCE_VALUE_CHARS - 1] + "…"
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
-def evidence_text(evidence: dict[str, Any]) -> Text:
+def evidence_text(evidence: dict[str, Any], full: bool = False) -> Text:
+    """Key: value lines; `full` (the finding screen) pretty-prints nested values at more length."""
     text = Text()
     items = list(evidence.items())
     for key, value in items[:EVIDENCE_MAX_ITEMS]:
         text.append(f"  {key}: ", style="bold")
-        text.append(format_value(value) + "\n")
+        text.append(format_value(value, limit=1500 if full else EVIDENCE_VALUE_CHARS,
+                                 indent=2 if full else None) + "\n")
     if len(items) > EVIDENCE_MAX_ITEMS:
         text.append(f"  … {len(items) - EVIDENCE_MAX_ITEMS} more\n", style="dim")
     return text
 
 
-def finding_text(check_id: str, finding: Finding | None, title: str = "", brief: bool = False) -> Text:
+def finding_text(check_id: str, finding: Finding | None, title: str = "", brief: bool = False,
+                 full: bool = False) -> Text:
     """The detail of one check: status, what was measured, the fix, the evidence."""
     text = Text()
     if finding is None:
@@ -144,7 +149,7 @@ def finding_text(check_id: str, finding: Finding | None, title: str = "", brief:
         text.append(finding.fix.strip() + "\n")
     if finding.evidence and not brief:
         text.append("\nEvidence\n", style="bold underline")
-        text.append_text(evidence_text(finding.evidence))
+        text.append_text(evidence_text(finding.evidence, full=full))
     if brief:
         extras = []
         if finding.evidence:

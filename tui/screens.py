@@ -124,7 +124,7 @@ class FindingScreen(Screen):
         from .plots import plot_widget  # plotext loads on the first plot, not at start-up
 
         with VerticalScroll(id="finding"):
-            yield Static(finding_text(self.check_id, self.finding, self.check_title), id="finding-text")
+            yield Static(finding_text(self.check_id, self.finding, self.check_title, full=True), id="finding-text")
             for spec in (self.finding.plots if self.finding else []):
                 yield plot_widget(spec)
         yield Footer()
