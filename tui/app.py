@@ -135,7 +135,8 @@ class MainScreen(Screen):
             self.notify(notice, severity="warning", timeout=12)
         self.session.notice = None
         if self.app.check_titles:
-            self.load_titles()
+            # After the first frame: importing the check modules would compete with it for the GIL.
+            self.set_timer(0.3, self.load_titles)
 
     @work(thread=True, group="titles")
     def load_titles(self) -> None:
