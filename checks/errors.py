@@ -24,11 +24,12 @@ from .registry import check
 MIN_SLICE_ROWS = 30
 # A slice covering almost all rows says nothing about a segment.
 MAX_SLICE_SHARE = 0.95
-# Reported slices: significant after Benjamini-Hochberg at FDR and an error at least 1.25x the average
-# (and, for a 0/1 error, at least 3 points above it) - smaller excesses are rarely actionable.
+# Reported slices: significant after Benjamini-Hochberg at FDR, an error at least 1.25x that of the other
+# rows and (for a 0/1 error) at least 3 points above the average - smaller excesses are rarely actionable.
 REPORT_RATIO, REPORT_EXCESS = 1.25, 0.03
-# Warn when a slice errs at least twice as often as average and at least 10 points more (0/1 error),
-# or has twice the average absolute error (regression): a segment the model clearly handles badly.
+# Warn when a slice errs at least twice as often as the other rows and at least 10 points more than
+# average (0/1 error), or has twice their absolute error (regression): a segment the model clearly
+# handles badly. Compared with the other rows, not the average, which the slice itself pulls up.
 WARN_RATIO, WARN_EXCESS = 2.0, 0.10
 QUANTILE_BINS = 5            # numeric ranges: quintiles
 MAX_CATEGORY_VALUES = 100    # most frequent values per categorical column
@@ -432,7 +433,9 @@ def discover_slices(frame, err, numeric: list[str], categorical: list[str], text
     with np.errstate(invalid="ignore", divide="ignore"):
         z = np.where(se > 0, (slice_mean - rest_mean) / se, 0.0)
     q = benjamini_hochberg(norm.sf(z)) if len(tested) else np.array([])
-    ratio = slice_mean / mean if mean > 0 else np.zeros_like(slice_mean)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.where(rest_mean > 0, slice_mean / np.maximum(rest_mean, 1e-300), np.inf)
+    ratio = np.where(slice_mean > 0, ratio, 0.0)
     excess = slice_mean - mean
     min_excess = REPORT_EXCESS if binary else 0.0
     keep = (q < FDR) & (ratio >= REPORT_RATIO) & (excess >= min_excess)
@@ -490,8 +493,8 @@ def weak_slices(ctx: RunContext):
     method = (f"{result['tested']} candidate segments (categorical values, quintile ranges, text keywords and "
               f"length, k-means clusters) with at least {MIN_SLICE_ROWS} rows were each tested against the other "
               f"rows (one-sided z-test, Benjamini-Hochberg at {FDR}).")
-    listing = "\n".join(f"- {s['description']}: {s['size']} rows, {what} {s['error']:.3g} vs {mean:.3g} overall "
-                        f"({s['ratio']:.1f}x, q = {s['q']:.2g})" for s in slices)
+    listing = "\n".join(f"- {s['description']}: {s['size']} rows, {what} {s['error']:.3g} vs {s['rest_error']:.3g} "
+                        f"on the other rows ({s['ratio']:.1f}x, q = {s['q']:.2g})" for s in slices)
     severe = [s for s in slices if s["severe"]]
     fix = ("Look at the rows of the top slice: is it rare in train (collect or up-weight it), are its labels noisy, "
            "does it need a feature the model lacks? Then pin it with a [[slices]] unit test so it cannot regress.")
@@ -499,13 +502,13 @@ def weak_slices(ctx: RunContext):
         top = severe[0]
         return warn(f"{len(severe)} weak slice(s); worst: {top['description']} ({top['size']} rows, {what} "
                     f"{top['error']:.3g} vs {mean:.3g})",
-                    detail=f"Warn when a slice's {what} is at least {WARN_RATIO:.0f}x the average"
+                    detail=f"Warn when a slice's {what} is at least {WARN_RATIO:.0f}x that of the other rows"
                            + (f" and {WARN_EXCESS:.2f} above it" if binary else "") + f". {method}\n{listing}",
                     fix=fix, evidence=evidence, plots=[plot])
     if slices:
         return info(f"{len(slices)} slice(s) modestly above the average {what}; top: {slices[0]['description']} "
                     f"({slices[0]['error']:.3g} vs {mean:.3g})",
-                    detail=f"None reaches {WARN_RATIO:.0f}x the average. {method}\n{listing}", fix=fix,
+                    detail=f"None reaches {WARN_RATIO:.0f}x the other rows' {what}. {method}\n{listing}", fix=fix,
                     evidence=evidence, plots=[plot])
     return passed(f"no segment errs significantly more than average ({result['tested']} tested)",
                   detail=method, evidence=evidence, plots=[plot])
