@@ -79,6 +79,7 @@ OSCILLATION_MIN_FALL = 0.02    # a curve must fall 2% before its zig-zag is judg
 ZIGZAG_FLOOR = 0.01            # moves under 1% of the curve's level are too small to matter
 OVERFIT_RISE_WARN = 0.10       # valid loss 10% above its best while train still falls
 OVERFIT_RISE_FAIL = 0.50
+RISE_T = 2.0                   # paired t statistic for "the valid loss really rose" (about 97.5% one-sided)
 UNDERFIT_LEVEL = 0.6           # final train loss >= 60% of the trivial (predict-the-prior) loss
 UNDERFIT_FLAT = 0.05           # ... and improved < 5% over the last half of the run
 EARLY_STOP_MIN_WASTE = 3       # epochs after the best one before suggesting early stopping
@@ -116,6 +117,7 @@ class Probe:
     valid_loss: list[float] = field(default_factory=list)
     train_metric: list[float] = field(default_factory=list)
     valid_metric: list[float] = field(default_factory=list)
+    valid_row_losses: list = field(default_factory=list)  # per-row valid losses per epoch (builtin losses)
     metric: str = ""
     steps_per_epoch: int = 0
     stopped: str = ""
@@ -191,8 +193,8 @@ def _eval_rows(ctx: RunContext, split: str):
     return X, y
 
 
-def evaluate(ctx: RunContext, model, loss_fn, X, y) -> tuple[float, float | None]:
-    """(loss, metric) of the model on rows, eval-mode forward with the configured loss."""
+def evaluate(ctx: RunContext, model, loss_fn, X, y):
+    """(loss, metric, per-sample losses or None) of the model on rows: eval-mode forward, configured loss."""
     import numpy as np
     import torch
 
@@ -200,9 +202,20 @@ def evaluate(ctx: RunContext, model, loss_fn, X, y) -> tuple[float, float | None
     from .scoring import score
 
     scores = forward_scores(ctx, model, X, use_project_predict=False)
+    out, target = torch.as_tensor(scores, dtype=torch.float32), target_tensor(ctx, y)
+    per_sample = None
     with torch.no_grad():
-        loss = float(loss_value(ctx, loss_fn, torch.as_tensor(scores, dtype=torch.float32),
-                                target_tensor(ctx, y)))
+        if getattr(loss_fn, "reduction", None) == "mean":
+            # builtin losses: per-row values give the noise of the mean (its standard error)
+            loss_fn.reduction = "none"
+            try:
+                values = loss_value(ctx, loss_fn, out, target)
+            finally:
+                loss_fn.reduction = "mean"
+            per_sample = values.reshape(len(values), -1).mean(dim=1).double().numpy()
+            loss = float(per_sample.mean())
+        else:
+            loss = float(loss_value(ctx, loss_fn, out, target))
     metric = None
     if np.all(np.isfinite(scores)):
         try:
@@ -212,7 +225,7 @@ def evaluate(ctx: RunContext, model, loss_fn, X, y) -> tuple[float, float | None
                 metric = score(ctx.metric, y, pred=scores.reshape(len(scores), -1)[:, 0])
         except ValueError:
             metric = None
-    return loss, metric
+    return loss, metric, per_sample
 
 
 def probe(ctx: RunContext) -> Probe:
@@ -252,8 +265,9 @@ def _run_probe(ctx: RunContext) -> Probe:
     def record_epoch(epoch: int) -> None:
         relus.active = False
         with ctx.budget.spend() if epoch == 0 else _nothing():
-            tl, tm = evaluate(ctx, model, loss_fn, *train_eval)
-            vl, vm = evaluate(ctx, model, loss_fn, *valid_eval)
+            tl, tm, _ = evaluate(ctx, model, loss_fn, *train_eval)
+            vl, vm, v_rows = evaluate(ctx, model, loss_fn, *valid_eval)
+        result.valid_row_losses.append(v_rows)
         result.epochs.append(epoch)
         result.train_loss.append(tl)
         result.valid_loss.append(vl)
@@ -854,10 +868,22 @@ def _grads_cleared(result: Probe) -> bool:
     return all_zero and math.isfinite(moved) and moved > 1e-4
 
 
+def _target_scale(ctx: RunContext) -> float:
+    """1 for classification; the standard deviation of the training target (at least 1) for regression."""
+    import numpy as np
+
+    if ctx.is_classification:
+        return 1.0
+    y = np.asarray(ctx.y("train"), dtype=float)
+    y = y[np.isfinite(y)]
+    return max(1.0, float(y.std())) if len(y) else 1.0
+
+
 @check("training.exploding_gradients", title="Gradient norms stay bounded", needs=("torch_model",))
 def exploding_gradients(ctx: RunContext):
     result = _gradient_probe(ctx)
-    norms = result.total_grad_norm
+    scale = _target_scale(ctx)
+    norms = [g / scale for g in result.total_grad_norm]
     k = max(1, len(norms) // 10)
     early, late = _median(norms[:k]), _median(norms[-k:])
     med, peak = _median(norms), max((g for g in norms if math.isfinite(g)), default=math.nan)
@@ -865,9 +891,11 @@ def exploding_gradients(ctx: RunContext):
     per_layer = {n: _median(result.grad_norms[n]) for n in result.layers}
     evidence = {"source": result.describe(), "median_norm": med, "max_norm": peak, "early_median": early,
                 "late_median": late, "growth": growth, "nonfinite_steps": result.nonfinite_grad_steps,
-                "per_layer_median": per_layer, "steps": len(norms)}
+                "per_layer_median": per_layer, "steps": len(norms), "target_scale": scale}
     plots = [_grad_plot(result)]
-    msg = (f"In {result.describe()}, the total gradient norm (all weight tensors) had median {med:.3g}, "
+    scaled = (f" (divided by the regression target's standard deviation, {scale:.3g}, because the gradient "
+              f"of a regression loss grows with the target's units)" if scale != 1.0 else "")
+    msg = (f"In {result.describe()}, the total gradient norm (all weight tensors){scaled} had median {med:.3g}, "
            f"max {peak:.3g}, and went from {early:.3g} over the first steps to {late:.3g} over the last. "
            f"Thresholds: median above {EXPLODE_NORM_WARN:g} is worth a look and above {EXPLODE_NORM_FAIL:g} "
            f"(or growth of {EXPLODE_GROWTH_FAIL:g}x, or a non-finite norm) is explosion; gradient clipping "
@@ -989,6 +1017,32 @@ def _epoch_curves(ctx: RunContext, need_valid: bool = True):
     return src, c
 
 
+def valid_rise(src: CurveSource, best: int, valid: list[float]) -> dict:
+    """Is the validation loss at the end really above its best, beyond noise?
+
+    Probe: a paired t-test on the per-row validation losses of the best and the last epoch (the same
+    rows, so only the model changed). Log: the rise must be sustained - the median of the values after
+    the best one already sits half the threshold above it.
+    """
+    import numpy as np
+
+    rise = (valid[-1] - valid[best]) / abs(valid[best]) if valid[best] else 0.0
+    out = {"relative_rise": rise, "after_best": len(valid) - 1 - best}
+    rows = src.probe.valid_row_losses if src.probe is not None else []
+    if len(rows) == len(valid) and rows[best] is not None and rows[-1] is not None:
+        d = np.asarray(rows[-1]) - np.asarray(rows[best])
+        se = float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else math.inf
+        out["paired_t"] = float(d.mean() / se) if se > 0 else (math.inf if d.mean() > 0 else 0.0)
+        out["significant"] = out["paired_t"] >= RISE_T
+        out["noise_test"] = f"paired t-test on {len(d)} validation rows (t >= {RISE_T:g})"
+    else:
+        later = valid[best + 1:]
+        sustained = bool(later) and float(np.median(later)) >= valid[best] * (1 + OVERFIT_RISE_WARN / 2)
+        out["significant"] = sustained
+        out["noise_test"] = "median after the best is at least 5% above it (a sustained rise, not one bad epoch)"
+    return out
+
+
 @check("training.overfitting", title="Validation loss does not turn up while training loss falls")
 def overfitting(ctx: RunContext):
     src, c = _epoch_curves(ctx)
@@ -996,23 +1050,26 @@ def overfitting(ctx: RunContext):
     txs, train = _series(c, "train_loss")
     best = min(range(len(valid)), key=valid.__getitem__)
     final, lowest = valid[-1], valid[best]
-    rise = (final - lowest) / abs(lowest) if lowest else 0.0
-    after = len(valid) - 1 - best
+    test = valid_rise(src, best, valid)
+    rise, after = test["relative_rise"], test["after_best"]
     train_at = dict(zip(txs, train))
     train_best, train_end = train_at.get(xs[best]), (train[-1] if train else None)
     train_fell = train_best is not None and train_end is not None and train_end < train_best
     evidence = {"source": src.label, "best_" + c.index_name: xs[best], "best_valid_loss": lowest,
                 "final_valid_loss": final, "relative_rise": rise, "points_after_best": after,
-                "train_loss_at_best": train_best, "final_train_loss": train_end}
+                "train_loss_at_best": train_best, "final_train_loss": train_end, **test}
     plots = loss_plots(c)
     msg = (f"In {src.label}, the validation loss was lowest ({lowest:.4g}) at {c.index_name} {xs[best]:g} and "
            f"ended at {final:.4g} ({100 * rise:+.0f}%) {after} {c.index_name}(s) later"
            + (f", while the training loss kept falling ({train_best:.4g} -> {train_end:.4g})." if train_fell
               else ".")
            + f" Threshold: a rise of {100 * OVERFIT_RISE_WARN:.0f}% over at least 2 {c.index_name}s while "
-             f"training loss falls.")
+             f"training loss falls, beyond noise ({test['noise_test']}).")
     fix = ("Stop at the best epoch (early stopping, keep the best checkpoint), add regularisation (weight "
            "decay, dropout, data augmentation), get more data, or use a smaller model.")
+    if after >= 2 and train_fell and rise >= OVERFIT_RISE_WARN and not test["significant"]:
+        return info(f"validation loss is {100 * rise:.0f}% above its best, within noise", detail=msg,
+                    fix=fix, evidence=evidence, plots=plots)
     if after >= 2 and train_fell and rise >= OVERFIT_RISE_WARN:
         status = fail if rise >= OVERFIT_RISE_FAIL else warn
         return status(f"overfitting from {c.index_name} {xs[best]:g}: valid loss up {100 * rise:.0f}% while "
@@ -1083,8 +1140,10 @@ def early_stopping(ctx: RunContext):
     wasted = len(valid) - 1 - best
     worse = (valid[-1] - valid[best]) / abs(valid[best]) if valid[best] else 0.0
     patience = patience_that_works(valid)
+    test = valid_rise(src, best, valid)
     evidence = {"source": src.label, "best_" + c.index_name: xs[best], "last_" + c.index_name: xs[-1],
-                "points_after_best": wasted, "final_vs_best": worse, "suggested_patience": patience}
+                "points_after_best": wasted, "final_vs_best": worse, "suggested_patience": patience,
+                "rise_beyond_noise": test["significant"], "noise_test": test["noise_test"]}
     plots = loss_plots(c)
     msg = (f"In {src.label}, the validation loss was best at {c.index_name} {xs[best]:g} ({valid[best]:.4g}); "
            f"the run went on to {c.index_name} {xs[-1]:g} and ended {100 * worse:+.1f}% from the best.")
@@ -1096,7 +1155,7 @@ def early_stopping(ctx: RunContext):
            f"or keep the checkpoint of the best {c.index_name}.")
     if src.probe is not None:
         msg += " (The probe ran the configured number of epochs or as many as fit its share of the budget.)"
-    if wasted >= EARLY_STOP_MIN_WASTE and worse >= EARLY_STOP_WORSE:
+    if wasted >= EARLY_STOP_MIN_WASTE and worse >= EARLY_STOP_WORSE and test["significant"]:
         return warn(f"trained {wasted} {c.index_name}(s) past the best one; the final model is "
                     f"{100 * worse:.0f}% worse", detail=msg, fix=fix, evidence=evidence, plots=plots)
     if wasted >= EARLY_STOP_MIN_WASTE:
