@@ -83,3 +83,36 @@ def load_previous_run(project_root: Path, before: Path | None = None) -> dict | 
         if isinstance(data, dict) and "findings" in data:
             return data
     return None
+
+
+# Older runs than this are not read when merging: a check not run in the last 50 runs is "not run".
+MAX_RUNS_READ = 50
+
+
+def merge_findings(runs: list[dict]):
+    """The newest finding per check id, from runs given newest first (a step run alone saves a
+    partial run, so the latest picture of a project spans several run files)."""
+    from .findings import Finding
+
+    merged: dict[str, Finding] = {}
+    for run in runs:
+        for raw in run.get("findings", []):
+            try:
+                finding = Finding.from_dict(raw)
+            except (KeyError, TypeError, ValueError):
+                continue
+            if finding.check and finding.check not in merged:
+                merged[finding.check] = finding
+    return merged
+
+
+def load_findings(project_root: Path):
+    """(newest finding per check across saved runs, notices about damaged run files)."""
+    runs, notices = [], []
+    for path in list(reversed(list_runs(project_root)))[:MAX_RUNS_READ]:
+        data, notice = read_json(path)
+        if notice:
+            notices.append(notice)
+        if isinstance(data, dict) and isinstance(data.get("findings"), list):
+            runs.append(data)
+    return merge_findings(runs), notices

@@ -16,12 +16,12 @@ from typing import Any
 
 from mltriage.checks.findings import Finding
 from mltriage.checks.registry import STEPS
-from mltriage.checks.state import STATE_DIR, atomic_write_json, list_runs, read_json, save_run
+from mltriage.checks.state import (STATE_DIR, atomic_write_json, list_runs, load_findings, merge_findings,  # noqa: F401
+                                   read_json, save_run)
 
 SESSION_FILE = "session.json"
 # Older runs than this are not read on open: the newest finding of a check is almost always in the
 # last few runs, and reading hundreds of JSON files would slow the first screen down.
-MAX_RUNS_READ = 50
 
 
 def session_path(project_root: Path) -> Path:
@@ -120,32 +120,6 @@ class Session:
 
 
 # --- findings ----------------------------------------------------------------------------------
-def merge_findings(runs: list[dict]) -> dict[str, Finding]:
-    """The newest finding per check id from runs given newest first."""
-    merged: dict[str, Finding] = {}
-    for run in runs:
-        for raw in run.get("findings", []):
-            try:
-                finding = Finding.from_dict(raw)
-            except (KeyError, TypeError, ValueError):
-                continue
-            if finding.check and finding.check not in merged:
-                merged[finding.check] = finding
-    return merged
-
-
-def load_findings(project_root: Path) -> tuple[dict[str, Finding], list[str]]:
-    """The last findings of each check from .mltriage/runs, and notices about damaged run files."""
-    runs, notices = [], []
-    for path in list(reversed(list_runs(project_root)))[:MAX_RUNS_READ]:
-        data, notice = read_json(path)
-        if notice:
-            notices.append(notice)
-        if isinstance(data, dict) and isinstance(data.get("findings"), list):
-            runs.append(data)
-    return merge_findings(runs), notices
-
-
 def save_app_run(project_root: Path, run: dict) -> tuple[Path | None, str | None]:
     """Save a completed run from the app; (path, error text)."""
     try:
