@@ -64,43 +64,165 @@ def missing_values(ctx: RunContext):
                     fix="Impute in featurize (e.g. sklearn SimpleImputer fitted on fit_df, plus a missing-indicator "
                         "column), or drop the column.", evidence=evidence, plots=[plot])
     handled = nonfinite is not None and not any(nonfinite.values())
-    if handled:
+    groups = _missing_by_group(ctx, [c for c, f in worst if f > MISSING_WARN_FRACTION][:5])
+    evidence["concentrated_in"] = groups
+    group_note = "".join(f" '{c}' is missing mostly where {g['column']} = {g['value']!r} ({g['missing_there']:.0%} "
+                         f"missing there vs {g['missing_elsewhere']:.0%} elsewhere)." for c, g in groups.items())
+    if handled and worst[0][1] <= MISSING_WARN_FRACTION:
         return info(f"{len(per_col)} column(s) have missing values, handled by featurize",
                     detail=f"Columns: {listing}. The feature matrices are finite, so featurize fills them.",
+                    evidence=evidence, plots=[plot])
+    if handled:
+        return warn(f"'{worst[0][0]}' is {worst[0][1]:.0%} missing; featurize fills it in",
+                    detail=f"Columns: {listing}. The feature matrices are finite, so featurize imputes them, but "
+                           f"above {MISSING_WARN_FRACTION:.0%} the filled value stands in for many rows and hides "
+                           f"whatever made them missing.{group_note}",
+                    fix="Find out why the values are missing (an export or a source that lacks the column); add an "
+                        "is-missing indicator column beside the imputed value, and check the model per group.",
                     evidence=evidence, plots=[plot])
     if worst[0][1] > MISSING_WARN_FRACTION:
         return warn(f"{len(per_col)} column(s) have missing values, up to {worst[0][1]:.0%}",
                     detail=f"Columns: {listing}. Above {MISSING_WARN_FRACTION:.0%} missing, how you fill a column "
-                           f"changes what the model learns; check whether missingness itself predicts the target.",
+                           f"changes what the model learns; check whether missingness itself predicts the target."
+                           + group_note,
                     fix="Impute deliberately (median/most-frequent fitted on train, plus an is-missing column) "
                         "or drop columns that are mostly empty.", evidence=evidence, plots=[plot])
     return info(f"{len(per_col)} column(s) have a few missing values", detail=f"Columns: {listing}.",
                 evidence=evidence, plots=[plot])
 
 
+# Missingness counts as concentrated in a group when that group's missing share is at least this many
+# times the rest's (and the group is not tiny): a source or site that never recorded the column.
+MISSING_GROUP_RATIO = 3.0
+MISSING_GROUP_MIN_ROWS = 10
+MISSING_GROUP_MAX_LEVELS = 50
+
+
+def _missing_by_group(ctx: RunContext, columns: list[str]) -> dict[str, dict]:
+    """For each largely-missing column, the categorical value where it is missing most, if concentrated."""
+    import numpy as np
+
+    if not columns:
+        return {}
+    train = ctx.train
+    pos = _positions(len(train), STATS_SAMPLE, ctx.seed)
+    found = {}
+    for c in columns:
+        miss = train[c].iloc[pos].isna().to_numpy()
+        best = None
+        for g in categorical_columns(ctx):
+            if g == c:
+                continue
+            keys = train[g].iloc[pos].astype("string").fillna("<missing>")
+            counts = keys.value_counts()
+            if len(counts) > MISSING_GROUP_MAX_LEVELS:
+                continue
+            for value, n in counts.items():
+                if n < MISSING_GROUP_MIN_ROWS or n == len(keys):
+                    continue
+                inside = (keys == value).to_numpy()
+                there, elsewhere = miss[inside].mean(), miss[~inside].mean()
+                if there >= 0.5 and there >= MISSING_GROUP_RATIO * max(elsewhere, 1e-9) and \
+                        (best is None or there - elsewhere > best["missing_there"] - best["missing_elsewhere"]):
+                    best = {"column": g, "value": str(value), "missing_there": round(float(there), 3),
+                            "missing_elsewhere": round(float(elsewhere), 3), "rows": int(n)}
+        if best:
+            found[c] = best
+    return found
+
+
 _NON_WORD = re.compile(r"[^\w]+", re.UNICODE)
 
 
-def normalize_text(series):
-    """Lower-case, strip punctuation and collapse whitespace: near-identical texts compare equal."""
-    return series.fillna("").astype(str).str.lower().str.replace(_NON_WORD, " ", regex=True).str.strip()
+# Up to this many rows in all splits together, texts are compared after a full normalisation (lower-case,
+# every run of punctuation/whitespace -> one space; ~2 s per million texts). Beyond it, a vectorised
+# light form (lower-case, punctuation and spaces trimmed at both ends) keeps the check within seconds.
+THOROUGH_TEXT_ROWS = 300_000
+_EDGE_CHARS = " \t\r\n.,;:!?\"'()[]{}-*~_"
+
+
+def normalize_text(series, thorough: bool = True):
+    """Texts in a form where near-identical ones compare equal (see THOROUGH_TEXT_ROWS)."""
+    if thorough:
+        return series.fillna("").astype(str).str.lower().str.replace(_NON_WORD, " ", regex=True).str.strip()
+    try:
+        import pyarrow.compute as pc
+
+        arr = series.astype("string[pyarrow]").array._pa_array
+        out = pc.utf8_trim(pc.utf8_lower(pc.fill_null(arr, "")), characters=_EDGE_CHARS)
+        import pandas as pd
+
+        return pd.Series(pd.arrays.ArrowStringArray(out), index=series.index)
+    except Exception:
+        return series.fillna("").astype(str).str.lower().str.strip(_EDGE_CHARS)
+
+
+def thorough_text(ctx: RunContext) -> bool:
+    return sum(len(df) for df in ctx.splits.values()) <= THOROUGH_TEXT_ROWS
+
+
+def column_hash(series):
+    """A 64-bit hash per value that depends on the value only (equal across splits). Strings and other
+    objects are hashed once per distinct value (factorize, then take), which is 5-20x faster than
+    hashing every cell of a low-cardinality column."""
+    import numpy as np
+    import pandas as pd
+
+    if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series) \
+            or hasattr(series.array, "_pa_array"):  # numbers and Arrow strings hash vectorised already
+        return pd.util.hash_pandas_object(series, index=False).to_numpy()
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    hashed = pd.util.hash_pandas_object(pd.Series(uniques.astype(str) if len(uniques) else [], dtype=object),
+                                        index=False).to_numpy()
+    missing = np.uint64(0x9E3779B97F4A7C15)
+    return np.where(codes < 0, missing, hashed[np.maximum(codes, 0)] if len(hashed) else missing)
 
 
 def row_hashes(ctx: RunContext, split: str):
     """One 64-bit hash per row of the feature columns; cached for every check comparing rows."""
     def compute():
-        import pandas as pd
+        import numpy as np
 
-        return pd.util.hash_pandas_object(ctx.features_frame(split), index=False).to_numpy()
+        df = ctx.splits[split]
+        h = np.zeros(len(df), dtype=np.uint64)
+        with np.errstate(over="ignore"):
+            for j, c in enumerate(ctx.feature_columns):
+                h = (h ^ column_hash(df[c])) * np.uint64(0x100000001B3) + np.uint64(j + 1)  # FNV-style mix
+        return h
 
     return ctx.shared(f"row_hashes:{split}", compute)
+
+
+def encoded_labels(ctx: RunContext, split: str):
+    """encoded_labels(ctx, split), computed vectorised and stored under ctx.y's own cache key.
+
+    context.py encodes labels with a Python loop (about 1 s per million rows); this maps each distinct
+    label once with the same rule (RunContext._label_key) and seeds that cache. Labels whose key could
+    collide with a missing value fall back to ctx.y."""
+    if not ctx.is_classification:
+        return ctx.y(split)
+
+    def compute():
+        import numpy as np
+        import pandas as pd
+
+        key = ctx._label_key
+        index = {key(c): i for i, c in enumerate(ctx.classes)}
+        codes, uniques = pd.factorize(ctx.labels(split), use_na_sentinel=True)
+        lookup = np.array([index.get(key(u), -1) for u in uniques] + [-1], dtype=np.int64)
+        return lookup[codes]  # code -1 picks the trailing -1
+
+    if any(k in ("nan", "None", "<NA>", "NaT") for k in (ctx._label_key(c) for c in ctx.classes)):
+        return ctx.y(split)
+    return ctx.shared(f"y:{split}", compute)
 
 
 def text_hashes(ctx: RunContext, split: str, column: str):
     def compute():
         import pandas as pd
 
-        return pd.util.hash_pandas_object(normalize_text(ctx.splits[split][column]), index=False).to_numpy()
+        normal = normalize_text(ctx.splits[split][column], thorough_text(ctx))
+        return pd.util.hash_pandas_object(normal, index=False).to_numpy()
 
     return ctx.shared(f"text_hashes:{split}:{column}", compute)
 
@@ -109,17 +231,20 @@ def text_hashes(ctx: RunContext, split: str, column: str):
 def split_overlap(ctx: RunContext):
     import numpy as np
 
+    import pandas as pd
+
     train_rows = row_hashes(ctx, "train")
     # When train rows are themselves mostly repeats (few, coarse features), equal rows across splits
     # are expected by chance and do not mean a leak.
-    train_unique_share = len(np.unique(train_rows)) / max(len(train_rows), 1)
+    train_unique_share = len(pd.unique(train_rows)) / max(len(train_rows), 1)
+    train_index = pd.Index(train_rows)
     overlaps, examples = {}, {}
     for split in [s for s in ("valid", "test") if s in ctx.splits]:
         rows = row_hashes(ctx, split)
-        shared = np.isin(rows, train_rows)
+        shared = pd.Index(rows).isin(train_index)
         by_text = np.zeros(len(rows), dtype=bool)
         for column in text_columns(ctx):
-            by_text |= np.isin(text_hashes(ctx, split, column), text_hashes(ctx, "train", column))
+            by_text |= pd.Index(text_hashes(ctx, split, column)).isin(pd.Index(text_hashes(ctx, "train", column)))
         hit = shared | by_text
         overlaps[split] = {"rows": int(hit.sum()), "of": int(len(rows)), "exact_rows": int(shared.sum()),
                            "same_text": int(by_text.sum()), "fraction": float(hit.mean()) if len(rows) else 0.0}
@@ -133,7 +258,9 @@ def split_overlap(ctx: RunContext):
     worst = overlaps[worst_split]
     if worst["rows"] == 0:
         return passed("no rows shared between train and the other splits", evidence=evidence)
-    text_note = " (including texts that match after lower-casing and dropping punctuation)" if text_columns(ctx) else ""
+    text_note = ((" (including texts that match after lower-casing and dropping punctuation)" if thorough_text(ctx)
+                  else " (including texts that match after lower-casing and trimming punctuation at both ends)")
+                 if text_columns(ctx) else "")
     detail = (f"{worst['rows']} of {worst['of']} {worst_split} rows ({worst['fraction']:.1%}) also appear in "
               f"train{text_note}. The model has seen them, so {worst_split} scores overstate how it does on new data.")
     fix = ("Deduplicate before splitting, then split by a group key (user, product, document) so near-copies "
@@ -260,7 +387,7 @@ def _duplicate_stats(ctx: RunContext, split: str) -> dict:
     import pandas as pd
 
     hashes = row_hashes(ctx, split)
-    y = ctx.y(split)
+    y = encoded_labels(ctx, split)
     frame = pd.DataFrame({"h": hashes, "y": y})
     n = len(frame)
     exact = frame.duplicated().to_numpy()
@@ -404,6 +531,7 @@ _ID_NAME = re.compile(r"(^|[_\W])(id|ids|uuid|guid|key|index|idx|row|rownum|reco
 ID_UNIQUE_SHARE = 0.99
 # Monotonic columns shorter than this are too short to call a row counter.
 ID_MIN_ROWS = 20
+ID_PROBE_ROWS = 5_000
 
 
 def _find_id_like(ctx: RunContext) -> dict[str, str]:
@@ -417,34 +545,41 @@ def _find_id_like(ctx: RunContext) -> dict[str, str]:
     if n < ID_MIN_ROWS:
         return found
     text = set(text_columns(ctx))
+    probe = _positions(n, ID_PROBE_ROWS, ctx.seed)  # cheap look first; the full column only for candidates
     for c in ctx.feature_columns:
         if c in text:
             continue
         col = train[c]
+        named = bool(_ID_NAME.search(str(c)))
         is_number = pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)
         if is_number:
             values = numeric_values(col)
             finite = values[np.isfinite(values)]
             if len(finite) < ID_MIN_ROWS:
                 continue
-            integral = bool(np.all(finite == np.round(finite)))
-            unique = len(np.unique(finite))
             diffs = np.diff(finite)
-            strictly = unique == len(finite) and (np.all(diffs > 0) or np.all(diffs < 0))
-            dense = integral and unique >= ID_UNIQUE_SHARE * n and (finite.max() - finite.min() + 1) <= 1.5 * n
-            if strictly and integral:
-                found[c] = "a strictly increasing integer: a row counter"
-            elif strictly:
-                found[c] = "strictly monotonic over the file: an index or timestamp"
-            elif dense:
+            strictly = bool(np.all(diffs > 0) or np.all(diffs < 0))
+            head = finite[probe[probe < len(finite)]]
+            integral = bool(np.all(head == np.round(head))) and (strictly or bool(np.all(finite == np.round(finite))))
+            if strictly:
+                found[c] = ("a strictly increasing integer: a row counter" if integral
+                            else "strictly monotonic over the file: an index or timestamp")
+                continue
+            if not integral or len(np.unique(head)) < ID_UNIQUE_SHARE * len(head):
+                continue
+            unique = len(np.unique(finite))
+            if unique >= ID_UNIQUE_SHARE * n and (finite.max() - finite.min() + 1) <= 1.5 * n:
                 found[c] = "a distinct integer per row covering a dense range: a row id"
-            elif integral and _ID_NAME.search(str(c)) and unique >= ID_UNIQUE_SHARE * len(finite):
+            elif named and unique >= ID_UNIQUE_SHARE * len(finite):
                 found[c] = "named like an id and distinct per row"
         else:
+            head = col.iloc[probe]
+            if head.nunique(dropna=True) < (ID_UNIQUE_SHARE if not named else 0.5) * len(head):
+                continue
             distinct = col.nunique(dropna=True)
             if distinct >= ID_UNIQUE_SHARE * n:
                 found[c] = "a distinct string per row: an identifier"
-            elif _ID_NAME.search(str(c)) and distinct >= 0.5 * n:
+            elif named and distinct >= 0.5 * n:
                 found[c] = "named like an id with mostly distinct values"
     return found
 
@@ -647,7 +782,9 @@ def _robust_z(values):
     how = "raw"
     t = values
     if finite.min() >= 0 and (hi - mid) > 3 * (mid - lo):
-        t, how = np.log1p(values), "log1p"
+        # log1p(x / median): a log scale whatever the units (log1p(x) is linear for values << 1)
+        unit = mid if mid > 0 else (hi if hi > 0 else 1.0)
+        t, how = np.log1p(values / unit), "log scale"
     tf = t[np.isfinite(t)]
     med = np.median(tf)
     mad = 1.4826 * np.median(np.abs(tf - med))
@@ -770,7 +907,7 @@ def _classification_label_problems(ctx: RunContext) -> tuple[list[tuple[str, str
     seen_forms: dict[str, set] = {}
     for s in ctx.splits:
         raw = ctx.labels(s)
-        y = ctx.y(s)
+        y = encoded_labels(ctx, s)
         labelled = raw.notna().to_numpy()
         outside = labelled & (y < 0)
         values = raw[outside].astype(str).value_counts().head(8)
@@ -932,7 +1069,7 @@ def _compute_oof(ctx: RunContext) -> dict:
 
     n_train, n_classes = len(ctx.train), len(ctx.classes)
     proba = np.full((n_train, n_classes), np.nan)
-    y_all = ctx.y("train")
+    y_all = encoded_labels(ctx, "train")
     labelled = labelled_positions(ctx, "train")
     counts = np.bincount(y_all[labelled], minlength=n_classes)
     usable = labelled[counts[y_all[labelled]] >= CV_FOLDS]  # each class needs a row in every fold
@@ -989,7 +1126,7 @@ def _label_issue_analysis(ctx: RunContext) -> dict:
         pos, present = oof["positions"], oof["present"]
         p = oof["proba"][np.ix_(pos, present)]
         p = p / np.clip(p.sum(axis=1, keepdims=True), 1e-12, None)
-        labels = np.searchsorted(present, ctx.y("train")[pos])
+        labels = np.searchsorted(present, encoded_labels(ctx, "train")[pos])
         flags = find_label_issues(labels, p, n_jobs=1)
         mask[pos[flags]] = True
         out["self_confidence"] = p[np.arange(len(pos)), labels]
@@ -1013,7 +1150,7 @@ def label_issues(ctx: RunContext):
     if oof["model"] is None:
         raise SkipCheck(f"cannot cross-validate a label model: {oof.get('reason', 'no usable rows')}")
     mask, pos = analysis["mask"], oof["positions"]
-    y = ctx.y("train")
+    y = encoded_labels(ctx, "train")
     n_used, n_flagged = len(pos), int(mask.sum())
     p_given_all = np.full(len(ctx.train), np.nan)
     p_given_all[pos] = analysis["self_confidence"]
@@ -1081,7 +1218,7 @@ def label_issues(ctx: RunContext):
 # small validation sets where D fluctuates by chance.
 DRIFT_EFFECT = 0.1
 DRIFT_P = 1e-3
-DRIFT_SAMPLE = 20_000  # KS D is accurate to about 0.01 at this size
+DRIFT_SAMPLE = 10_000  # KS D is accurate to about 0.02 at this size, 5x below the effect threshold
 # A classifier that tells train rows from valid rows with AUC >= 0.7 finds a systematic difference
 # (0.5 = indistinguishable); 0.6 is a noticeable one.
 DOMAIN_AUC_WARN = 0.7
@@ -1294,7 +1431,7 @@ def text_quality(ctx: RunContext):
             control += st["control_chars"]
     conflicts = {}
     if ctx.is_classification:
-        y = ctx.y("train")
+        y = encoded_labels(ctx, "train")
         for c in texts:
             frame = pd.DataFrame({"h": text_hashes(ctx, "train", c), "y": y})
             frame = frame[(frame["y"] >= 0) & (ctx.train[c].astype("string").fillna("").str.strip() != "").to_numpy()]

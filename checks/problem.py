@@ -80,7 +80,7 @@ def class_balance(ctx: RunContext):
     classes = [str(c) for c in ctx.classes]
     counts = {}
     for name in ctx.splits:
-        y = ctx.y(name)
+        y = _labels(ctx, name)
         counts[name] = {c: int((y == i).sum()) for i, c in enumerate(classes)}
     train_counts = counts["train"]
     nonzero = [v for v in train_counts.values() if v > 0]
@@ -119,12 +119,18 @@ def class_balance(ctx: RunContext):
 # Single-feature models are fitted on at most this many training rows and scored on at most this
 # many validation rows: a one-feature model's score is stable to about +-0.01 at these sizes.
 BASELINE_TRAIN_SAMPLE = 30_000
-BASELINE_VALID_SAMPLE = 50_000
+BASELINE_VALID_SAMPLE = 20_000
 # The one-feature model is a step function over this many quantile bins of the feature (plus one bin for
 # missing values): a depth-6 tree's resolution, fitted in linear time with bin counts.
 SINGLE_FEATURE_LEAVES = 64
 # Past this many features, single-feature models are fitted on a seeded random subset of them.
 MAX_SINGLE_FEATURES = 200
+
+
+def _labels(ctx: RunContext, split: str):
+    from .data import encoded_labels
+
+    return encoded_labels(ctx, split)
 
 
 def sample_positions(positions, cap: int, seed: int):
@@ -142,7 +148,7 @@ def labelled_positions(ctx: RunContext, split: str):
     """Row positions of a split whose label is usable (inside `classes`, or a finite number)."""
     import numpy as np
 
-    y = ctx.y(split)
+    y = _labels(ctx, split)
     return np.flatnonzero(y >= 0) if ctx.is_classification else np.flatnonzero(np.isfinite(y))
 
 
@@ -251,7 +257,7 @@ def _compute_baseline(ctx: RunContext) -> dict:
                               or len(train_pos) < len(labelled_positions(ctx, "train")))}
     if len(train_pos) == 0 or len(valid_pos) == 0:
         return result
-    y_train, y_valid = ctx.y("train")[train_pos], ctx.y("valid")[valid_pos]
+    y_train, y_valid = _labels(ctx, "train")[train_pos], _labels(ctx, "valid")[valid_pos]
     n_classes = len(ctx.classes) if ctx.is_classification else None
 
     if ctx.is_classification:
@@ -368,9 +374,9 @@ def _metric_problems(ctx: RunContext) -> tuple[list[dict], dict]:
     problems, evidence = [], {"metric": metric, "declared": ctx.config.metric}
     if ctx.is_classification:
         n_classes = len(ctx.classes)
-        y_train = ctx.y("train")
+        y_train = _labels(ctx, "train")
         train_counts = np.bincount(y_train[y_train >= 0], minlength=n_classes)
-        y_valid = ctx.y("valid")
+        y_valid = _labels(ctx, "valid")
         valid_counts = np.bincount(y_valid[y_valid >= 0], minlength=n_classes)
         total = max(int(train_counts.sum()), 1)
         majority_share = float(train_counts.max() / total)
@@ -406,7 +412,7 @@ def _metric_problems(ctx: RunContext) -> tuple[list[dict], dict]:
                     "detail": "Classes absent from the validation split do not enter the average, so the "
                               "score says nothing about them."})
     else:
-        y_valid = ctx.y("valid")
+        y_valid = _labels(ctx, "valid")
         n_valid = int(np.isfinite(y_valid).sum())
         evidence["valid_rows"] = n_valid
         if metric == "r2" and n_valid < R2_MIN_ROWS:
