@@ -257,7 +257,7 @@ class RunContext:
             if not self.is_classification:
                 import pandas as pd
 
-                return pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float32)
+                return np.array(pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float32), copy=True)
             index = {self._label_key(c): i for i, c in enumerate(self.classes)}
             return np.array([index.get(self._label_key(v), -1) for v in raw], dtype=np.int64)
 
@@ -297,7 +297,9 @@ class RunContext:
                 raise ProjectError(
                     f"{self.config.path}: columns {extra[:5]} are not numeric, so they need a [model] featurize "
                     f"function (or list them under [data] ignore).")
-            return df[self.numeric_columns].to_numpy(dtype=np.float32)
+            # pandas 3 hands out read-only views (copy-on-write); torch warns on those and
+            # project code may scale in place, so give every check a writeable array.
+            return np.array(df[self.numeric_columns].to_numpy(dtype=np.float32), copy=True)
 
         return self.shared(f"X:{split}", compute)
 
