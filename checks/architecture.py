@@ -118,7 +118,13 @@ def output_layer(ctx: RunContext):
     evidence = {"final_activation": act.kind, "found_by": act.how, "module": act.module, "loss": loss,
                 "n_outputs": ctx.n_outputs}
 
+    # Softmax/log_softmax betray themselves in the values (rows summing to one); a sigmoid or a clamp
+    # read from values alone could be a coincidence of a fresh model's small outputs, so at most warn.
+    certain = act.how != "values" or act.kind in ("softmax", "log_softmax")
+
     def flag(make, title, detail, fix):
+        if not certain and make is fail:
+            make, title = warn, f"{title} (inferred from the output values)"
         return make(title, detail=detail, fix=fix, evidence=evidence)
 
     if loss == "cross_entropy":
@@ -176,13 +182,13 @@ def output_layer(ctx: RunContext):
                     "BCELoss expects probabilities in [0, 1]; raw scores make it fail or clamp its log.",
                     "Add a sigmoid as the last layer, or better use bce_with_logits on raw logits.")
     if loss in REGRESSION_LOSSES:
-        return _regression_output(ctx, act, where, evidence)
+        return _regression_output(ctx, act, where, evidence, certain)
     return info(f"final activation {act.kind}{where}; custom loss {loss!r}",
                 detail="mltriage cannot tell what a custom loss expects; make sure it matches the final activation.",
                 evidence=evidence)
 
 
-def _regression_output(ctx: RunContext, act, where: str, evidence: dict):
+def _regression_output(ctx: RunContext, act, where: str, evidence: dict, certain: bool = True):
     import numpy as np
 
     low, high, n = _target_range(ctx)
@@ -197,7 +203,7 @@ def _regression_output(ctx: RunContext, act, where: str, evidence: dict):
     evidence["fraction_targets_out_of_range"] = outside
     span = f"[{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]"
     if outside > 0:
-        return fail(f"{act.kind}{where} limits outputs to {span} but {outside:.0%} of targets lie outside",
+        return (fail if certain else warn)(f"{act.kind}{where} limits outputs to {span} but {outside:.0%} of targets lie outside",
                     detail=f"Targets range from {low:.4g} to {high:.4g}; the output activation can never reach "
                            f"{outside:.0%} of them, so their error has a floor and their gradient may vanish.",
                     fix="Drop the final activation (a plain linear output), or rescale the target into the "

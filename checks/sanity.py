@@ -764,7 +764,11 @@ def _memorise(ctx: RunContext, X, y, lr: float | None, reference: bool, seconds:
     loss_fn = make_loss(ctx)
     xb = torch.as_tensor(X, dtype=torch.float32, device=ctx.device)
     yb = target_tensor(ctx, y).to(ctx.device)
-    goal = OVERFIT_LOSS_FRACTION * float(loss_fn(_uninformed_prediction(ctx, yb.cpu()), yb.cpu()))
+    try:
+        reference_loss = float(loss_fn(_uninformed_prediction(ctx, yb.cpu()), yb.cpu()))
+    except SkipCheck:  # a custom loss: measure against the fresh model's own loss instead
+        reference_loss = _eval_loss(ctx, model, X, y, loss_fn)
+    goal = OVERFIT_LOSS_FRACTION * reference_loss
     curve, step, start, acc, stopped = [], 0, time.perf_counter(), None, "steps"
     with ctx.budget.spend():
         while step < OVERFIT_MAX_STEPS:

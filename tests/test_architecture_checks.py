@@ -191,3 +191,10 @@ def test_trace_is_shared_between_checks(tmp_path):
     run_check(ctx, "architecture.summary")
     trace = ctx.shared("model:trace", lambda: None)
     assert trace is not None and np.asarray(trace.output).shape == (240, 3)  # every one of 240 train rows
+
+
+def test_output_layer_value_based_sigmoid_guess_only_warns(tmp_path):
+    # 0.5 + small scores: all outputs in (0, 1) although no sigmoid was applied; read from values only.
+    code = net("nn.Linear(n_inputs, 1)", forward="return 0.5 + 0.001 * self.body(x)")
+    f = check(tmp_path, "architecture.output_layer", code, loss="mse", frames=regression_frames(), task="regression")
+    assert f.evidence["found_by"] == "values" and f.status == "warn"

@@ -346,3 +346,12 @@ def test_sklearn_pipeline_builds_runs_and_skips_the_rest_with_why(tmp_path):
         f = run_check(ctx, cid)
         assert f.status == "skipped", (cid, f.status, f.title)
         assert "scikit-learn" in f.title and ":" in f.title
+
+
+def test_custom_loss_overfit_uses_the_fresh_models_loss(tmp_path):
+    # A custom loss gets float targets (the contract's index targets are for cross_entropy/nll only).
+    code = REGRESSION_STEP.format(squeeze=".squeeze(1)") + "\n\ndef my_loss():\n    return nn.SmoothL1Loss()\n"
+    ctx = context_for(project(tmp_path, code, loss="my_loss", extra="", frames=regression_frames(), task="regression"))
+    assert run_check(ctx, "sanity.loss_at_init").status == "skipped"
+    f = run_check(ctx, "sanity.overfit_small_batch")
+    assert f.status == "pass", f.title
