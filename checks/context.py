@@ -164,14 +164,19 @@ class RunContext:
     def text_columns(self) -> list[str]:
         if self.config.text is not None:
             return list(self.config.text)
+        import pandas as pd
+
         train = self.raw_splits["train"]
         found = []
         for c in self.feature_columns:
             col = train[c]
-            if col.dtype == object or str(col.dtype).startswith("string"):
-                sample = col.dropna().astype(str).head(2000)
-                if len(sample) and sample.str.len().mean() >= TEXT_MIN_MEAN_LENGTH and sample.str.contains(" ").mean() > 0.5:
-                    found.append(c)
+            # object columns (pandas 2) and the `str` dtype of pandas 3 both hold strings
+            if pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col) \
+                    or pd.api.types.is_datetime64_any_dtype(col):
+                continue
+            sample = col.dropna().astype(str).head(2000)
+            if len(sample) and sample.str.len().mean() >= TEXT_MIN_MEAN_LENGTH and sample.str.contains(" ").mean() > 0.5:
+                found.append(c)
         return found
 
     @cached_property
@@ -258,8 +263,13 @@ class RunContext:
                 import pandas as pd
 
                 return np.array(pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float32), copy=True)
+            import pandas as pd
+
             index = {self._label_key(c): i for i, c in enumerate(self.classes)}
-            return np.array([index.get(self._label_key(v), -1) for v in raw], dtype=np.int64)
+            # Encode each distinct label once (vectorised over rows): a million rows take milliseconds.
+            codes, uniques = pd.factorize(raw, use_na_sentinel=True)
+            lookup = np.array([index.get(self._label_key(v), -1) for v in uniques] + [-1], dtype=np.int64)
+            return lookup[codes]  # code -1 (missing) picks the trailing -1
 
         return self.shared(f"y:{split}", compute)
 
