@@ -147,7 +147,7 @@ def test_high_lr_with_adam_oscillates(tmp_path):
 
 
 def test_too_low_lr_is_flagged(tmp_path):
-    found = _run_all(_project(tmp_path, lr=1e-7),
+    found = _run_all(_project(tmp_path, lr=1e-7, epochs=4),
                      ids=("training.lr_range", "training.plateau", "training.update_ratio", "training.divergence"))
     assert found["training.lr_range"].status == "warn"
     assert found["training.lr_range"].evidence["decades_below_range"] >= 2
