@@ -29,6 +29,7 @@ LR_TEST_BUDGET_SHARE = 0.2
 LR_TEST_MAX_SECONDS = 10.0
 PROBE_BUDGET_SHARE = 0.4
 PROBE_MAX_SECONDS = 20.0
+SHARE_FLOOR = 3.0
 MIN_SECONDS = 0.5              # below this nothing useful can be trained: report skipped
 EVAL_MAX_ROWS = 2000           # rows scored per epoch for the train/valid curves
 
@@ -234,7 +235,10 @@ def probe(ctx: RunContext) -> Probe:
 
 
 def _seconds_for(ctx: RunContext, share: float, cap: float, what: str) -> float:
-    seconds = min(cap, share * ctx.budget.remaining())
+    # A share of what is left, but never less than SHARE_FLOOR seconds while half the rest allows it:
+    # late in a full run a bare share would be too short to read any curve.
+    left = ctx.budget.remaining()
+    seconds = min(cap, max(share * left, min(SHARE_FLOOR, 0.5 * left)))
     if seconds < MIN_SECONDS:
         raise SkipCheck(f"the training budget is spent, so the {what} could not run\n"
                         f"{ctx.budget.remaining():.1f} s of the {ctx.budget.seconds:.0f} s budget were left. "
