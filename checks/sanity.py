@@ -311,7 +311,7 @@ def _theory_description(ctx: RunContext) -> str:
     if loss in ("bce", "bce_with_logits"):
         return f"ln 2 = {math.log(2):.3f} (probability 0.5)"
     if loss == "mse":
-        return "var(y) (predicting the target mean)"
+        return "var(y), the loss of predicting the target mean"
     return f"the {loss} loss of predicting the target {'median' if loss == 'l1' else 'mean'}"
 
 
@@ -383,6 +383,12 @@ def loss_at_init(ctx: RunContext):
     causes = ("Likely causes: inputs that are not normalised (large feature values give large outputs), "
               "weights initialised too large for the layer width, or a final layer whose scale/bias is far "
               "from the targets' scale.")
+    if not ctx.is_classification:
+        mean = float(np.mean(y))
+        evidence["target_mean"] = mean
+        causes = (f"The targets average {mean:.4g} with variance {theory:.4g}; a fresh model predicts values near "
+                  f"zero unless its inputs or weights are large, so its error includes the squared offset "
+                  f"({mean * mean:.4g}) as well. " + causes)
     fix = ("Standardise the inputs (zero mean, unit variance), use the default or He/Glorot initialisation, "
            "and start the last layer small (for regression set its bias to the target mean).")
     if measured < 0:
@@ -397,7 +403,7 @@ def loss_at_init(ctx: RunContext):
     if ratio >= INIT_LOSS_WARN_RATIO:
         return warn(f"loss at init is {ratio:.1f}x theory: {measured_txt}",
                     detail=f"Above {INIT_LOSS_WARN_RATIO:g}x the uninformed loss the first part of training is "
-                           f"spent undoing the initial over-confidence. {causes}", fix=fix, evidence=evidence)
+                           f"spent just moving the outputs to the right scale. {causes}", fix=fix, evidence=evidence)
     if ratio <= INIT_LOSS_LOW_RATIO:
         return warn(f"loss at init is far below theory: {measured_txt}",
                     detail="An untrained model should not beat an uninformed prediction by this much. Either the "
