@@ -230,12 +230,20 @@ def _train_reference(ctx: RunContext) -> ReferenceModel:
                 else:
                     outputs[split] = pred.astype(float).reshape(-1)
         return ReferenceModel("sklearn", model, outputs)
-    # torch: the configured epochs, within what is left of the budget (keep a share for other checks).
-    history = fit_torch(ctx, model, X, y, seconds=max(1.0, 0.5 * ctx.budget.remaining()))
+    # torch: the training step's instrumented probe already trains the project's model with the
+    # configured loss, optimizer, lr, batch size, epochs and train_step; reuse it instead of training twice.
+    from .training import probe
+
+    run = probe(ctx)
+    model = run.model
     outputs = {}
     for split in ctx.splits:
         scores = forward_scores(ctx, model, ctx.X(split))
         outputs[split] = scores_to_proba(ctx, scores) if ctx.is_classification else scores.reshape(len(scores), -1)[:, 0]
-    note = (f"trained by mltriage for {history.epochs_done} epoch(s) in {history.seconds:.1f} s"
-            + (" (stopped by the time budget)" if history.stopped == "budget" else ""))
+    epochs = max(0, len(run.epochs) - 1)
+    history = FitHistory(step_loss=list(run.loss), epoch_train_loss=list(run.train_loss[1:]), epochs_done=epochs,
+                         stopped=run.stopped, seconds=run.seconds)
+    note = (f"trained by mltriage for {epochs} of {ctx.config.epochs} epoch(s) in {run.seconds:.1f} s"
+            + (" (stopped by the time budget)" if run.stopped == "budget" else "")
+            + (" (stopped: the loss became non-finite)" if run.stopped == "diverged" else ""))
     return ReferenceModel("torch", model, outputs, history, note)

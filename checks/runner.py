@@ -26,6 +26,7 @@ from .project import ProjectConfig, ProjectError
 # A hung check is killed after its own limit or, by default, the training budget plus this slack:
 # model-touching checks spend at most the budget, data checks take seconds.
 CHECK_TIMEOUT_SLACK = 120.0
+SINGLE_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 # The worker has this long to load the project and data before the run is abandoned.
 PREPARE_TIMEOUT = 900.0
 
@@ -72,6 +73,11 @@ class _Worker:
         env["PYTHONUNBUFFERED"] = "1"
         # Importing the project's model.py must not leave __pycache__ in the user's folder.
         env["PYTHONDONTWRITEBYTECODE"] = "1"
+        # One compute thread per library: the models checked here are small, and torch's and
+        # scikit-learn's thread pools spinning against each other (or against a busy machine) made
+        # steps 10-50x slower on two cores. Users who set these themselves keep their values.
+        for var in SINGLE_THREAD_VARS:
+            env.setdefault(var, "1")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mltriage.checks.worker", str(write_fd)],
             stdin=subprocess.PIPE, stdout=self.log, stderr=self.log, pass_fds=(write_fd,),

@@ -17,33 +17,32 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from .context import RunContext
 from .findings import PlotSpec, Series, SkipCheck, fail, info, passed, warn
 from .registry import check
 
 # --- budget shares ----------------------------------------------------------------------------------
-# The range test and the probe each take a bounded share of what is left of the run's budget, so the
-# rest of the step (and the metrics step's reference model) still gets time.
-LR_TEST_BUDGET_SHARE = 0.2
-LR_TEST_MAX_SECONDS = 10.0
-PROBE_BUDGET_SHARE = 0.4
-PROBE_MAX_SECONDS = 20.0
-SHARE_FLOOR = 3.0
+# Both runs are defined by counts (a fixed sweep; the configured epochs), so the same project gives the
+# same findings on a busy or an idle machine. Time is only a ceiling: each may use at most this share
+# of the run's whole budget (and never more than is left). The probe's trained model is also the
+# reference model of the metrics and errors steps, so it gets the larger share.
+LR_TEST_BUDGET_SHARE = 0.25
+PROBE_BUDGET_SHARE = 0.5
 MIN_SECONDS = 0.5              # below this nothing useful can be trained: report skipped
 EVAL_MAX_ROWS = 2000           # rows scored per epoch for the train/valid curves
 
 # --- learning-rate range test (Smith, "Cyclical Learning Rates for Training Neural Networks", 2017;
 # the variant popularised by fastai's lr_find: exponential sweep, EMA-smoothed loss, stop at divergence).
 LR_START, LR_END = 1e-7, 10.0
-LR_TEST_STEPS = 120           # points of the sweep when time allows (fastai uses 100)
-LR_TEST_MIN_STEPS = 40         # fewer than ~5 points per decade cannot locate the fall
-LR_TIMING_STEPS = 3
+LR_TEST_STEPS = 100            # points of the sweep, 12.5 per decade (fastai's lr_find uses 100)
 LR_SMOOTH_BETA = 0.9           # EMA factor on the loss (fastai uses 0.98 with ~100 steps at bs 64;
                                # 0.9 follows the sweep closely enough with our shorter sweeps)
 LR_DIVERGE_FACTOR = 4.0        # stop once the smoothed loss exceeds 4x its minimum (fastai's criterion)
 LR_FAIL_ABOVE_BLOWUP = 1.0     # configured lr at or beyond the lr where loss blew up -> fail
-LR_TOO_LOW_DECADES = 2.0       # configured lr >= 2 orders of magnitude below the useful range -> warn
+LR_TOO_LOW_DECADES = 2.0
+LR_FAR_ABOVE_STEEPEST = 100.0  # configured lr two orders of magnitude above the steepest fall -> warn       # configured lr >= 2 orders of magnitude below the useful range -> warn
 
 # --- gradients ------------------------------------------------------------------------------------
 # Vanishing: Glorot & Bengio (2010) show back-propagated gradients shrinking layer by layer in deep
@@ -125,6 +124,7 @@ class Probe:
     seconds: float = 0.0
     seconds_allowed: float = 0.0
     grads_missing: bool = False   # the project's step cleared .grad before we could read it
+    model: Any = None             # the trained model: the reference model of the later steps
     nonfinite_grad_steps: int = 0
 
     def describe(self) -> str:
@@ -234,11 +234,8 @@ def probe(ctx: RunContext) -> Probe:
     return ctx.shared("training:probe", lambda: _run_probe(ctx))
 
 
-def _seconds_for(ctx: RunContext, share: float, cap: float, what: str) -> float:
-    # A share of what is left, but never less than SHARE_FLOOR seconds while half the rest allows it:
-    # late in a full run a bare share would be too short to read any curve.
-    left = ctx.budget.remaining()
-    seconds = min(cap, max(share * left, min(SHARE_FLOOR, 0.5 * left)))
+def _seconds_for(ctx: RunContext, share: float, what: str) -> float:
+    seconds = min(share * ctx.budget.seconds, ctx.budget.remaining())
     if seconds < MIN_SECONDS:
         raise SkipCheck(f"the training budget is spent, so the {what} could not run\n"
                         f"{ctx.budget.remaining():.1f} s of the {ctx.budget.seconds:.0f} s budget were left. "
@@ -251,13 +248,13 @@ def _run_probe(ctx: RunContext) -> Probe:
 
     from .modeling import fit_torch, labelled_rows, make_loss
 
-    seconds = _seconds_for(ctx, PROBE_BUDGET_SHARE, PROBE_MAX_SECONDS, "instrumented training probe")
+    seconds = _seconds_for(ctx, PROBE_BUDGET_SHARE, "instrumented training probe")
     model = ctx.build_model()
     model.to(ctx.device)
     X, y = labelled_rows(ctx, "train")
     train_eval, valid_eval = _eval_rows(ctx, "train"), _eval_rows(ctx, "valid")
     loss_fn = make_loss(ctx)
-    result = Probe(metric=ctx.metric, seconds_allowed=seconds)
+    result = Probe(metric=ctx.metric, seconds_allowed=seconds, model=model)
     result.steps_per_epoch = max(1, math.ceil(len(X) / ctx.config.batch_size))
     layers = _layers(model)
     result.layers = list(layers)
@@ -368,7 +365,7 @@ def _run_lr_test(ctx: RunContext) -> LRTest:
     from .modeling import default_step, labelled_rows, make_loss, make_optimizer, target_tensor
     from .usercode import call_user
 
-    seconds = _seconds_for(ctx, LR_TEST_BUDGET_SHARE, LR_TEST_MAX_SECONDS, "learning-rate range test")
+    seconds = _seconds_for(ctx, LR_TEST_BUDGET_SHARE, "learning-rate range test")
     model = ctx.build_model()
     model.to(ctx.device)
     X, y = labelled_rows(ctx, "train")
@@ -394,19 +391,14 @@ def _run_lr_test(ctx: RunContext) -> LRTest:
     result, best, avg = LRTest(), math.inf, 0.0
     start = time.perf_counter()
     with ctx.budget.spend():
-        # The first steps at the smallest lr (they barely move the weights) time one step, so the
-        # sweep gets as many points as fit its share: at least LR_TEST_MIN_STEPS, at most LR_TEST_STEPS.
-        lrs = [LR_START] * LR_TIMING_STEPS
+        n = LR_TEST_STEPS
+        lrs = [LR_START * (LR_END / LR_START) ** (k / (n - 1)) for k in range(n)]
         i = 0
         while i < len(lrs):
             lr = lrs[i]
             value = one_step(lr)
             result.lrs.append(lr)
             result.losses.append(value)
-            if i == LR_TIMING_STEPS - 1:
-                per_step = (time.perf_counter() - start) / LR_TIMING_STEPS
-                n = int(max(LR_TEST_MIN_STEPS, min(LR_TEST_STEPS, 0.9 * seconds / max(per_step, 1e-6))))
-                lrs += [LR_START * (LR_END / LR_START) ** (k / (n - 1)) for k in range(1, n)]
             i += 1
             if not math.isfinite(value):
                 result.smoothed.append(math.inf)
@@ -416,7 +408,7 @@ def _run_lr_test(ctx: RunContext) -> LRTest:
             smooth = avg / (1 - LR_SMOOTH_BETA ** i)
             result.smoothed.append(smooth)
             best = min(best, smooth)
-            if i > LR_TIMING_STEPS + 5 and smooth > LR_DIVERGE_FACTOR * best:
+            if i > 8 and smooth > LR_DIVERGE_FACTOR * best:
                 result.stopped = "diverged"
                 break
             if time.perf_counter() - start > seconds:
@@ -528,6 +520,13 @@ def lr_range(ctx: RunContext):
         return warn(f"lr {configured:g} is above the lr where the loss stopped falling ({hi:.2g})",
                     detail=f"{swept} {rng} Past that point the loss of the sweep rises again, so training at "
                            f"lr {configured:g} is likely unstable.", fix=fix_to + ".", evidence=s, plots=plots)
+    if not blowup and configured >= LR_FAR_ABOVE_STEEPEST * s["lr_steepest"]:
+        # No blow-up inside the sweep usually means bounded outputs (a softmax/sigmoid head) cap the loss,
+        # so the upper end of the range cannot be read; the steepest fall is then the best guide.
+        return warn(f"lr {configured:g} is {configured / s['lr_steepest']:.0f}x the lr where the loss falls fastest",
+                    detail=f"{swept} {rng} Good learning rates sit near the steepest part of the curve (Smith "
+                           f"2017); two orders of magnitude above it, updates overshoot even when a capped loss "
+                           f"hides the blow-up.", fix=fix_to + ".", evidence=s, plots=plots)
     decades_below = math.log10(lo / configured) if configured > 0 else math.inf
     s["decades_below_range"] = round(decades_below, 2)
     if decades_below >= LR_TOO_LOW_DECADES:
