@@ -62,8 +62,10 @@ def main(argv: list[str] | None = None) -> int:
         for bug in answer_key(root, steps):
             ids = [bug["check"], *bug.get("also", [])]
             hit = [cid for cid in ids if by_id.get(cid) in ("warn", "fail")]
-            print(f"  bug {'FLAGGED' if by_id.get(bug['check']) in ('warn', 'fail') else 'via also' if hit else 'MISSED '}"
-                  f" [{bug['check']}] {bug['summary'][:70]}")
+            own = bug["check"].split(".")[0] in steps
+            verdict = ("FLAGGED" if by_id.get(bug["check"]) in ("warn", "fail") else "via also" if hit
+                       else "MISSED " if own else "elsewhere")  # elsewhere: its check belongs to another step
+            print(f"  bug {verdict} [{bug['check']}] {bug['summary'][:70]}")
     return 1 if over else 0
 
 
