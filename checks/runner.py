@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import select
+import signal
 import subprocess
 import sys
 import tempfile
@@ -104,6 +106,25 @@ class _Worker:
             self.buffer += chunk
         line, self.buffer = self.buffer.split(b"\n", 1)
         return json.loads(line)
+
+    def dump_stack(self, log_path: Path) -> str:
+        """Ask a hung worker for its Python stacks (faulthandler) and return what it wrote."""
+        start = log_path.stat().st_size if log_path.exists() else 0
+        try:
+            os.kill(self.proc.pid, signal.SIGUSR1)
+        except (ProcessLookupError, PermissionError):
+            return ""
+        deadline = time.monotonic() + 1.0
+        text, previous = "", None
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+            with open(log_path, "rb") as handle:
+                handle.seek(start)
+                text = handle.read().decode("utf-8", "replace")
+            if "File " in text and text == previous:  # the dump is written and has stopped growing
+                break
+            previous = text
+        return text
 
     def kill(self) -> None:
         if self.proc.poll() is None:
@@ -205,6 +226,7 @@ def run_checks(config: ProjectConfig, options: RunOptions | None = None,
                     outcome = "done"
                     break
         finally:
+            stack = worker.dump_stack(log_path) if outcome == "timeout" else ""
             worker.kill()
         if outcome == "done" and not pending:
             break
@@ -221,11 +243,19 @@ def run_checks(config: ProjectConfig, options: RunOptions | None = None,
             break
         if outcome == "timeout":
             limit = _timeout_for(plan, victim, default_timeout)
-            emit(_finished(errored(f"timed out after {limit:.0f} s",
-                                   detail=f"The check did not finish within {limit:.0f} s and its process was "
-                                          f"stopped. If project code can hang (a loop, a lock, a sleep), fix "
-                                          f"that; if it is just slow, lower the data size or raise --budget."),
-                           victim))
+            role, where = hung_project_role(stack, config)
+            if role:
+                request.setdefault("hung", {})[role] = where
+                title = f"timed out after {limit:.0f} s inside the project's {getattr(config, role)}()"
+                detail = (f"The check did not finish within {limit:.0f} s and its process was stopped. It was "
+                          f"stuck in project code ({role} = \"{getattr(config, role)}\"); later checks will not "
+                          f"call it again in this run.\n\n{where}")
+            else:
+                title = f"timed out after {limit:.0f} s"
+                detail = (f"The check did not finish within {limit:.0f} s and its process was stopped. If project "
+                          f"code can hang (a loop, a lock, a sleep), fix that; if it is just slow, lower the data "
+                          f"size or raise --budget.")
+            emit(_finished(errored(title, detail=detail), victim))
         else:
             code = worker.proc.returncode
             emit(_finished(errored(f"the check process died (exit code {code})",
@@ -238,6 +268,27 @@ def run_checks(config: ProjectConfig, options: RunOptions | None = None,
     result.seconds = time.monotonic() - t0
     _cleanup(log_dir)
     return result
+
+
+_FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+) in (?P<func>\S+)')
+
+
+def hung_project_role(stack: str, config: ProjectConfig) -> tuple[str | None, str]:
+    """From a faulthandler dump: the project role (build, featurize, train_step, predict) whose
+    function was on the stack, and the project frames as text; (None, "") when not in project code."""
+    root = str(config.root.resolve())
+    frames = [m.groupdict() for m in _FRAME.finditer(stack) if m.group("file").startswith(root)]
+    if not frames:
+        return None, ""
+    # faulthandler prints the innermost frame first
+    where = "Where it was stuck (innermost first):\n" + "\n".join(
+        f'  File "{f["file"]}", line {f["line"]} in {f["func"]}' for f in frames[:8])
+    names = {getattr(config, role): role for role in ("build", "featurize", "train_step", "predict")
+             if getattr(config, role, None)}
+    for frame in frames:
+        if frame["func"] in names:
+            return names[frame["func"]], where
+    return None, where
 
 
 def _timeout_for(plan: list[dict] | None, check_id: str, default: float) -> float:

@@ -27,6 +27,13 @@ SIGNATURES = {
 }
 
 
+# Project functions by role, so that a role that hung in an earlier check (and had its process
+# killed) is not called again in the same run: every later check gets a quick error instead of
+# hanging for its whole time limit. The runner fills HUNG_ROLES when it restarts the worker.
+ROLE_OF: dict[int, str] = {}
+HUNG_ROLES: dict[str, str] = {}   # role -> how it hung (for the message)
+
+
 class UserCodeError(Exception):
     """Project code raised. `user_traceback` holds only the project's frames."""
 
@@ -106,11 +113,16 @@ def resolve_function(config: ProjectConfig, module: ModuleType, role: str, name:
         ) from None
     except ValueError:
         pass  # builtins without a signature: trust them
+    ROLE_OF[id(fn)] = role
     return fn
 
 
 def call_user(config: ProjectConfig, what: str, fn, *args, **kwargs):
     """Call project code; an exception becomes UserCodeError with the project's frames."""
+    role = ROLE_OF.get(id(fn))
+    if role in HUNG_ROLES:
+        raise UserCodeError(f"{what} was not called: it hung in an earlier check and was stopped",
+                            HUNG_ROLES[role])
     try:
         return fn(*args, **kwargs)
     except Exception as exc:

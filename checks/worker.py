@@ -23,6 +23,9 @@ def serve(request: dict, out) -> None:
     from .project import ProjectError, load_project
     from .registry import all_checks, checks_for
 
+    from . import usercode
+
+    usercode.HUNG_ROLES.update(request.get("hung") or {})
     try:
         config = load_project(request["project"])
         ctx = RunContext(config, budget_seconds=request.get("budget"), device=request.get("device", "cpu"))
@@ -71,6 +74,12 @@ def main(argv: list[str]) -> int:
     fd = int(argv[1])
     sys.dont_write_bytecode = True
     limit_memory()
+    # On SIGUSR1 dump every thread's Python stack into our log (stderr): the runner asks for it
+    # before killing a check that hangs, to tell the user where in their code it was stuck.
+    import faulthandler
+    import signal
+
+    faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
     out = os.fdopen(fd, "w", encoding="utf-8")
     request = json.loads(sys.stdin.read())
     # Project code must never write into the terminal of the app or the CLI's output: the runner
