@@ -1318,7 +1318,9 @@ def drift(ctx: RunContext):
                 stats[f"len({c})"] = r
         per_split[s] = stats
         domain[s] = _domain_auc(ctx, s, columns)
-    shifted = {s: sorted([(c, r) for c, r in st.items() if r["effect"] >= DRIFT_EFFECT and r["p_value"] < DRIFT_P],
+    # Bonferroni over the features tested: with 10,000 columns, p < 0.001 alone would flag ~10 by chance.
+    p_limit = {s: DRIFT_P / max(1, len(st)) for s, st in per_split.items()}
+    shifted = {s: sorted([(c, r) for c, r in st.items() if r["effect"] >= DRIFT_EFFECT and r["p_value"] < p_limit[s]],
                          key=lambda cr: -cr[1]["effect"]) for s, st in per_split.items()}
     evidence = {"compared": others, "sample_rows": {"train": int(len(tpos))}, "excluded_id_like": list(ids),
                 "domain_classifier_auc": {s: (round(v, 4) if v is not None else None) for s, v in domain.items()},
@@ -1326,7 +1328,8 @@ def drift(ctx: RunContext):
                 "largest_effects": {s: sorted(({"feature": c, "effect": r["effect"], "measure": r["measure"]}
                                                for c, r in st.items()), key=lambda d: -d["effect"])[:5]
                                     for s, st in per_split.items()},
-                "thresholds": {"effect": DRIFT_EFFECT, "p_value": DRIFT_P, "domain_auc_warn": DOMAIN_AUC_WARN}}
+                "thresholds": {"effect": DRIFT_EFFECT, "p_value": DRIFT_P, "p_value_bonferroni": p_limit,
+                               "domain_auc_warn": DOMAIN_AUC_WARN}}
     if not columns and not texts:
         raise SkipCheck("no feature columns to compare")
     for s, sh in shifted.items():
