@@ -23,7 +23,7 @@ def check(path) -> tuple[dict, float]:
 
 
 def main() -> int:
-    planted = found = pending = fixed_fails = fixed_warns = 0
+    planted = found = by_own = pending = fixed_fails = fixed_warns = 0
     for name, buggy, fixed in sample_variants():
         run, seconds_b = check(buggy)
         bugs = load_answer_key(buggy)
@@ -31,9 +31,11 @@ def main() -> int:
             hit = flagged_by(bug, run["findings"])
             planted += 1
             found += bool(hit)
+            own = bug.check in hit
+            by_own += own
             pending += bug.pending
             print(f"{name:10s} {'FOUND ' if hit else 'missed'} {bug.check:32s} {bug.summary[:60]}"
-                  + (" (pending)" if bug.pending else ""))
+                  + ("" if own or not hit else f" (only by {', '.join(hit)})") + (" (pending)" if bug.pending else ""))
         fixed_run, seconds_f = check(fixed)
         fails = [f["check"] for f in fixed_run["findings"] if f["status"] == "fail"]
         warns = [f["check"] for f in fixed_run["findings"] if f["status"] == "warn"]
@@ -41,7 +43,7 @@ def main() -> int:
         fixed_warns += len(warns)
         print(f"{name:10s} fixed: {len(fails)} fail {fails}, {len(warns)} warn {warns}; "
               f"seconds buggy {seconds_b:.1f}, fixed {seconds_f:.1f}")
-    print(f"\nplanted bugs found: {found}/{planted} (pending: {pending}); "
+    print(f"\nplanted bugs found: {found}/{planted}, {by_own} by their own check (pending: {pending}); "
           f"fixed variants: {fixed_fails} fail, {fixed_warns} warn")
     return 0
 
