@@ -24,6 +24,27 @@ SESSION_FILE = "session.json"
 # last few runs, and reading hundreds of JSON files would slow the first screen down.
 
 
+class _locked:
+    """An exclusive advisory lock (flock) on a small lock file for a read-modify-write."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self):
+        import fcntl
+
+        self.handle = open(self.path, "a")
+        fcntl.flock(self.handle, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        import fcntl
+
+        fcntl.flock(self.handle, fcntl.LOCK_UN)
+        self.handle.close()
+        return False
+
+
 def session_path(project_root: Path) -> Path:
     return Path(project_root) / STATE_DIR / SESSION_FILE
 
@@ -51,6 +72,14 @@ class Session:
     current_step: str = STEPS[0]
     notice: str | None = None          # shown once: the file was damaged and set aside
     extra: dict[str, Any] = field(default_factory=dict)
+    # What was on disk when this session was loaded or last saved: a save applies only what this
+    # process changed since then, so two mltriage processes on one project keep each other's edits.
+    base_notes: dict[str, str] = field(default_factory=dict)
+    base_ticked: dict[str, list[str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.base_notes = dict(self.notes)
+        self.base_ticked = {k: list(v) for k, v in self.ticked.items()}
 
     @classmethod
     def load(cls, project_root: Path) -> "Session":
@@ -74,19 +103,44 @@ class Session:
                     current_step=self.current_step)
 
     def save(self) -> str | None:
-        """Write atomically, keeping keys another writer added meanwhile. Returns an error text or None."""
+        """Merge this process's edits into what is on disk, under a lock, and write atomically.
+
+        Notes: a step's note this process changed wins; other steps keep what is on disk. Ticks:
+        the items this process ticked or unticked are applied to the list on disk. So two app
+        windows on one project never lose each other's work. Returns an error text or None."""
         if self.path is None:
             return None
-        on_disk, _ = read_json(self.path) if self.path.exists() else (None, None)
-        if isinstance(on_disk, dict):
-            for key, value in on_disk.items():
-                if key not in ("notes", "ticked", "progress", "current_step"):
-                    self.extra.setdefault(key, value)
         try:
-            atomic_write_json(self.path, self.to_dict())
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with _locked(self.path.with_name(SESSION_FILE + ".lock")):
+                on_disk, _ = read_json(self.path) if self.path.exists() else (None, None)
+                self._merge(on_disk if isinstance(on_disk, dict) else {})
+                atomic_write_json(self.path, self.to_dict())
         except OSError as exc:
             return f"could not save the session to {self.path}: {exc.strerror or exc}"
+        self.base_notes = dict(self.notes)
+        self.base_ticked = {k: list(v) for k, v in self.ticked.items()}
         return None
+
+    def _merge(self, on_disk: dict) -> None:
+        for key, value in on_disk.items():
+            if key not in ("notes", "ticked", "progress", "current_step"):
+                self.extra.setdefault(key, value)
+        disk_notes = _clean_notes(on_disk.get("notes"))
+        notes = dict(disk_notes)
+        for step in set(self.notes) | set(self.base_notes):
+            if self.notes.get(step, "") != self.base_notes.get(step, ""):
+                notes[step] = self.notes.get(step, "")
+        self.notes = notes
+        disk_ticked = _clean_ticked(on_disk.get("ticked"))
+        ticked = {}
+        for step in set(disk_ticked) | set(self.ticked) | set(self.base_ticked):
+            ours, base = self.ticked.get(step, []), self.base_ticked.get(step, [])
+            added = [i for i in ours if i not in base]
+            removed = {i for i in base if i not in ours}
+            merged = [i for i in disk_ticked.get(step, []) if i not in removed]
+            ticked[step] = merged + [i for i in added if i not in merged]
+        self.ticked = ticked
 
     # --- edits ---------------------------------------------------------------------------------
     def note(self, step: str) -> str:
