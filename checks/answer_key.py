@@ -1,7 +1,7 @@
 """Answer keys of the sample projects (DESIGN §7, contract): `buggy/bugs.toml` `[[bug]]` tables.
 
 Used by the detection test and benchmark (is every planted bug flagged by its check?) and by the
-tour (which bugs did the learner find, miss, or suspect wrongly?).
+tour (tui/hunt.py: which bugs did the learner find, miss, or suspect wrongly?).
 """
 
 from __future__ import annotations
@@ -27,12 +27,17 @@ class Bug:
     issue: str = ""
 
     @property
-    def ids(self) -> list[str]:
-        return [self.check] + list(self.also)
+    def ids(self) -> set[str]:
+        """The check ids that count as flagging this bug."""
+        return {self.check, *self.also}
 
 
 def load_answer_key(buggy_dir: Path) -> list[Bug]:
-    path = Path(buggy_dir) / "bugs.toml"
+    return parse_answer_key(Path(buggy_dir) / "bugs.toml")[0]
+
+
+def parse_answer_key(path: Path) -> tuple[list[Bug], dict]:
+    """The [[bug]] tables of an answer key file and its other top-level keys (story, difficulty, ...)."""
     try:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -43,32 +48,18 @@ def load_answer_key(buggy_dir: Path) -> list[Bug]:
     for i, table in enumerate(doc.get("bug", []), start=1):
         if "check" not in table or "summary" not in table:
             raise ProjectError(f"{path}: [[bug]] #{i} needs check and summary.")
-        bugs.append(Bug(check=table["check"], summary=table["summary"], also=list(table.get("also", [])),
-                        where=table.get("where", ""), explain=table.get("explain", ""), fix=table.get("fix", ""),
-                        pending=bool(table.get("pending", False)), issue=str(table.get("issue", ""))))
-    return bugs
+        bugs.append(Bug(check=table["check"], summary=str(table["summary"]),
+                        also=[a for a in table.get("also", []) if isinstance(a, str)],
+                        where=str(table.get("where", "")), explain=str(table.get("explain", "")).strip(),
+                        fix=str(table.get("fix", "")).strip(), pending=bool(table.get("pending", False)),
+                        issue=str(table.get("issue", ""))))
+    return bugs, {k: v for k, v in doc.items() if k != "bug"}
 
 
 def flagged_by(bug: Bug, findings: list[dict]) -> list[str]:
     """Ids of the findings (warn or fail) that flag this bug."""
     ids = set(bug.ids)
     return [f["check"] for f in findings if f["check"] in ids and f["status"] in FLAGGING]
-
-
-@dataclass
-class HuntScore:
-    found: list[Bug]
-    missed: list[Bug]
-    false_suspicions: list[str]   # check ids the learner marked that match no planted bug
-
-
-def score_hunt(bugs: list[Bug], marked_checks: list[str]) -> HuntScore:
-    """Compare the check ids a learner marked as 'this is a bug' with the answer key."""
-    marked = set(marked_checks)
-    found = [b for b in bugs if marked & set(b.ids)]
-    missed = [b for b in bugs if not marked & set(b.ids)]
-    explained = {i for b in bugs for i in b.ids}
-    return HuntScore(found=found, missed=missed, false_suspicions=sorted(marked - explained))
 
 
 def sample_projects_root() -> Path | None:

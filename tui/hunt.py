@@ -10,10 +10,11 @@ from __future__ import annotations
 import difflib
 import os
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mltriage.checks.answer_key import Bug, parse_answer_key
+from mltriage.checks.project import ProjectError
 from mltriage.checks.state import atomic_write_json, read_json
 
 # A diff of a data file can run to thousands of lines: show the start, say how much was left out.
@@ -44,20 +45,6 @@ def sample_projects(root: Path | None = None) -> list[Path]:
 
 
 @dataclass
-class Bug:
-    check: str
-    summary: str
-    also: list[str] = field(default_factory=list)
-    where: str = ""
-    explain: str = ""
-    fix: str = ""
-
-    @property
-    def ids(self) -> set[str]:
-        return {self.check, *self.also}
-
-
-@dataclass
 class Exercise:
     name: str              # the sample's folder name
     buggy: Path
@@ -69,15 +56,7 @@ class Exercise:
 
 def load_bugs(path: Path) -> tuple[list[Bug], dict]:
     """The [[bug]] tables of an answer key and its other top-level keys."""
-    data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    bugs = []
-    for raw in data.get("bug", []):
-        if isinstance(raw, dict) and isinstance(raw.get("check"), str):
-            bugs.append(Bug(check=raw["check"], summary=str(raw.get("summary", "")),
-                            also=[a for a in raw.get("also", []) if isinstance(a, str)],
-                            where=str(raw.get("where", "")), explain=str(raw.get("explain", "")).strip(),
-                            fix=str(raw.get("fix", "")).strip()))
-    return bugs, {k: v for k, v in data.items() if k != "bug"}
+    return parse_answer_key(path)
 
 
 def _story_from_readme(readme: Path) -> str:
@@ -145,7 +124,7 @@ def exercises(root: Path | None = None) -> list[Exercise]:
         name = buggy.parent.name
         try:
             bugs, meta = load_bugs(key)
-        except (OSError, tomllib.TOMLDecodeError):
+        except (OSError, ProjectError):
             continue
         fixed = buggy.parent / "fixed"
         row = index.get(name, {})
