@@ -47,12 +47,21 @@ def make_optimizer(ctx: RunContext, params, lr: float | None = None):
     return call_user(ctx.config, f"optimizer function {name}", fn, params, lr)
 
 
+def index_targets(ctx: RunContext) -> bool:
+    """Whether the loss takes class indices: cross_entropy/nll, and a project's own loss on a
+    multi-output classifier (DESIGN §3 leaves custom losses open; class indices are what such
+    losses almost always take, e.g. a label-smoothed or focal cross-entropy)."""
+    if ctx.loss_name in INDEX_TARGET_LOSSES:
+        return True
+    return ctx.loss_name not in BUILTIN_LOSSES and ctx.is_classification and ctx.n_outputs > 1
+
+
 def target_tensor(ctx: RunContext, y):
     """Targets as the contract gives them to train_step: int64 (N,) for cross_entropy/nll, else float32 (N,)."""
     import numpy as np
     import torch
 
-    if ctx.loss_name in INDEX_TARGET_LOSSES:
+    if index_targets(ctx):
         return torch.as_tensor(np.asarray(y), dtype=torch.int64)
     return torch.as_tensor(np.asarray(y, dtype=np.float32), dtype=torch.float32)
 
@@ -68,7 +77,7 @@ def labelled_rows(ctx: RunContext, split: str):
 
 def loss_value(ctx: RunContext, loss_fn, out, yb):
     """mltriage's own loss call: squeeze a trailing output dimension of 1 for bce/regression losses."""
-    if ctx.loss_name not in INDEX_TARGET_LOSSES and out.ndim == 2 and out.shape[1] == 1:
+    if not index_targets(ctx) and out.ndim == 2 and out.shape[1] == 1:
         out = out.squeeze(1)
     return loss_fn(out, yb)
 

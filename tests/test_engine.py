@@ -175,3 +175,20 @@ def test_hang_in_project_code_is_located_and_not_called_again(tmp_path):
     assert "in wait_forever" in timed_out[0].detail and "model.py" in timed_out[0].detail
     assert len(errors) >= 3  # the later model checks fail fast instead of hanging in turn
     assert elapsed < 30
+
+
+def test_custom_classification_loss_gets_class_indices(tmp_path):
+    import numpy as np
+
+    from helpers import context_for
+    from mltriage.checks.modeling import fit_torch, labelled_rows
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"a": rng.normal(size=60), "b": rng.normal(size=60), "label": ["x", "y", "z"] * 20})
+    code = ("import torch.nn as nn\n\ndef build(n_inputs, n_outputs):\n    return nn.Linear(n_inputs, n_outputs)\n\n"
+            "def smoothed():\n    return nn.CrossEntropyLoss(label_smoothing=0.1)\n")
+    write_project(tmp_path, df, valid_df=df, model_code=code,
+                  toml_extra="[model]\ncode = 'model.py'\nbuild = 'build'\nloss = 'smoothed'\nepochs = 2")
+    ctx = context_for(tmp_path)
+    history = fit_torch(ctx, ctx.build_model(), *labelled_rows(ctx, "train"))
+    assert ctx.n_outputs == 3 and history.epochs_done == 2 and not history.stopped
