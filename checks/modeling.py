@@ -82,6 +82,18 @@ def loss_value(ctx: RunContext, loss_fn, out, yb):
     return loss_fn(out, yb)
 
 
+def step_loss_value(value) -> float:
+    """The float a project's train_step returned; a clear UserCodeError when it returned no number."""
+    from .usercode import UserCodeError
+
+    try:
+        return float(value.detach()) if hasattr(value, "detach") else float(value)
+    except (TypeError, ValueError, RuntimeError):
+        shown = "None (nothing)" if value is None else f"a {type(value).__name__}"
+        raise UserCodeError(f"train_step returned {shown}; it must return the batch loss as a float "
+                            f"(e.g. `return loss.item()`)") from None
+
+
 def default_step(ctx: RunContext, model, optimizer, loss_fn, xb, yb) -> float:
     model.train()
     optimizer.zero_grad()
@@ -131,7 +143,7 @@ def fit_torch(ctx: RunContext, model, X, y, epochs: int | None = None, seconds: 
                 xb, yb = Xt[idx], yt[idx]
                 if project_step is not None:
                     value = call_user(ctx.config, "train_step", project_step, model, optimizer, loss_fn, xb, yb)
-                    value = float(value.detach()) if hasattr(value, "detach") else float(value)
+                    value = step_loss_value(value)
                 else:
                     value = default_step(ctx, model, optimizer, loss_fn, xb, yb)
                 history.step_loss.append(value)

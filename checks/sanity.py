@@ -807,6 +807,19 @@ def _memorise(ctx: RunContext, X, y, lr: float | None, reference: bool, seconds:
             "min_loss": min(finite) if finite else float("nan")}
 
 
+# A curve whose last value is below this share of its value STILL_FALLING_WINDOW records earlier is
+# still going down (10% per 100 steps), not sitting on a floor.
+STILL_FALLING_RATIO = 0.9
+STILL_FALLING_WINDOW = 10
+
+
+def _still_falling(curve: list[tuple[int, float]]) -> bool:
+    if len(curve) <= STILL_FALLING_WINDOW:
+        return False
+    last, earlier = curve[-1][1], curve[-1 - STILL_FALLING_WINDOW][1]
+    return earlier > 0 and last < STILL_FALLING_RATIO * earlier
+
+
 def _overfit_cap(ctx: RunContext) -> float:
     return min(OVERFIT_SECONDS, max(0.5, ctx.budget.remaining() / 4))
 
@@ -867,6 +880,16 @@ def overfit_small_batch(ctx: RunContext):
                            f"cannot memorise {len(X)} examples is too narrow or has a bottleneck.",
                     fix="Check architecture.capacity; if the model is meant to be expressive, look for a layer "
                         "that squeezes the signal.", evidence=evidence, plots=plots)
+    if _still_falling(four["curve"]) and four["accuracy"] in (None, 1.0):
+        # Every example is already right and the loss keeps going down: a small model that is slow to
+        # reach the goal, not one that is blocked. Blocked models (a softmax before cross-entropy, a
+        # bounded output) show a floor: the loss stops moving.
+        return info(f"memorising is slow: after {four['steps']} steps on {OVERFIT_SMALL_ROWS} examples the loss is "
+                    f"{four['final_loss']:.3g} and still falling",
+                    detail=f"With the configured optimizer {measured}. The loss on {OVERFIT_SMALL_ROWS} examples is "
+                           f"still dropping steadily and every example is classified right, so nothing blocks "
+                           f"learning; the model just needs more steps than this check allows.",
+                    evidence=evidence, plots=plots)
     floor = min(a["min_loss"] for a in attempts.values())
     return fail(f"cannot memorise even {OVERFIT_SMALL_ROWS} examples: the loss floors at {floor:.3g}",
                 detail=f"With the configured optimizer {measured}; with Adam lr={REFERENCE_LR:g} it reaches "

@@ -362,7 +362,7 @@ def _run_lr_test(ctx: RunContext) -> LRTest:
     import numpy as np
     import torch
 
-    from .modeling import default_step, labelled_rows, make_loss, make_optimizer, target_tensor
+    from .modeling import default_step, labelled_rows, make_loss, make_optimizer, step_loss_value, target_tensor
     from .usercode import call_user
 
     seconds = _seconds_for(ctx, LR_TEST_BUDGET_SHARE, "learning-rate range test")
@@ -385,7 +385,7 @@ def _run_lr_test(ctx: RunContext) -> LRTest:
         xb, yb = Xt[idx], yt[idx]
         if step_fn is not None:
             value = call_user(ctx.config, "train_step", step_fn, model, optimizer, loss_fn, xb, yb)
-            return float(value.detach()) if hasattr(value, "detach") else float(value)
+            return step_loss_value(value)
         return default_step(ctx, model, optimizer, loss_fn, xb, yb)
 
     result, best, avg = LRTest(), math.inf, 0.0

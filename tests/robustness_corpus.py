@@ -199,4 +199,39 @@ def case_truncated_log(root):
     return _project(root, toml=toml, files={"log.csv": "epoch,loss,val_loss\n0,1.0,1.1\n1,0.9,"}), {0, 1}
 
 
+STEP_TOML = MODEL_TOML.replace('build = "build_model"', 'build = "build_model"\ntrain_step = "step"')
+
+
+def _with_step(body: str) -> str:
+    return TORCH_OK + "\n\ndef step(model, optimizer, loss_fn, xb, yb):\n" + textwrap.indent(textwrap.dedent(body), "    ")
+
+
+def case_train_step_returns_nothing(root):
+    code = _with_step("optimizer.zero_grad()\nloss_fn(model(xb), yb).backward()\noptimizer.step()\n")
+    return _project(root, toml=STEP_TOML, files={"model.py": code}), {0, 1}
+
+
+def case_train_step_returns_nan(root):
+    code = _with_step("optimizer.zero_grad()\nloss_fn(model(xb), yb).backward()\noptimizer.step()\nreturn float('nan')\n")
+    return _project(root, toml=STEP_TOML, files={"model.py": code}), {0, 1}
+
+
+def case_train_step_returns_tensor_with_grad(root):
+    code = _with_step("optimizer.zero_grad()\nloss = loss_fn(model(xb), yb)\nloss.backward()\noptimizer.step()\n"
+                      "return loss\n")
+    return _project(root, toml=STEP_TOML, files={"model.py": code}), {0, 1}
+
+
+def case_build_allocates_too_much(root):
+    code = "import numpy as np\ndef build_model(n_inputs, n_outputs):\n    return np.ones(10**12)\n"
+    return _project(root, toml=MODEL_TOML, files={"model.py": code}), {0, 1}
+
+
+def case_predictions_not_probabilities(root):
+    toml = GOOD_TOML + '[data]\n'.replace('[data]\n', '') + '[artifacts]\npredictions = "preds.csv"\n'
+    n = 12  # the held-out valid split of 60 rows
+    rows = "\n".join(f"{i % 2},0.9,0.9" for i in range(n))
+    return _project(root, toml=toml, files={"preds.csv": "prediction,prob_0,prob_1\n" + rows + "\n"}), {0, 1}
+
+
 CASES = {name[len("case_"):]: fn for name, fn in sorted(globals().items()) if name.startswith("case_")}

@@ -355,3 +355,19 @@ def test_custom_loss_overfit_uses_the_fresh_models_loss(tmp_path):
     assert run_check(ctx, "sanity.loss_at_init").status == "skipped"
     f = run_check(ctx, "sanity.overfit_small_batch")
     assert f.status == "pass", f.title
+
+
+def test_overfit_small_batch_is_not_a_fail_for_a_small_slow_model(tmp_path):
+    """A tiny correct network on random labels memorises slowly; that is no bug (no false alarm)."""
+    import numpy as np
+    import pandas as pd
+
+    from helpers import run_check, write_project
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"a": rng.normal(size=60), "b": rng.normal(size=60), "label": rng.integers(0, 2, 60)})
+    code = ("import torch.nn as nn\n\ndef build_model(n_inputs, n_outputs):\n"
+            "    return nn.Sequential(nn.Linear(n_inputs, 8), nn.ReLU(), nn.Linear(8, n_outputs))\n")
+    write_project(tmp_path, df, valid_df=df, model_code=code,
+                  toml_extra="[model]\ncode = 'model.py'\nbuild = 'build_model'")
+    assert run_check(tmp_path, "sanity.overfit_small_batch").status in ("pass", "info")
