@@ -100,15 +100,51 @@ def check_line(check_id: str, finding: Finding | None, title: str, running: bool
     return line
 
 
-def format_value(value: Any, limit: int = EVIDENCE_VALUE_CHARS, indent: int | None = None) -> str:
+INLINE_CHARS = 70  # nested values shorter than this stay on one line in the finding screen
+
+
+def _inline(value: Any) -> str:
+    """One-line form: numbers to 4 significant digits, lists in brackets, dicts as k=v pairs."""
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
     if isinstance(value, float):
         return f"{value:.4g}"
-    if isinstance(value, (dict, list)):
-        text = json.dumps(value, ensure_ascii=False, default=str, indent=indent)
-        if indent:
-            text = "\n" + "\n".join("    " + line for line in text.splitlines())
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}={_inline(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_inline(v) for v in value) + "]"
+    return str(value)
+
+
+def _nested_lines(value: Any, depth: int) -> list[str]:
+    """Readable multi-line form for the finding screen: short parts inline, long ones nested."""
+    pad = "    " * depth
+    lines = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            flat = _inline(item)
+            if len(flat) <= INLINE_CHARS or not isinstance(item, (dict, list, tuple)):
+                lines.append(f"{pad}{key}: {flat}")
+            else:
+                lines.append(f"{pad}{key}:")
+                lines.extend(_nested_lines(item, depth + 1))
     else:
-        text = str(value)
+        for item in value:
+            flat = _inline(item)
+            if len(flat) <= INLINE_CHARS or not isinstance(item, (dict, list, tuple)):
+                lines.append(f"{pad}- {flat}")
+            else:
+                sub = _nested_lines(item, depth + 1)
+                lines.append(f"{pad}- " + sub[0].lstrip())
+                lines.extend(sub[1:])
+    return lines
+
+
+def format_value(value: Any, limit: int = EVIDENCE_VALUE_CHARS, indent: int | None = None) -> str:
+    if isinstance(value, (dict, list, tuple)) and indent and len(_inline(value)) > INLINE_CHARS:
+        text = "\n" + "\n".join(_nested_lines(value, 1))
+    else:
+        text = _inline(value)
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
