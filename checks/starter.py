@@ -12,6 +12,25 @@ TARGET_NAMES = ("label", "labels", "target", "y", "class", "category", "outcome"
 ID_HINTS = ("id", "uuid", "index", "key")
 
 
+def find_data_file(folder: Path) -> Path:
+    """The training file when --data is not given: a file named like train.* here or in data/, else the
+    only data file there. ProjectError listing the candidates when it is ambiguous or there is none."""
+    from .readers import SUPPORTED
+
+    files = sorted(p for d in (folder, folder / "data") if d.is_dir() for p in d.iterdir()
+                   if p.is_file() and p.suffix.lower() in SUPPORTED)
+    named = [p for p in files if p.stem.lower() in ("train", "training", "train_data")]
+    if len(named) == 1:
+        return named[0]
+    if len(files) == 1:
+        return files[0]
+    if not files:
+        raise ProjectError(f"No data file in {folder} or {folder / 'data'}. Pass --data FILE "
+                           f"({', '.join(SUPPORTED)}).")
+    listing = ", ".join(str(p.relative_to(folder)) for p in files[:10])
+    raise ProjectError(f"Several data files here ({listing}); pass the training one with --data FILE.")
+
+
 def guess_target(df) -> list[str]:
     """Candidate target columns, best first: conventional names, then the last column."""
     lowered = {str(c).lower(): c for c in df.columns}

@@ -138,3 +138,17 @@ def test_report_after_check(leaky):
     mltriage("check", leaky, "--steps", "data")
     r = mltriage("report", leaky, "--format", "html")
     assert r.returncode == 0 and r.stdout.startswith("<!DOCTYPE html>") and "split_overlap" in r.stdout
+
+
+def test_init_finds_the_training_file_itself(tmp_path):
+    (tmp_path / "data").mkdir()
+    clean_frame().to_csv(tmp_path / "data" / "train.csv", index=False)
+    clean_frame(seed=3).to_csv(tmp_path / "data" / "valid.csv", index=False)
+    r = mltriage("init", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert 'train = "data/train.csv"' in (tmp_path / "mltriage.toml").read_text()
+
+
+def test_init_without_data_file_says_what_to_pass(tmp_path):
+    r = mltriage("init", cwd=tmp_path)
+    assert r.returncode == 2 and "--data FILE" in r.stderr

@@ -47,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
 
     init = sub.add_parser("init", help="write a starter mltriage.toml by inspecting the data")
-    init.add_argument("--data", required=True, help="the training data file (.csv .tsv .parquet .jsonl .npz)")
+    init.add_argument("--data", help="the training data file (.csv .tsv .parquet .jsonl .npz); default: the one "
+                                     "data file found here or in data/")
     init.add_argument("--target", help="the label column (default: guessed)")
     init.add_argument("--valid", help="the validation data file")
     init.add_argument("--test", help="the test data file")
@@ -151,7 +152,10 @@ def cmd_check(args) -> int:
 def cmd_init(args) -> int:
     from mltriage.checks.starter import write_starter
 
-    path = write_starter(Path(args.data), target=args.target, valid=args.valid, test=args.test,
+    from mltriage.checks.starter import find_data_file
+
+    data = Path(args.data) if args.data else find_data_file(Path.cwd())
+    path = write_starter(data, target=args.target, valid=args.valid, test=args.test,
                          output=Path(args.output))
     print(f"Wrote {path}. Review it, then run: mltriage check {path.parent}")
     return EXIT_OK
