@@ -526,7 +526,9 @@ def lr_range(ctx: RunContext):
         return warn(f"lr {configured:g} is {configured / s['lr_steepest']:.0f}x the lr where the loss falls fastest",
                     detail=f"{swept} {rng} Good learning rates sit near the steepest part of the curve (Smith "
                            f"2017); two orders of magnitude above it, updates overshoot even when a capped loss "
-                           f"hides the blow-up.", fix=fix_to + ".", evidence=s, plots=plots)
+                           f"hides the blow-up.",
+                    fix=f"Use an lr near {s['lr_steepest']:.2g}, where the loss falls fastest (with a capped loss "
+                        f"the lr of lowest loss says little).", evidence=s, plots=plots)
     decades_below = math.log10(lo / configured) if configured > 0 else math.inf
     s["decades_below_range"] = round(decades_below, 2)
     if decades_below >= LR_TOO_LOW_DECADES:
