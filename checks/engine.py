@@ -51,10 +51,20 @@ def run_one(spec: CheckSpec, ctx: RunContext, timeout: float | None = None) -> F
     except BaseException as exc:  # KeyboardInterrupt included: turn it into a finding, the runner decides
         if isinstance(exc, KeyboardInterrupt):
             raise
-        finding = errored(f"the check failed: {type(exc).__name__}", detail=traceback.format_exc())
+        finding = errored(_failure_title(exc), detail=traceback.format_exc())
     finding.check, finding.step = spec.id, spec.step
     finding.seconds = time.perf_counter() - start
     return finding
+
+
+def _failure_title(exc: BaseException) -> str:
+    """Name the failure: the model's own forward() (a project bug, e.g. a shape mismatch) or the check."""
+    message = (str(exc).strip().splitlines() or [""])[0][:160]
+    what = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    frames = traceback.extract_tb(exc.__traceback__)
+    if any("torch/nn/modules/module.py" in f.filename.replace("\\", "/") for f in frames):
+        return f"project code failed: the model's forward() raised {what}"
+    return f"the check failed: {what}"
 
 
 def _run_guarded(spec: CheckSpec, ctx: RunContext, timeout: float | None) -> Finding:
