@@ -7,6 +7,7 @@ CLI prints it and exits 2. Nothing here imports pandas or torch.
 from __future__ import annotations
 
 import difflib
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -163,6 +164,8 @@ def _check_table(file: Path, where: str, table: Any, schema: dict) -> None:
                 f"Valid keys in [{where}]: {', '.join(schema)}."
             )
         expected, description = schema[key]
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ProjectError(f"{file}: [{where}] {key} = {value} is not a finite number.")
         if not _type_ok(value, expected):
             raise ProjectError(
                 f"{file}: [{where}] {key} must be {description}, but it is {_type_name(value)} ({value!r})."

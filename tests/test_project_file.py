@@ -149,3 +149,8 @@ def test_valid_project_loads_typed(tmp_path, frame):
     cfg = load_project(tmp_path / "mltriage.toml")
     assert cfg.name == tmp_path.name and cfg.metric == "f1_macro" and cfg.budget_seconds == 5.0
     assert cfg.classes == ["x", "y"] and cfg.train.is_absolute()
+
+
+def test_non_finite_numbers_rejected(tmp_path, frame):
+    write_project(tmp_path, frame, toml_extra="[budget]\nseconds = nan")
+    assert "not a finite number" in error_for(tmp_path)
