@@ -76,15 +76,31 @@ def _use_all_cores_for_reading() -> None:
         pyarrow.set_cpu_count(cores)
 
 
+def _read_with_pyarrow(path: Path, sep: str):
+    """The file via pyarrow, with pandas' defaults (NA strings become missing); None when the header
+    repeats a column name (pandas renames those, pyarrow would keep both)."""
+    import pyarrow.csv as pacsv
+
+    table = pacsv.read_csv(path, parse_options=pacsv.ParseOptions(delimiter=sep),
+                           convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
+    if len(set(table.column_names)) != len(table.column_names):
+        return None
+    df = table.to_pandas(self_destruct=True, split_blocks=True)
+    del table
+    return df
+
+
 def _read_delimited(path: Path, sep: str):
     import pandas as pd
 
     _use_all_cores_for_reading()
-    # The C engine reports ragged rows with their line number; pyarrow is faster but vaguer.
+    # pyarrow parses fastest; converting its table with self_destruct frees each column as it is
+    # copied, which keeps the peak memory near the size of the data. Anything it cannot read (ragged
+    # rows, duplicate column names, undecodable bytes) is read again by pandas' C engine, which
+    # reports the line.
     try:
-        df = pd.read_csv(path, sep=sep, engine="pyarrow")
-        # pyarrow keeps undecodable text as bytes objects; re-read strictly to report where.
-        if any(df[c].dtype == object and df[c].map(type).eq(bytes).any() for c in df.columns):
+        df = _read_with_pyarrow(path, sep)
+        if df is None or any(df[c].dtype == object and df[c].map(type).eq(bytes).any() for c in df.columns):
             df = pd.read_csv(path, sep=sep, engine="c", low_memory=False, encoding="utf-8")
     except UnicodeDecodeError:
         raise
