@@ -169,7 +169,9 @@ def encode_single_feature(ctx: RunContext, column: str, train_pos, y_train, othe
         return as_float(train_col), [as_float(s) for s in other_values]
     keys = train_col.astype("string").to_numpy(dtype=object, na_value=None)
     frame = pd.DataFrame({"k": keys, "y": y_train}).dropna(subset=["k"])
-    if ctx.is_classification:
+    if frame.empty:  # every value missing: the feature maps nothing
+        mapping = pd.Series(dtype=float)
+    elif ctx.is_classification:
         counts = frame.groupby(["k", "y"]).size().unstack(fill_value=0)
         top = counts.to_numpy().argmax(axis=1)
         share = counts.to_numpy().max(axis=1) / np.maximum(counts.to_numpy().sum(axis=1), 1)

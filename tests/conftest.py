@@ -8,3 +8,11 @@ for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
 
 # tests import their helpers as `from helpers import ...`
 sys.path.insert(0, str(Path(__file__).parent))
+
+# Hypothesis explores new examples on developers' machines; CI replays a fixed, derandomised set so
+# that a red build always points at a reproducible failure.
+from hypothesis import settings as _hypothesis_settings  # noqa: E402
+
+_hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    _hypothesis_settings.load_profile("ci")
