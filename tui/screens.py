@@ -20,11 +20,9 @@ from mltriage.checks.registry import STEP_TITLES
 from .guide import STATUS_MEANINGS
 from .present import ICONS, STYLES, finding_text
 
-INTRO = ("mltriage walks you through debugging a machine-learning model in seven steps: the problem, "
-         "sanity checks, the data, the architecture, training, metrics and errors.\n"
-         "At each step it runs diagnostic checks on your data, model code and logs, and shows what it "
-         "found with the evidence, a fix to try and plots.\n"
-         "Your notes and ticked checklist items are kept next to the project, in .mltriage/.")
+INTRO = ("Debug a machine-learning model in seven steps: problem, sanity, data, architecture, training, "
+         "metrics, errors. Each step runs checks on your data, code and logs and shows the evidence, a fix "
+         "to try and plots. Notes and ticks are kept in .mltriage/.")
 
 
 class WelcomeScreen(Screen):
@@ -52,6 +50,9 @@ class WelcomeScreen(Screen):
             if self.reason:
                 yield Static(Text(self.reason, style="yellow"), id="welcome-reason")
             yield Static(INTRO, id="welcome-intro")
+            yield Label("Start on your own data:", classes="section")
+            yield Static("  mltriage init --data data/train.csv --target label, then mltriage there\n"
+                         "  mltriage tour     guided bug hunts on the samples", id="welcome-start")
             yield Label("Open a sample project (enter):", classes="section")
             options = [Option(Text.assemble((p.parent.name, "bold"), f"/{p.name}  ",
                                             (self._shown(p), "dim")), id=str(p)) for p in self.samples]
@@ -59,11 +60,6 @@ class WelcomeScreen(Screen):
             if not self.samples:
                 yield Static(Text("No sample projects found (set MLTRIAGE_SAMPLES to their folder).",
                                   style="dim"))
-            yield Label("Start on your own data:", classes="section")
-            yield Static("  mltriage init --data data/train.csv --target label\n"
-                         "  mltriage            (in the folder that now holds mltriage.toml)\n"
-                         "  mltriage tour       (bug hunts on the samples: a guided first session)",
-                         id="welcome-start")
         yield Footer()
 
     def on_mount(self) -> None:
