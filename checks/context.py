@@ -8,6 +8,7 @@ any analysis more than one check reads.
 
 from __future__ import annotations
 
+import threading
 import time
 from contextlib import contextmanager
 from functools import cached_property
@@ -57,16 +58,25 @@ class RunContext:
         self.device = device
         self.budget = Budget(budget_seconds if budget_seconds is not None else config.budget_seconds)
         self._shared: dict[str, Any] = {}
+        self._shared_locks: dict[str, threading.RLock] = {}
+        self._locks_guard = threading.Lock()
         self.notices: list[str] = []  # run-level facts a check should mention (e.g. a sample was used)
 
     # --- sharing -------------------------------------------------------------------------------
     def shared(self, key: str, compute: Callable[[], Any]) -> Any:
-        """Compute once per run and cache; an exception is cached too, so a broken input fails fast."""
+        """Compute once per run and cache; an exception is cached too, so a broken input fails fast.
+
+        Thread-safe: the engine may compute some analyses ahead on a background thread (CheckSpec.
+        prefetch); a check asking for a key being computed there waits for it instead of redoing it."""
         if key not in self._shared:
-            try:
-                self._shared[key] = ("ok", compute())
-            except Exception as exc:  # re-raised to every check that asks
-                self._shared[key] = ("err", exc)
+            with self._locks_guard:
+                lock = self._shared_locks.setdefault(key, threading.RLock())
+            with lock:
+                if key not in self._shared:
+                    try:
+                        self._shared[key] = ("ok", compute())
+                    except Exception as exc:  # re-raised to every check that asks
+                        self._shared[key] = ("err", exc)
         kind, value = self._shared[key]
         if kind == "err":
             raise value
@@ -121,9 +131,11 @@ class RunContext:
         y = df[self.config.target]
         stratify = None
         if self.task == "classification":
-            counts = y.value_counts(dropna=False)
+            # pandas 3's astype(str) keeps missing values missing, which train_test_split rejects
+            keys = y.astype("string").fillna("<missing>")
+            counts = keys.value_counts()
             if counts.min() >= 2 and len(counts) <= len(df) * HOLDOUT_FRACTION:
-                stratify = y.astype(str)
+                stratify = keys.to_numpy(dtype=object)
         train, valid = train_test_split(df, test_size=HOLDOUT_FRACTION, random_state=self.seed,
                                         shuffle=True, stratify=stratify)
         return train.reset_index(drop=True), valid.reset_index(drop=True)

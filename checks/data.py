@@ -18,8 +18,9 @@ OVERLAP_FAIL_MIN_ROWS = 5
 
 def _missing_table(ctx: RunContext) -> dict[str, dict[str, int]]:
     cols = list(ctx.feature_columns) + [ctx.target]
-    return {name: {c: int(n) for c, n in df[cols].isna().sum().items() if n}
-            for name, df in ctx.splits.items()}
+    # column by column: df[cols] would copy the whole table first
+    counts = {name: {c: int(df[c].isna().sum()) for c in cols} for name, df in ctx.splits.items()}
+    return {name: {c: n for c, n in per.items() if n} for name, per in counts.items()}
 
 
 def _featurized_nonfinite(ctx: RunContext) -> dict[str, int] | None:
@@ -100,8 +101,6 @@ MISSING_GROUP_MAX_LEVELS = 50
 
 def _missing_by_group(ctx: RunContext, columns: list[str]) -> dict[str, dict]:
     """For each largely-missing column, the categorical value where it is missing most, if concentrated."""
-    import numpy as np
-
     if not columns:
         return {}
     train = ctx.train
@@ -161,36 +160,11 @@ def thorough_text(ctx: RunContext) -> bool:
     return sum(len(df) for df in ctx.splits.values()) <= THOROUGH_TEXT_ROWS
 
 
-def column_hash(series):
-    """A 64-bit hash per value that depends on the value only (equal across splits). Strings and other
-    objects are hashed once per distinct value (factorize, then take), which is 5-20x faster than
-    hashing every cell of a low-cardinality column."""
-    import numpy as np
-    import pandas as pd
-
-    if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series) \
-            or hasattr(series.array, "_pa_array"):  # numbers and Arrow strings hash vectorised already
-        return pd.util.hash_pandas_object(series, index=False).to_numpy()
-    codes, uniques = pd.factorize(series, use_na_sentinel=True)
-    hashed = pd.util.hash_pandas_object(pd.Series(uniques.astype(str) if len(uniques) else [], dtype=object),
-                                        index=False).to_numpy()
-    missing = np.uint64(0x9E3779B97F4A7C15)
-    return np.where(codes < 0, missing, hashed[np.maximum(codes, 0)] if len(hashed) else missing)
-
-
 def row_hashes(ctx: RunContext, split: str):
-    """One 64-bit hash per row of the feature columns; cached for every check comparing rows."""
-    def compute():
-        import numpy as np
+    """One 64-bit hash per row of the feature columns, equal across splits for equal rows (rowkeys.py)."""
+    from .rowkeys import all_row_hashes
 
-        df = ctx.splits[split]
-        h = np.zeros(len(df), dtype=np.uint64)
-        with np.errstate(over="ignore"):
-            for j, c in enumerate(ctx.feature_columns):
-                h = (h ^ column_hash(df[c])) * np.uint64(0x100000001B3) + np.uint64(j + 1)  # FNV-style mix
-        return h
-
-    return ctx.shared(f"row_hashes:{split}", compute)
+    return all_row_hashes(ctx)[split]
 
 
 def encoded_labels(ctx: RunContext, split: str):
@@ -218,16 +192,25 @@ def encoded_labels(ctx: RunContext, split: str):
 
 
 def text_hashes(ctx: RunContext, split: str, column: str):
-    def compute():
-        import pandas as pd
+    """A code per row of a text column after normalize_text: equal codes mean equal normalised texts,
+    in every split (missing texts normalise to "", so they match each other)."""
+    from .rowkeys import all_text_codes
 
-        normal = normalize_text(ctx.splits[split][column], thorough_text(ctx))
-        return pd.util.hash_pandas_object(normal, index=False).to_numpy()
-
-    return ctx.shared(f"text_hashes:{split}:{column}", compute)
+    thorough = thorough_text(ctx)
+    return all_text_codes(ctx, column, lambda s: normalize_text(s, thorough))[split]
 
 
-@check("data.split_overlap", title="Rows shared between train and valid/test")
+def prefetch_row_keys(ctx: RunContext) -> None:
+    """What duplicates, split_overlap and text_quality compare: row hashes and normalised-text codes
+    for every split (pyarrow and numpy work, safe on the engine's prefetch thread)."""
+    for split in ctx.splits:
+        encoded_labels(ctx, split)
+    row_hashes(ctx, "train")
+    for column in text_columns(ctx):
+        text_hashes(ctx, "train", column)
+
+
+@check("data.split_overlap", title="Rows shared between train and valid/test", prefetch=prefetch_row_keys)
 def split_overlap(ctx: RunContext):
     import numpy as np
 
@@ -243,8 +226,9 @@ def split_overlap(ctx: RunContext):
         rows = row_hashes(ctx, split)
         shared = pd.Index(rows).isin(train_index)
         by_text = np.zeros(len(rows), dtype=bool)
-        for column in text_columns(ctx):
-            by_text |= pd.Index(text_hashes(ctx, split, column)).isin(pd.Index(text_hashes(ctx, "train", column)))
+        for column in text_columns(ctx):  # blank texts (code -1) match nothing
+            codes, train_codes = text_hashes(ctx, split, column), text_hashes(ctx, "train", column)
+            by_text |= pd.Index(codes).isin(pd.Index(train_codes[train_codes >= 0]))
         hit = shared | by_text
         overlaps[split] = {"rows": int(hit.sum()), "of": int(len(rows)), "exact_rows": int(shared.sum()),
                            "same_text": int(by_text.sum()), "fraction": float(hit.mean()) if len(rows) else 0.0}
@@ -384,29 +368,29 @@ COARSE_UNIQUE_SHARE = 0.5
 
 def _duplicate_stats(ctx: RunContext, split: str) -> dict:
     import numpy as np
-    import pandas as pd
+
+    from .rowkeys import array_keys, first_occurrence_mask, keys_with_several_labels, mix_into
 
     hashes = row_hashes(ctx, split)
     y = encoded_labels(ctx, split)
-    frame = pd.DataFrame({"h": hashes, "y": y})
-    n = len(frame)
-    exact = frame.duplicated().to_numpy()
+    n = len(hashes)
+    with_label = hashes.copy()
+    with np.errstate(over="ignore"):
+        mix_into(with_label, array_keys(y), -1)  # features and label
+    exact = ~first_occurrence_mask(with_label)
     stats = {"rows": n, "duplicate_rows": int(exact.sum()),
-             "unique_share": float(frame["h"].nunique() / n) if n else 1.0,
+             "unique_share": float(first_occurrence_mask(hashes).sum() / n) if n else 1.0,
              "conflict_rows": 0, "conflict_groups": 0}
     stats["duplicate_fraction"] = stats["duplicate_rows"] / n if n else 0.0
     stats["_dup_positions"] = np.flatnonzero(exact)[:5]
     if ctx.is_classification:
-        labelled = frame[frame["y"] >= 0]
-        distinct = labelled.groupby("h")["y"].nunique()
-        bad = distinct.index[distinct.to_numpy() > 1]
-        in_conflict = frame["h"].isin(bad).to_numpy() & (y >= 0)
+        bad, in_conflict = keys_with_several_labels(hashes, np.asarray(y))
         stats["conflict_rows"], stats["conflict_groups"] = int(in_conflict.sum()), int(len(bad))
         stats["_conflict_positions"] = np.flatnonzero(in_conflict)
     return stats
 
 
-@check("data.duplicates", title="Duplicate rows and contradictory labels")
+@check("data.duplicates", title="Duplicate rows and contradictory labels", prefetch=prefetch_row_keys)
 def duplicates(ctx: RunContext):
     per_split = {s: _duplicate_stats(ctx, s) for s in ctx.splits}
     show_cols = ctx.feature_columns[:5] + [ctx.target]
@@ -474,6 +458,31 @@ def duplicates(ctx: RunContext):
 QUASI_CONSTANT_SHARE = 0.999
 
 
+def _top_value_share(sample) -> tuple[float, bool]:
+    """(share of the most common value, whether there is only one value), missing values counting as
+    one value. For numbers, a value covering more than half the rows is the median, so comparing
+    against the median answers in linear time without counting every distinct value."""
+    import numpy as np
+    import pandas as pd
+
+    n = len(sample)
+    if n == 0:
+        return 0.0, True
+    if pd.api.types.is_numeric_dtype(sample) and not pd.api.types.is_bool_dtype(sample):
+        values = sample.to_numpy(dtype=np.float64, na_value=np.nan)
+        missing = np.isnan(values)
+        n_missing = int(missing.sum())
+        if n_missing == n:
+            return 1.0, True
+        present = values[~missing]
+        median = np.partition(present, len(present) // 2)[len(present) // 2]
+        at_median = int((present == median).sum())
+        single = at_median == len(present) and n_missing == 0
+        return max(at_median, n_missing) / n, single
+    counts = sample.value_counts(dropna=False)
+    return float(counts.iloc[0] / n), len(counts) <= 1
+
+
 @check("data.constant_features", title="Features that never change")
 def constant_features(ctx: RunContext):
     train = ctx.train
@@ -481,16 +490,16 @@ def constant_features(ctx: RunContext):
     constant, quasi, all_missing, varies_elsewhere = [], {}, [], {}
     for c in ctx.feature_columns:
         sample = train[c].iloc[pos]
-        counts = sample.value_counts(dropna=False)
-        if len(counts) <= 1 and train[c].nunique(dropna=False) <= 1:  # confirm on every row
+        top_share, single = _top_value_share(sample)
+        if single and train[c].nunique(dropna=False) <= 1:  # confirm on every row
             constant.append(c)
             if train[c].isna().all():
                 all_missing.append(c)
             for s in ("valid", "test"):
                 if s in ctx.splits and ctx.splits[s][c].nunique(dropna=False) > 1:
                     varies_elsewhere.setdefault(c, []).append(s)
-        elif len(counts) and counts.iloc[0] / len(sample) >= QUASI_CONSTANT_SHARE:
-            quasi[c] = round(float(counts.iloc[0] / len(sample)), 5)
+        elif top_share >= QUASI_CONSTANT_SHARE:
+            quasi[c] = round(float(top_share), 5)
     evidence = {"constant": constant, "all_missing": all_missing, "quasi_constant": quasi,
                 "varies_in_other_splits": varies_elsewhere, "columns": len(ctx.feature_columns),
                 "sample_rows": int(len(pos))}
@@ -1141,7 +1150,9 @@ def label_issue_mask(ctx: RunContext):
     return _label_issue_analysis(ctx)["mask"]
 
 
-@check("data.label_issues", title="Likely mislabelled training rows", needs=("classification",))
+@check("data.label_issues", title="Likely mislabelled training rows", needs=("classification",),
+       imports=("sklearn.linear_model", "sklearn.model_selection", "sklearn.feature_extraction.text",
+                "cleanlab.filter"))
 def label_issues(ctx: RunContext):
     import numpy as np
 
@@ -1284,15 +1295,22 @@ def _domain_auc(ctx: RunContext, other: str, columns: list[str]) -> float | None
             codes, _ = pd.factorize(both[c].astype("string"))
             blocks.append(np.where(codes < 0, np.nan, codes).astype(float))
     X = np.column_stack(blocks)
+    varies = [j for j in range(X.shape[1]) if len(np.unique(X[:, j])) > 1]  # NaNs count as distinct
+    if not varies:  # every feature constant: nothing tells the splits apart (and the model cannot bin it)
+        return None
+    X = X[:, varies]
     target = np.r_[np.zeros(len(frames[0])), np.ones(len(frames[1]))]
     model = HistGradientBoostingClassifier(max_iter=50, max_leaf_nodes=15, early_stopping=False,
                                            random_state=ctx.seed)
-    folds = StratifiedKFold(n_splits=3, shuffle=True, random_state=ctx.seed)
+    # Two folds: every row still gets an out-of-fold score; on synthetic mean shifts of 0 to 0.5 SD the
+    # AUC moved by at most 0.006 against three folds, at 60% of the cost.
+    folds = StratifiedKFold(n_splits=2, shuffle=True, random_state=ctx.seed)
     with one_thread():
         return float(np.mean(cross_val_score(model, X, target, cv=folds, scoring="roc_auc")))
 
 
-@check("data.drift", title="Distribution shift between train and valid/test")
+@check("data.drift", title="Distribution shift between train and valid/test",
+       imports=("scipy.stats", "sklearn.ensemble", "sklearn.model_selection"))
 def drift(ctx: RunContext):
     others = [s for s in ("valid", "test") if s in ctx.splits]
     ids = _id_like_columns(ctx)
@@ -1410,10 +1428,11 @@ def _text_stats(series) -> dict:
     return stats
 
 
-@check("data.text_quality", title="Text hygiene")
+@check("data.text_quality", title="Text hygiene", prefetch=prefetch_row_keys)
 def text_quality(ctx: RunContext):
     import numpy as np
-    import pandas as pd
+
+    from .rowkeys import keys_with_several_labels
 
     texts = text_columns(ctx)
     if not texts:
@@ -1436,13 +1455,13 @@ def text_quality(ctx: RunContext):
     if ctx.is_classification:
         y = encoded_labels(ctx, "train")
         for c in texts:
-            frame = pd.DataFrame({"h": text_hashes(ctx, "train", c), "y": y})
-            frame = frame[(frame["y"] >= 0) & (ctx.train[c].astype("string").fillna("").str.strip() != "").to_numpy()]
-            distinct = frame.groupby("h")["y"].nunique()
-            bad = frame["h"].isin(distinct.index[distinct.to_numpy() > 1]).to_numpy()
+            codes = text_hashes(ctx, "train", c)
+            blank = codes < 0  # empty texts are counted as empty, not as contradictions
+            usable = (y >= 0) & ~blank
+            _, bad = keys_with_several_labels(codes.view(np.uint64), np.where(blank, -1, y))
             if bad.any():
-                rows = frame.index.to_numpy()[bad]
-                conflicts[c] = {"rows": int(bad.sum()), "fraction": round(float(bad.mean()), 4),
+                rows = np.flatnonzero(bad)
+                conflicts[c] = {"rows": int(bad.sum()), "fraction": round(float(bad.sum() / max(usable.sum(), 1)), 4),
                                 "examples": _records(ctx.train, rows[:4], [c, ctx.target], 4)}
     evidence = {"columns": texts, "per_split": per, "damaged_examples": examples,
                 "duplicate_texts_different_labels": conflicts}

@@ -55,13 +55,19 @@ class CheckSpec:
     # Model-touching checks share the training budget; `timeout` is the per-check hard cap in seconds
     # (None: the runner's default).
     timeout: float | None = None
+    # Speed hints, never needed for correctness. `prefetch(ctx)` computes shared analyses the check will
+    # read (through ctx.shared) and may run on a background thread while earlier checks run: only pure
+    # numpy/pyarrow work that releases the GIL belongs there. `imports` names heavy libraries the check
+    # imports, so that the engine can load them while the prefetch thread computes.
+    prefetch: Callable | None = None
+    imports: tuple[str, ...] = field(default_factory=tuple)
 
 
 _REGISTRY: dict[str, CheckSpec] = {}
 
 
 def check(id: str, step: str | None = None, title: str = "", needs: tuple[str, ...] | list[str] = (),
-          timeout: float | None = None):
+          timeout: float | None = None, prefetch: Callable | None = None, imports: tuple[str, ...] = ()):
     """Register a check function under a catalog id."""
     step = step or id.split(".", 1)[0]
     if step not in STEPS:
@@ -71,7 +77,7 @@ def check(id: str, step: str | None = None, title: str = "", needs: tuple[str, .
 
     def register(fn: Callable) -> Callable:
         _REGISTRY[id] = CheckSpec(id=id, step=step, title=title or id, fn=fn, needs=tuple(needs),
-                                  timeout=timeout)
+                                  timeout=timeout, prefetch=prefetch, imports=tuple(imports))
         return fn
 
     return register

@@ -42,7 +42,7 @@ def serve(request: dict, out) -> None:
     except ProjectError as exc:
         _send(out, {"type": "project_error", "message": str(exc)})
         return
-    run_specs(specs, ctx,
+    run_specs(specs, ctx, concurrency=min(2, os.cpu_count() or 1),
               on_start=lambda spec: _send(out, {"type": "start", "check": spec.id}),
               on_finding=lambda f: _send(out, {"type": "finding", "finding": f.to_dict(),
                                                "budget_used": ctx.budget.used}))

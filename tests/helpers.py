@@ -92,3 +92,65 @@ def predict(model, X):
     with torch.no_grad():
         return torch.softmax(model(X), dim=1)
 '''
+
+
+# Checks that misbehave on purpose, for engine tests. Registered in the sanity step; replace
+# "sanity." to put them in another step.
+ENGINE_PLUGIN = '''
+import os, time
+from mltriage.checks.registry import check
+from mltriage.checks.findings import passed, SkipCheck
+
+
+@check("sanity.zz_ok", title="fine")
+def ok(ctx):
+    return passed("fine", evidence={"rows": len(ctx.train)})
+
+
+@check("sanity.zz_raises")
+def raises(ctx):
+    raise RuntimeError("boom inside the check")
+
+
+@check("sanity.zz_skip")
+def skip(ctx):
+    raise SkipCheck("needs something else")
+
+
+@check("sanity.zz_needs_test", needs=("test",))
+def needs_test(ctx):
+    return passed("has test")
+
+
+@check("sanity.zz_hang", timeout=1.5)
+def hang(ctx):
+    while True:
+        time.sleep(0.05)
+
+
+@check("sanity.zz_crash")
+def crash(ctx):
+    os._exit(3)
+
+
+@check("sanity.zz_after")
+def after(ctx):
+    return passed("still running after trouble")
+'''
+
+
+def install_plugin(tmp_path: Path, monkeypatch, module: str, source: str) -> None:
+    """Make `source` importable as `module` here and in worker processes, and register it through
+    MLTRIAGE_PLUGINS. Its checks are registered into a copy of the registry that is dropped after the
+    test, so that they never leak into later tests (one of them ends the process on purpose)."""
+    import sys
+
+    from mltriage.checks import registry
+
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    monkeypatch.delitem(sys.modules, module, raising=False)  # imported afresh: registers into the copy
+    (tmp_path / "plug").mkdir(exist_ok=True)
+    (tmp_path / "plug" / f"{module}.py").write_text(textwrap.dedent(source))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "plug"))
+    monkeypatch.setenv("MLTRIAGE_PLUGINS", module)
+    monkeypatch.syspath_prepend(str(tmp_path / "plug"))

@@ -1,70 +1,23 @@
 """The check engine: findings round-trip, errors and skips are findings, runs stream and survive hangs."""
 
 import json
-import sys
-import textwrap
 import threading
 import time
 
 import pandas as pd
 import pytest
 
-from helpers import write_project
+from helpers import ENGINE_PLUGIN, install_plugin, write_project
 from mltriage.checks.findings import Finding, PlotSpec, Series, summarize
 from mltriage.checks.project import ProjectError, load_project
 from mltriage.checks.registry import CATALOG_IDS, STEPS, checks_for
 from mltriage.checks.runner import RunOptions, run_checks
 
-PLUGIN = '''
-import os, time
-from mltriage.checks.registry import check
-from mltriage.checks.findings import passed, SkipCheck
-
-
-@check("sanity.zz_ok", title="fine")
-def ok(ctx):
-    return passed("fine", evidence={"rows": len(ctx.train)})
-
-
-@check("sanity.zz_raises")
-def raises(ctx):
-    raise RuntimeError("boom inside the check")
-
-
-@check("sanity.zz_skip")
-def skip(ctx):
-    raise SkipCheck("needs something else")
-
-
-@check("sanity.zz_needs_test", needs=("test",))
-def needs_test(ctx):
-    return passed("has test")
-
-
-@check("sanity.zz_hang", timeout=1.5)
-def hang(ctx):
-    while True:
-        time.sleep(0.05)
-
-
-@check("sanity.zz_crash")
-def crash(ctx):
-    os._exit(3)
-
-
-@check("sanity.zz_after")
-def after(ctx):
-    return passed("still running after trouble")
-'''
 
 
 @pytest.fixture
 def plugin_project(tmp_path, monkeypatch):
-    (tmp_path / "plug").mkdir()
-    (tmp_path / "plug" / "zz_plugin.py").write_text(textwrap.dedent(PLUGIN))
-    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "plug"))
-    monkeypatch.setenv("MLTRIAGE_PLUGINS", "zz_plugin")
-    monkeypatch.syspath_prepend(str(tmp_path / "plug"))
+    install_plugin(tmp_path, monkeypatch, "zz_plugin", ENGINE_PLUGIN)
     df = pd.DataFrame({"a": range(20), "label": [0, 1] * 10})
     write_project(tmp_path / "proj", df, valid_df=df)
     return load_project(tmp_path / "proj")
