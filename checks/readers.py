@@ -61,7 +61,34 @@ def read_table(path: Path, what: str = "data file"):
     if len(df.columns) == 0 or len(df) == 0:
         raise ProjectError(f"{path}: {what} has no rows (only a header, or nothing). "
                            f"Point the project at a file with data.")
+    _combine_string_chunks(df)
     return df
+
+
+# One contiguous string buffer must stay addressable by 32-bit offsets (Arrow's `string` type).
+_MAX_COMBINED_STRING_BYTES = 1 << 30
+
+
+def _combine_string_chunks(df) -> None:
+    """Give each Arrow-backed string column a single chunk, in place.
+
+    pyarrow parses a CSV in blocks, so a text column arrives as hundreds of chunks; factorising,
+    hashing and sampling rows of one contiguous chunk run 2-3x faster (measured on a 1,000,000-row
+    review column: factorize 0.32 s -> 0.16 s). Combining copies that one column's text (a few ms)."""
+    import pandas as pd
+    import pyarrow as pa
+
+    for column in df.columns:
+        array = df[column].array
+        chunked = getattr(array, "_pa_array", None)
+        if not isinstance(chunked, pa.ChunkedArray) or chunked.num_chunks <= 1:
+            continue
+        if not (pa.types.is_string(chunked.type) or pa.types.is_large_string(chunked.type)):
+            continue
+        if chunked.nbytes > _MAX_COMBINED_STRING_BYTES:
+            continue
+        combined = pa.chunked_array([chunked.combine_chunks()], type=chunked.type)
+        df[column] = pd.Series(type(array)(combined, dtype=array.dtype), index=df.index, name=column)
 
 
 def _use_all_cores_for_reading() -> None:
@@ -76,13 +103,76 @@ def _use_all_cores_for_reading() -> None:
         pyarrow.set_cpu_count(cores)
 
 
+def _parse_csv(path: Path, sep: str):
+    """The file as a pyarrow Table, with pandas' defaults (NA strings become missing)."""
+    import pyarrow.csv as pacsv
+
+    _use_all_cores_for_reading()
+    return pacsv.read_csv(path, parse_options=pacsv.ParseOptions(delimiter=sep),
+                          convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
+
+
+# Parses started ahead of time by parse_ahead(), keyed by file identity; read_table() collects them.
+_AHEAD: dict[tuple, dict] = {}
+
+
+def _file_key(path: Path, sep: str) -> tuple | None:
+    try:
+        stat = Path(path).stat()
+        return (str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns, sep)
+    except OSError:
+        return None
+
+
+def parse_ahead(paths) -> None:
+    """Start parsing the CSV/TSV files among `paths` with pyarrow on a background thread.
+
+    The worker calls this as soon as it knows the project's files, so that parsing (C++ threads that
+    release the GIL) overlaps with importing pandas and the check modules: about 0.3 s on the
+    1,000,000-row benchmark. read_table() then takes the parsed table; anything that went wrong is
+    parsed again there, with the usual messages. Files that would be sampled are left alone."""
+    import threading
+
+    jobs = []
+    for path in paths:
+        if path is None or Path(path).suffix.lower() not in (".csv", ".tsv"):
+            continue
+        sep = "\t" if Path(path).suffix.lower() == ".tsv" else ","
+        key = _file_key(path, sep)
+        if key is None or key[1] == 0 or key[1] > max_read_bytes():
+            continue
+        entry = {"done": threading.Event()}
+        _AHEAD[key] = entry
+        jobs.append((Path(path), sep, entry))
+
+    def work():
+        for path, sep, entry in jobs:
+            try:
+                entry["table"] = _parse_csv(path, sep)
+            except BaseException:  # noqa: BLE001 - read_table parses again and reports it
+                pass
+            finally:
+                entry["done"].set()
+
+    if jobs:
+        threading.Thread(target=work, name="mltriage-read", daemon=True).start()
+
+
+def _parsed_ahead(path: Path, sep: str):
+    key = _file_key(path, sep)
+    entry = _AHEAD.pop(key, None) if key is not None else None
+    if entry is None:
+        return None
+    entry["done"].wait()
+    return entry.get("table")
+
+
 def _read_with_pyarrow(path: Path, sep: str):
     """The file via pyarrow, with pandas' defaults (NA strings become missing); None when the header
     repeats a column name (pandas renames those, pyarrow would keep both)."""
-    import pyarrow.csv as pacsv
-
-    table = pacsv.read_csv(path, parse_options=pacsv.ParseOptions(delimiter=sep),
-                           convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
+    table = _parsed_ahead(path, sep)
+    if table is None:
+        table = _parse_csv(path, sep)
     if len(set(table.column_names)) != len(table.column_names):
         return None
     df = table.to_pandas(self_destruct=True, split_blocks=True)

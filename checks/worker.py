@@ -21,6 +21,7 @@ def serve(request: dict, out) -> None:
     from .context import RunContext
     from .engine import run_specs
     from .project import ProjectError, load_project
+    from .readers import parse_ahead
     from .registry import all_checks, checks_for
 
     from . import usercode
@@ -28,6 +29,7 @@ def serve(request: dict, out) -> None:
     usercode.HUNG_ROLES.update(request.get("hung") or {})
     try:
         config = load_project(request["project"])
+        parse_ahead([config.train, config.valid, config.test])  # overlaps the imports below
         ctx = RunContext(config, budget_seconds=request.get("budget"), device=request.get("device", "cpu"))
         ctx.budget.used = float(request.get("budget_used", 0.0))
         if request.get("checks") is not None:

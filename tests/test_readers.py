@@ -1,5 +1,6 @@
 """Readers: every format into pandas; bad files give messages, never tracebacks; no unpickling."""
 
+import threading
 import numpy as np
 import pandas as pd
 import pytest
@@ -102,3 +103,41 @@ def test_large_file_is_sampled_with_notice(tmp_path, monkeypatch):
     finding = run_check(ctx, "sanity.data_loads")
     assert finding.status == "info" and "sampled" in finding.title
     assert finding.evidence["sampled"]["train"]["rows_in_file"] == 60000
+
+
+def test_parsed_ahead_table_is_used_once_and_matches_a_plain_read(tmp_path, monkeypatch):
+    from mltriage.checks import readers
+
+    path = tmp_path / "d.csv"
+    pd.DataFrame({"a": np.arange(3000) * 0.5, "s": [f"text {i % 7}" for i in range(3000)]}).to_csv(path, index=False)
+    plain = read_table(path)
+    parses = []
+    real_parse = readers._parse_csv
+    monkeypatch.setattr(readers, "_parse_csv",
+                        lambda p, sep: parses.append(threading.current_thread().name) or real_parse(p, sep))
+    readers.parse_ahead([path, None, tmp_path / "d.parquet"])  # only the CSV is parsed ahead
+    ahead = read_table(path)
+    assert parses == ["mltriage-read"]  # the background parse, not a second one
+    pd.testing.assert_frame_equal(ahead, plain)
+    assert ahead["s"].array._pa_array.num_chunks == 1  # text columns arrive as one chunk
+    read_table(path)
+    assert parses == ["mltriage-read", "MainThread"]  # handed out once, then files are read as usual
+
+
+def test_file_changed_after_parse_ahead_is_read_again(tmp_path):
+    from mltriage.checks import readers
+
+    path = tmp_path / "d.csv"
+    path.write_text("a,label\n1,x\n2,y\n")
+    readers.parse_ahead([path])
+    path.write_text("a,label\n1,x\n2,y\n3,z\n")  # a different size: another file now
+    assert len(read_table(path)) == 3
+
+
+def test_broken_file_parsed_ahead_still_gets_the_message(tmp_path):
+    from mltriage.checks import readers
+
+    (tmp_path / "r.csv").write_text("a,b\n1,2\n3,4,5,6\n")
+    readers.parse_ahead([tmp_path / "r.csv"])
+    with pytest.raises(ProjectError, match="could not be read"):
+        read_table(tmp_path / "r.csv")
