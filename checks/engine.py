@@ -210,7 +210,7 @@ def warm_up(specs: list[CheckSpec], ctx: RunContext) -> threading.Thread | None:
     interval = sys.getswitchinterval()
     sys.setswitchinterval(PREFETCH_SWITCH_INTERVAL)
     try:
-        for module in dict.fromkeys(m for spec in specs for m in spec.imports):
+        for module in dict.fromkeys(m for spec in specs if _may_run(spec, ctx) for m in spec.imports):
             try:
                 importlib.import_module(module)
             except Exception:  # noqa: BLE001 - the check imports it again and reports the failure
@@ -218,3 +218,15 @@ def warm_up(specs: list[CheckSpec], ctx: RunContext) -> threading.Thread | None:
     finally:
         sys.setswitchinterval(interval)
     return thread
+
+
+# Needs that can be judged from the data alone: a check missing one is skipped, so its imports are not
+# worth loading (e.g. cleanlab for a regression project). Model needs would run project code here.
+_DATA_NEEDS = ("classification", "test", "text")
+
+
+def _may_run(spec: CheckSpec, ctx: RunContext) -> bool:
+    try:
+        return not any(ctx.missing(need) for need in spec.needs if need in _DATA_NEEDS)
+    except Exception:  # noqa: BLE001 - the check meets the problem and reports it
+        return False

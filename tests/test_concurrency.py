@@ -136,3 +136,19 @@ def test_shared_computes_once_when_threads_ask_together(tmp_path):
 def test_plugin_checks_do_not_outlive_their_test():
     # runs after the tests above, in file order: their checks (one ends the process) must be gone
     assert not [s.id for s in checks_for(["problem", "data", "sanity"]) if ".zz_" in s.id]
+
+
+def test_warm_up_skips_imports_of_checks_that_will_be_skipped(tmp_path, monkeypatch):
+    import importlib
+
+    from mltriage.checks import engine
+
+    imported = []
+    monkeypatch.setattr(importlib, "import_module", lambda name: imported.append(name))
+    df = _table(60).assign(label=lambda d: d["x"].fillna(0) * 2.0)  # a regression target
+    ctx = RunContext(load_project(write_project(tmp_path / "p", df, df)))
+    ctx.prepare()
+    specs = checks_for(["data"])
+    engine.warm_up(specs, ctx)
+    assert "cleanlab.filter" not in imported  # data.label_issues needs a classification task
+    assert "scipy.stats" in imported  # data.drift runs
