@@ -191,9 +191,9 @@ def encoded_labels(ctx: RunContext, split: str):
     return ctx.shared(f"y:{split}", compute)
 
 
-def text_hashes(ctx: RunContext, split: str, column: str):
+def text_codes(ctx: RunContext, split: str, column: str):
     """A code per row of a text column after normalize_text: equal codes mean equal normalised texts,
-    in every split (missing texts normalise to "", so they match each other)."""
+    in every split; -1 for missing texts and texts that normalise to nothing."""
     from .rowkeys import all_text_codes
 
     thorough = thorough_text(ctx)
@@ -207,7 +207,7 @@ def prefetch_row_keys(ctx: RunContext) -> None:
         encoded_labels(ctx, split)
     row_hashes(ctx, "train")
     for column in text_columns(ctx):
-        text_hashes(ctx, "train", column)
+        text_codes(ctx, "train", column)
 
 
 @check("data.split_overlap", title="Rows shared between train and valid/test", prefetch=prefetch_row_keys)
@@ -227,7 +227,7 @@ def split_overlap(ctx: RunContext):
         shared = pd.Index(rows).isin(train_index)
         by_text = np.zeros(len(rows), dtype=bool)
         for column in text_columns(ctx):  # blank texts (code -1) match nothing
-            codes, train_codes = text_hashes(ctx, split, column), text_hashes(ctx, "train", column)
+            codes, train_codes = text_codes(ctx, split, column), text_codes(ctx, "train", column)
             by_text |= pd.Index(codes).isin(pd.Index(train_codes[train_codes >= 0]))
         hit = shared | by_text
         overlaps[split] = {"rows": int(hit.sum()), "of": int(len(rows)), "exact_rows": int(shared.sum()),
@@ -369,15 +369,12 @@ COARSE_UNIQUE_SHARE = 0.5
 def _duplicate_stats(ctx: RunContext, split: str) -> dict:
     import numpy as np
 
-    from .rowkeys import array_keys, first_occurrence_mask, keys_with_several_labels, mix_into
+    from .rowkeys import first_occurrence_mask, keyed_with_labels, keys_with_several_labels
 
     hashes = row_hashes(ctx, split)
     y = encoded_labels(ctx, split)
     n = len(hashes)
-    with_label = hashes.copy()
-    with np.errstate(over="ignore"):
-        mix_into(with_label, array_keys(y), -1)  # features and label
-    exact = ~first_occurrence_mask(with_label)
+    exact = ~first_occurrence_mask(keyed_with_labels(hashes, y))  # same features and same label
     stats = {"rows": n, "duplicate_rows": int(exact.sum()),
              "unique_share": float(first_occurrence_mask(hashes).sum() / n) if n else 1.0,
              "conflict_rows": 0, "conflict_groups": 0}
@@ -1455,7 +1452,7 @@ def text_quality(ctx: RunContext):
     if ctx.is_classification:
         y = encoded_labels(ctx, "train")
         for c in texts:
-            codes = text_hashes(ctx, "train", c)
+            codes = text_codes(ctx, "train", c)
             blank = codes < 0  # empty texts are counted as empty, not as contradictions
             usable = (y >= 0) & ~blank
             _, bad = keys_with_several_labels(codes.view(np.uint64), np.where(blank, -1, y))

@@ -140,6 +140,16 @@ def first_occurrence_mask(keys):
     return ~pd.Series(keys, copy=False).duplicated().to_numpy()
 
 
+def keyed_with_labels(keys, labels):
+    """One key per (key, label) pair: equal exactly when both the key and the label are equal."""
+    import numpy as np
+
+    pair = keys.copy()
+    with np.errstate(over="ignore"):
+        mix_into(pair, array_keys(labels), -1)
+    return pair
+
+
 def keys_with_several_labels(keys, labels):
     """Keys (e.g. row hashes) that occur with more than one distinct label, and a mask of the rows
     holding them. `labels` are non-negative ints; rows with a negative label are ignored."""
@@ -147,11 +157,8 @@ def keys_with_several_labels(keys, labels):
     import pandas as pd
 
     labelled = labels >= 0
-    k, y = keys[labelled], labels[labelled].astype(np.uint64)
-    pair = k.copy()
-    with np.errstate(over="ignore"):
-        mix_into(pair, y, -1)  # one key per (row key, label) pair
-    first = first_occurrence_mask(pair)
+    k = keys[labelled]
+    first = first_occurrence_mask(keyed_with_labels(k, labels[labelled]))
     distinct_pairs = k[first]  # each key once per label it carries
     repeated = pd.Series(distinct_pairs, copy=False).duplicated().to_numpy()
     bad = np.unique(distinct_pairs[repeated])
