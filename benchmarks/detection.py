@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 
-from mltriage.checks.answer_key import flagged_by, load_answer_key, sample_variants
+from mltriage.checks.project.answer_key import flagged_by, load_answer_key, sample_variants
 
 
 def check(path) -> tuple[dict, float]:

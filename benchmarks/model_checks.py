@@ -19,10 +19,10 @@ LIMIT_SECONDS = 30.0  # the two steps together, per sample project (issue 4)
 
 
 def run_variant(root: Path, steps: list[str]):
-    from mltriage.checks.context import RunContext
-    from mltriage.checks.engine import run_specs
-    from mltriage.checks.project import load_project
-    from mltriage.checks.registry import checks_for
+    from mltriage.checks.engine.context import RunContext
+    from mltriage.checks.engine.run import run_specs
+    from mltriage.checks.project.config import load_project
+    from mltriage.checks.engine.registry import checks_for
 
     start = time.perf_counter()
     ctx = RunContext(load_project(root))

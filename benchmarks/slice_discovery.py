@@ -44,7 +44,7 @@ def make_data(n: int, seed: int = 0):
 
 
 def run(rows: int, repeat: int) -> dict:
-    from mltriage.checks.errors import _deduplicate, column_kinds, discover_slices
+    from mltriage.checks.analyses.slices import deduplicate_slices, column_kinds, discover_slices
 
     df, err = make_data(rows)
     numeric = ["tier", "amount", "age", "items", "score", "days"]
@@ -55,7 +55,7 @@ def run(rows: int, repeat: int) -> dict:
         start = time.perf_counter()
         result = discover_slices(df, err, numeric, categorical, text, binary=True, seed=0)
         nums = column_kinds(df, numeric, categorical, text)[0]
-        slices = _deduplicate(df, result, nums, 0)
+        slices = deduplicate_slices(df, result, nums, 0)
         times.append(time.perf_counter() - start)
     return {"rows": rows, "seconds_best": min(times), "seconds_all": times, "candidates": result["candidates"],
             "tested": result["tested"], "reported": len(slices),

@@ -5,13 +5,13 @@ torch, scikit-learn) are imported inside the functions that need them.
 """
 
 from .findings import Finding, PlotSpec, Series, SkipCheck, errored, fail, info, passed, skipped, warn
-from .project import ProjectConfig, ProjectError, load_project
-from .registry import CATALOG, CATALOG_IDS, STEP_TITLES, STEPS, check
+from .project.config import ProjectConfig, ProjectError, load_project
+from .engine.registry import CATALOG, CATALOG_IDS, STEP_TITLES, STEPS, check
 
-__version__ = "0.1.0"
+from mltriage import __version__  # noqa: E402  (the one version string)
 
 __all__ = [
     "CATALOG", "CATALOG_IDS", "STEPS", "STEP_TITLES", "Finding", "PlotSpec", "ProjectConfig",
     "ProjectError", "Series", "SkipCheck", "check", "errored", "fail", "info", "load_project", "passed",
-    "skipped", "warn",
+    "skipped", "warn", "__version__",
 ]

@@ -10,10 +10,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-STATUSES = ("pass", "info", "warn", "fail", "error", "skipped")
-# Severity order used for --fail-on and for sorting: higher is worse. "error" means the check
-# itself broke, which is reported but not ranked above a real fail.
-SEVERITY = {"skipped": 0, "pass": 1, "info": 2, "warn": 3, "error": 3, "fail": 4}
+from .vocab import SEVERITY, STATUSES  # noqa: F401  (re-exported: tui/ and tests read them here)
+
 PLOT_KINDS = ("line", "scatter", "bar", "histogram", "heatmap")
 
 

@@ -50,8 +50,8 @@ def write_project(root: Path, train_df, valid_df=None, test_df=None, toml_extra:
 
 
 def context_for(root: Path, budget: float | None = None):
-    from mltriage.checks.context import RunContext
-    from mltriage.checks.project import load_project
+    from mltriage.checks.engine.context import RunContext
+    from mltriage.checks.project.config import load_project
 
     ctx = RunContext(load_project(root), budget_seconds=budget)
     ctx.prepare()
@@ -60,9 +60,9 @@ def context_for(root: Path, budget: float | None = None):
 
 def run_check(root_or_ctx, check_id: str):
     """Run one check in-process and return its Finding."""
-    from mltriage.checks.context import RunContext
-    from mltriage.checks.engine import run_one
-    from mltriage.checks.registry import all_checks
+    from mltriage.checks.engine.context import RunContext
+    from mltriage.checks.engine.run import run_one
+    from mltriage.checks.engine.registry import all_checks
 
     ctx = root_or_ctx if isinstance(root_or_ctx, RunContext) else context_for(root_or_ctx)
     return run_one(all_checks()[check_id], ctx)
@@ -98,7 +98,7 @@ def predict(model, X):
 # "sanity." to put them in another step.
 ENGINE_PLUGIN = '''
 import os, time
-from mltriage.checks.registry import check
+from mltriage.checks.engine.registry import check
 from mltriage.checks.findings import passed, SkipCheck
 
 
@@ -145,7 +145,7 @@ def install_plugin(tmp_path: Path, monkeypatch, module: str, source: str) -> Non
     test, so that they never leak into later tests (one of them ends the process on purpose)."""
     import sys
 
-    from mltriage.checks import registry
+    from mltriage.checks.engine import registry
 
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
     monkeypatch.delitem(sys.modules, module, raising=False)  # imported afresh: registers into the copy

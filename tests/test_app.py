@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from app_fixtures import write_fixed_run, write_tiny_project
 
-from mltriage.checks.registry import STEPS
+from mltriage.checks.engine.registry import STEPS
 from mltriage.tui.app import MainScreen, MltriageApp
 from mltriage.tui.screens import (BrokenProjectScreen, ExportScreen, FindingScreen, HelpScreen, NoteScreen,
                                   ProblemScreen, WelcomeScreen)

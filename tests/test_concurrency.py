@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 
 from helpers import ENGINE_PLUGIN, GOOD_TORCH_MODEL, install_plugin, write_project
-from mltriage.checks.context import RunContext
-from mltriage.checks.engine import run_specs
-from mltriage.checks.project import load_project
-from mltriage.checks.registry import all_checks, checks_for
-from mltriage.checks.runner import RunOptions, run_checks
+from mltriage.checks.engine.context import RunContext
+from mltriage.checks.engine.run import run_specs
+from mltriage.checks.project.config import load_project
+from mltriage.checks.engine.registry import all_checks, checks_for
+from mltriage.checks.engine.supervisor import RunOptions, run_checks
 
 EXTRA_CHECKS = '''
 
@@ -141,7 +141,7 @@ def test_plugin_checks_do_not_outlive_their_test():
 def test_warm_up_skips_imports_of_checks_that_will_be_skipped(tmp_path, monkeypatch):
     import importlib
 
-    from mltriage.checks import engine
+    from mltriage.checks.engine import run as engine
 
     imported = []
     monkeypatch.setattr(importlib, "import_module", lambda name: imported.append(name))

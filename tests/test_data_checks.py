@@ -191,7 +191,7 @@ def test_label_issues_flipped_labels(tmp_path):
     ctx = project(tmp_path, train, valid)
     f = run_check(ctx, "data.label_issues")
     assert f.status in FLAGGED, (f.status, f.title)
-    from mltriage.checks.data import label_issue_mask, oof_probabilities
+    from mltriage.checks.analyses.labels import label_issue_mask, oof_probabilities
 
     mask = label_issue_mask(ctx)
     proba = oof_probabilities(ctx)

@@ -49,11 +49,11 @@ def tables(draw):
 
 
 def _run_all(root: Path):
-    from mltriage.checks.context import RunContext
-    from mltriage.checks.engine import run_one
+    from mltriage.checks.engine.context import RunContext
+    from mltriage.checks.engine.run import run_one
     from mltriage.checks.findings import STATUSES, Finding
-    from mltriage.checks.project import ProjectError, load_project
-    from mltriage.checks.registry import checks_for
+    from mltriage.checks.project.config import ProjectError, load_project
+    from mltriage.checks.engine.registry import checks_for
 
     ctx = RunContext(load_project(root))
     try:

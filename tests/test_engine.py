@@ -9,9 +9,9 @@ import pytest
 
 from helpers import ENGINE_PLUGIN, install_plugin, write_project
 from mltriage.checks.findings import Finding, PlotSpec, Series, summarize
-from mltriage.checks.project import ProjectError, load_project
-from mltriage.checks.registry import CATALOG_IDS, STEPS, checks_for
-from mltriage.checks.runner import RunOptions, run_checks
+from mltriage.checks.project.config import ProjectError, load_project
+from mltriage.checks.engine.registry import CATALOG_IDS, STEPS, checks_for
+from mltriage.checks.engine.supervisor import RunOptions, run_checks
 
 
 
@@ -134,7 +134,7 @@ def test_custom_classification_loss_gets_class_indices(tmp_path):
     import numpy as np
 
     from helpers import context_for
-    from mltriage.checks.modeling import fit_torch, labelled_rows
+    from mltriage.checks.analyses.modeling import fit_torch, labelled_rows
 
     rng = np.random.default_rng(0)
     df = pd.DataFrame({"a": rng.normal(size=60), "b": rng.normal(size=60), "label": ["x", "y", "z"] * 20})

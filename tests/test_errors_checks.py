@@ -193,7 +193,7 @@ def test_retrained_model_with_same_quality_is_not_a_regression(tmp_path):
 
 
 def test_regressions_fall_back_to_the_previous_saved_run(tmp_path):
-    from mltriage.checks.state import save_run
+    from mltriage.checks.io.state import save_run
 
     valid = frame(2000, 18)
     project(tmp_path, valid, predictions(valid, 19))
@@ -232,7 +232,7 @@ def build_model(n_inputs, n_outputs):
 
 
 def test_train_mistakes_are_marked_with_suspected_label_issues(tmp_path, monkeypatch):
-    import mltriage.checks.data as data
+    import mltriage.checks.analyses.labels as data
 
     rng = np.random.default_rng(22)
     n = 600

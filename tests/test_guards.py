@@ -23,7 +23,7 @@ def test_checks_package_never_imports_ui_in_source():
 
 
 def test_importing_checks_and_registering_all_does_not_import_textual():
-    loaded = modules_after("import mltriage.checks\nfrom mltriage.checks.registry import all_checks\nall_checks()")
+    loaded = modules_after("import mltriage.checks\nfrom mltriage.checks.engine.registry import all_checks\nall_checks()")
     assert not any(m == "textual" or m.startswith("textual.") for m in loaded)
 
 
@@ -39,5 +39,5 @@ def test_console_script_help_runs():
 
 
 def test_step_modules_import_nothing_heavy_at_top_level():
-    loaded = modules_after("from mltriage.checks.registry import all_checks\nall_checks()")
+    loaded = modules_after("from mltriage.checks.engine.registry import all_checks\nall_checks()")
     assert not [m for m in HEAVY if m in loaded], "a checks module imports a heavy library at top level"

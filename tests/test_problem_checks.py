@@ -39,7 +39,7 @@ def test_class_balance(tmp_path):
 def test_baseline_scores_contract(tmp_path):
     df = frame(800, minority=0.3)
     ctx = ctx_for(tmp_path, df, '[project]\nmetric = "accuracy"')
-    from mltriage.checks.problem import baseline_scores
+    from mltriage.checks.analyses.baselines import baseline_scores
 
     b = baseline_scores(ctx)
     assert b["metric"] == "accuracy" and b["higher_is_better"] is True
@@ -57,7 +57,7 @@ def test_baseline_regression_uses_mean(tmp_path):
     df = pd.DataFrame({"a": rng.normal(size=300), "b": rng.normal(size=300)})
     df["y"] = 3 * df["a"] + rng.normal(size=300)
     ctx = ctx_for(tmp_path, df, '[project]\nmetric = "rmse"', target="y")
-    from mltriage.checks.problem import baseline_scores
+    from mltriage.checks.analyses.baselines import baseline_scores
 
     b = baseline_scores(ctx)
     assert b["higher_is_better"] is False

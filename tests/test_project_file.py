@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from helpers import context_for, write_project
-from mltriage.checks.project import ProjectError, load_project
+from mltriage.checks.project.config import ProjectError, load_project
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mltriage.checks.project import SCHEMA, SLICE_SCHEMA, ProjectError, load_project
+from mltriage.checks.project.config import SCHEMA, SLICE_SCHEMA, ProjectError, load_project
 
 KEYS = sorted({k for table in SCHEMA.values() for k in table} | set(SLICE_SCHEMA) | {"tagret", "trian", "x"})
 SECTIONS = sorted(SCHEMA) + ["modle", "slices"]

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from helpers import context_for, write_project
-from mltriage.checks.project import ProjectError
-from mltriage.checks.readers import read_table
+from mltriage.checks.project.config import ProjectError
+from mltriage.checks.io.readers import read_table
 
 
 @pytest.fixture
@@ -106,7 +106,7 @@ def test_large_file_is_sampled_with_notice(tmp_path, monkeypatch):
 
 
 def test_parsed_ahead_table_is_used_once_and_matches_a_plain_read(tmp_path, monkeypatch):
-    from mltriage.checks import readers
+    from mltriage.checks.io import readers
 
     path = tmp_path / "d.csv"
     pd.DataFrame({"a": np.arange(3000) * 0.5, "s": [f"text {i % 7}" for i in range(3000)]}).to_csv(path, index=False)
@@ -125,7 +125,7 @@ def test_parsed_ahead_table_is_used_once_and_matches_a_plain_read(tmp_path, monk
 
 
 def test_file_changed_after_parse_ahead_is_read_again(tmp_path):
-    from mltriage.checks import readers
+    from mltriage.checks.io import readers
 
     path = tmp_path / "d.csv"
     path.write_text("a,label\n1,x\n2,y\n")
@@ -135,7 +135,7 @@ def test_file_changed_after_parse_ahead_is_read_again(tmp_path):
 
 
 def test_broken_file_parsed_ahead_still_gets_the_message(tmp_path):
-    from mltriage.checks import readers
+    from mltriage.checks.io import readers
 
     (tmp_path / "r.csv").write_text("a,b\n1,2\n3,4,5,6\n")
     readers.parse_ahead([tmp_path / "r.csv"])

@@ -47,7 +47,7 @@ def test_bad_input_is_handled(tmp_path, name):
 WRITER = r'''
 import sys, json
 sys.path.insert(0, sys.argv[2])
-from mltriage.checks.state import atomic_write_json
+from mltriage.checks.io.state import atomic_write_json
 path = sys.argv[1]
 i = 0
 while True:
@@ -72,7 +72,7 @@ def test_kill_while_writing_leaves_old_or_new_state(tmp_path):
 
 
 def test_damaged_state_file_is_moved_aside(tmp_path):
-    from mltriage.checks.state import read_json
+    from mltriage.checks.io.state import read_json
 
     path = tmp_path / "session.json"
     path.write_text('{"notes": {"data": "half')

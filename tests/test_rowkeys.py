@@ -7,7 +7,7 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mltriage.checks.rowkeys import (MISSING_KEY, array_keys, first_occurrence_mask, joint_column_keys,
+from mltriage.checks.analyses.rowkeys import (MISSING_KEY, array_keys, first_occurrence_mask, joint_column_keys,
                                      keys_with_several_labels, mix_into)
 
 

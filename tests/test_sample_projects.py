@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from mltriage.checks.answer_key import flagged_by, load_answer_key, sample_variants
+from mltriage.checks.project.answer_key import flagged_by, load_answer_key, sample_variants
 
 VARIANTS = sample_variants()
 MAX_WARNS_ON_FIXED = 2

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn import metrics as skm
 
-from mltriage.checks.scoring import score
+from mltriage.checks.analyses.scoring import score
 
 
 @st.composite

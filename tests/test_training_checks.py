@@ -195,8 +195,8 @@ def test_small_budget_skips_with_a_reason(tmp_path):
 def test_budget_share_is_respected(tmp_path):
     ctx = context_for(_project(tmp_path, epochs=1000), budget=5)
     start = time.perf_counter()
-    from mltriage.checks.engine import run_one
-    from mltriage.checks.registry import all_checks
+    from mltriage.checks.engine.run import run_one
+    from mltriage.checks.engine.registry import all_checks
 
     findings = [run_one(all_checks()[cid], ctx) for cid in TRAINING]
     assert time.perf_counter() - start < 5 + 3  # the budget plus evaluation/import overhead
@@ -217,7 +217,7 @@ def test_sklearn_project_without_log_is_skipped(tmp_path):
 
 
 def test_zigzag_ignores_noise_within_band():
-    from mltriage.checks.training import zigzag
+    from mltriage.checks.analyses.curves import zigzag
 
     noisy_fall = [1.0, 0.8, 0.82, 0.6, 0.61, 0.5, 0.505, 0.45]
     assert zigzag(noisy_fall, [0.02] * 8)["index"] < 0.1
@@ -227,7 +227,7 @@ def test_zigzag_ignores_noise_within_band():
 
 
 def test_patience_that_works():
-    from mltriage.checks.training import patience_that_works
+    from mltriage.checks.analyses.curves import patience_that_works
 
     assert patience_that_works([1.0, 0.8, 0.7, 0.72, 0.69, 0.75, 0.8, 0.9]) == 2
     assert patience_that_works([1.0, 0.9, 0.8, 0.7]) == 1

@@ -161,7 +161,7 @@ def _write(tmp_path, fmt, run):
 
 @pytest.mark.parametrize("fmt", list(FORMATS))
 def test_reads_each_format(tmp_path, real_run, fmt):
-    from mltriage.checks.logs import read_training_log
+    from mltriage.checks.io.logs import read_training_log
 
     curves = read_training_log(_write(tmp_path, fmt, real_run))
     assert curves.source_format == FORMATS[fmt][2]
@@ -180,7 +180,7 @@ def test_reads_each_format(tmp_path, real_run, fmt):
 
 
 def test_huggingface_summary_entry_is_not_a_curve_point(tmp_path, real_run):
-    from mltriage.checks.logs import read_training_log
+    from mltriage.checks.io.logs import read_training_log
 
     curves = read_training_log(_write(tmp_path, "huggingface", real_run))
     assert curves.index_name == "epoch" and curves.index[-1] == len(real_run["epochs"])
@@ -226,13 +226,13 @@ def test_unmapped_columns_are_named(tmp_path):
     found = run_check(ctx, "training.overfitting")
     assert found.status == "skipped"
     assert "foo_score" in found.detail and "bar" in found.detail
-    from mltriage.checks.logs import read_training_log
+    from mltriage.checks.io.logs import read_training_log
 
     assert set(read_training_log(path).unmapped) == {"foo_score", "bar"}
 
 
 def test_log_without_any_curve_is_a_clear_error(tmp_path):
-    from mltriage.checks.logs import TrainingLogError, read_training_log
+    from mltriage.checks.io.logs import TrainingLogError, read_training_log
 
     path = tmp_path / "odd.csv"
     path.write_text("epoch,foo,bar\n1,2,3\n")
@@ -245,7 +245,7 @@ def test_log_without_any_curve_is_a_clear_error(tmp_path):
     ('{"a": 1}', r"broken\.json: a JSON training log must be"),
 ])
 def test_bad_json_names_the_file(tmp_path, content, match):
-    from mltriage.checks.logs import TrainingLogError, read_training_log
+    from mltriage.checks.io.logs import TrainingLogError, read_training_log
 
     path = tmp_path / "broken.json"
     path.write_text(content)
@@ -254,7 +254,7 @@ def test_bad_json_names_the_file(tmp_path, content, match):
 
 
 def test_missing_and_empty_logs(tmp_path):
-    from mltriage.checks.logs import TrainingLogError, read_training_log
+    from mltriage.checks.io.logs import TrainingLogError, read_training_log
 
     with pytest.raises(TrainingLogError, match="does not exist"):
         read_training_log(tmp_path / "nope.csv")
@@ -275,7 +275,7 @@ def test_bad_log_becomes_an_error_finding_naming_the_file(tmp_path):
 
 
 def test_column_names_map_to_roles():
-    from mltriage.checks.logs import classify_column
+    from mltriage.checks.io.logs import classify_column
 
     assert classify_column("val_loss") == ("loss", "valid", "")
     assert classify_column("train_loss_epoch") == ("loss", "train", "epoch")

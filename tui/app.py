@@ -25,8 +25,8 @@ from textual.widgets import Collapsible, Footer, Label, OptionList, ProgressBar,
 from textual.widgets.option_list import Option
 
 from mltriage.checks.findings import Finding
-from mltriage.checks.project import ProjectConfig, ProjectError, find_project_file, load_project
-from mltriage.checks.registry import STEP_TITLES, STEPS
+from mltriage.checks.project.config import ProjectConfig, ProjectError, find_project_file, load_project
+from mltriage.checks.engine.registry import STEP_TITLES, STEPS
 
 from .guide import GUIDES
 from .present import check_line, finding_text, step_check_ids, step_label, step_status_text
@@ -142,7 +142,7 @@ class MainScreen(Screen):
     def load_titles(self) -> None:
         """Check titles from the registry, imported off the event loop (check modules are many)."""
         try:
-            from mltriage.checks.registry import all_checks
+            from mltriage.checks.engine.registry import all_checks
 
             titles = {cid: spec.title for cid, spec in all_checks().items()}
         except Exception:  # a broken check module must not stop the app; the runner reports it
@@ -417,7 +417,7 @@ class MainScreen(Screen):
             if not path.is_absolute():
                 path = self.config.root / path
             try:
-                from mltriage.checks.state import atomic_write_text
+                from mltriage.checks.io.state import atomic_write_text
 
                 atomic_write_text(path, export_session(self.config.name, self.findings, self.session, fmt))
             except OSError as exc:
@@ -484,7 +484,7 @@ class MainScreen(Screen):
             run.finished.set()
 
     def _run_checks(self, run: RunState) -> None:
-        from mltriage.checks.runner import RunOptions, run_checks
+        from mltriage.checks.engine.supervisor import RunOptions, run_checks
 
         post = self._post
         try:

@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 from mltriage.checks.findings import SEVERITY
-from mltriage.checks.project import ProjectError
-from mltriage.checks.registry import STEPS
+from mltriage.checks.project.config import ProjectError
+from mltriage.checks.engine.registry import STEPS
 
 SUBCOMMANDS = ("check", "init", "report", "tour")
 EXIT_OK, EXIT_FINDINGS, EXIT_UNUSABLE = 0, 1, 2
@@ -73,7 +73,7 @@ def parse_steps(text: str | None) -> list[str] | None:
     steps = [s.strip() for s in text.split(",") if s.strip()]
     for step in steps:
         if step not in STEPS:
-            from mltriage.checks.project import did_you_mean
+            from mltriage.checks.project.config import did_you_mean
 
             raise UsageError(f"--steps: unknown step '{step}'.{did_you_mean(step, STEPS)} "
                              f"Steps are: {', '.join(STEPS)}.")
@@ -87,7 +87,7 @@ def exit_code_for(findings: list[dict], fail_on: str) -> int:
 
 def write_output(text: str, output: str | None) -> None:
     if output:
-        from mltriage.checks.state import atomic_write_text
+        from mltriage.checks.io.state import atomic_write_text
 
         atomic_write_text(Path(output), text if text.endswith("\n") else text + "\n")
     else:
@@ -122,10 +122,10 @@ class Progress:
 
 
 def cmd_check(args) -> int:
-    from mltriage.checks.project import load_project
-    from mltriage.checks.report import render
-    from mltriage.checks.runner import RunOptions, run_checks
-    from mltriage.checks.state import save_run
+    from mltriage.checks.project.config import load_project
+    from mltriage.checks.io.report import render
+    from mltriage.checks.engine.supervisor import RunOptions, run_checks
+    from mltriage.checks.io.state import save_run
 
     steps = parse_steps(args.steps)
     if args.budget is not None and args.budget <= 0:
@@ -150,9 +150,9 @@ def cmd_check(args) -> int:
 
 
 def cmd_init(args) -> int:
-    from mltriage.checks.starter import write_starter
+    from mltriage.checks.project.starter import write_starter
 
-    from mltriage.checks.starter import find_data_file
+    from mltriage.checks.project.starter import find_data_file
 
     data = Path(args.data) if args.data else find_data_file(Path.cwd())
     path = write_starter(data, target=args.target, valid=args.valid, test=args.test,
@@ -162,8 +162,8 @@ def cmd_init(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from mltriage.checks.project import load_project
-    from mltriage.checks.report import render_session
+    from mltriage.checks.project.config import load_project
+    from mltriage.checks.io.report import render_session
 
     config = load_project(args.project)
     write_output(render_session(config, args.format), args.output)

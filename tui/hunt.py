@@ -13,9 +13,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mltriage.checks.answer_key import Bug, parse_answer_key
-from mltriage.checks.project import ProjectError
-from mltriage.checks.state import atomic_write_json, read_json
+from mltriage.checks.project.answer_key import Bug, parse_answer_key, sample_projects_root
+from mltriage.checks.project.config import ProjectError
+from mltriage.checks.io.state import atomic_write_json, read_json
 
 # A diff of a data file can run to thousands of lines: show the start, say how much was left out.
 DIFF_MAX_LINES = 40
@@ -23,17 +23,8 @@ DIFF_MAX_BYTES = 2_000_000
 
 
 def samples_root() -> Path | None:
-    """The sample_projects folder: $MLTRIAGE_SAMPLES, next to the source tree, or under the cwd."""
-    candidates = []
-    if os.environ.get("MLTRIAGE_SAMPLES"):
-        candidates.append(Path(os.environ["MLTRIAGE_SAMPLES"]))
-    here = Path(__file__).resolve()
-    candidates += [parent / "sample_projects" for parent in here.parents[:3]]
-    candidates.append(Path.cwd() / "sample_projects")
-    for folder in candidates:
-        if folder.is_dir():
-            return folder
-    return None
+    """The sample_projects folder (one rule for the tour and the benchmarks: checks' answer_key)."""
+    return sample_projects_root()
 
 
 def sample_projects(root: Path | None = None) -> list[Path]:

@@ -8,7 +8,7 @@ from typing import Any
 from rich.text import Text
 
 from mltriage.checks.findings import Finding
-from mltriage.checks.registry import CATALOG, STEPS
+from mltriage.checks.engine.registry import CATALOG, STEPS
 
 # Icons plus colour: the icon alone must tell the status apart (16 colours, colour-blind users).
 ICONS = {"fail": "✗", "warn": "!", "error": "E", "info": "i", "pass": "✓", "skipped": "-",

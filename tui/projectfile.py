@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mltriage.checks.project import ProjectConfig, ProjectError, load_project
-from mltriage.checks.state import atomic_write_text
+from mltriage.checks.project.config import ProjectConfig, ProjectError, load_project
+from mltriage.checks.io.state import atomic_write_text
 
 
 def set_project_keys(text: str, values: dict[str, str]) -> str:

@@ -15,7 +15,7 @@ from textual.widgets import Button, Footer, Input, Label, OptionList, RadioButto
 from textual.widgets.option_list import Option
 
 from mltriage.checks.findings import Finding
-from mltriage.checks.registry import STEP_TITLES
+from mltriage.checks.engine.registry import STEP_TITLES
 
 from .guide import STATUS_MEANINGS
 from .present import ICONS, STYLES, finding_text
@@ -257,7 +257,7 @@ class ProblemScreen(ModalScreen[tuple[str | None, str | None] | None]):
         self.inferred_task = inferred_task
 
     def compose(self) -> ComposeResult:
-        from mltriage.checks.project import TASKS
+        from mltriage.checks.project.config import TASKS
 
         task = self.current_task or self.inferred_task or "classification"
         with Vertical(id="problem-box", classes="dialog"):
@@ -274,7 +274,7 @@ class ProblemScreen(ModalScreen[tuple[str | None, str | None] | None]):
 
     @staticmethod
     def _metric_options(task: str) -> list[tuple[str, str]]:
-        from mltriage.checks.project import CLASSIFICATION_METRICS, REGRESSION_METRICS
+        from mltriage.checks.project.config import CLASSIFICATION_METRICS, REGRESSION_METRICS
 
         return [(m, m) for m in (CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS)]
 

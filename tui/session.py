@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from mltriage.checks.findings import Finding
-from mltriage.checks.registry import STEPS
-from mltriage.checks.state import (STATE_DIR, atomic_write_json, list_runs, load_findings, merge_findings,  # noqa: F401
+from mltriage.checks.engine.registry import STEPS
+from mltriage.checks.io.state import (STATE_DIR, atomic_write_json, list_runs, load_findings, merge_findings,  # noqa: F401
                                    read_json, save_run)
 
 SESSION_FILE = "session.json"
@@ -186,7 +186,7 @@ def session_run(project: str, findings: dict[str, Finding]) -> dict:
     """A DESIGN §5 run dict of the merged findings, in catalog order, for exporting the session."""
     from mltriage import __version__
     from mltriage.checks.findings import summarize
-    from mltriage.checks.registry import CATALOG_IDS
+    from mltriage.checks.engine.registry import CATALOG_IDS
 
     order = {cid: i for i, cid in enumerate(CATALOG_IDS)}
     items = sorted(findings.values(), key=lambda f: (STEPS.index(f.step) if f.step in STEPS else 99,
@@ -197,7 +197,7 @@ def session_run(project: str, findings: dict[str, Finding]) -> dict:
 
 def export_session(project: str, findings: dict[str, Finding], session: Session, fmt: str) -> str:
     """The session as Markdown or self-contained HTML, through checks/report.py's renderers."""
-    from mltriage.checks.report import to_html, to_markdown
+    from mltriage.checks.io.report import to_html, to_markdown
 
     run = session_run(project, findings)
     notes = {k: v for k, v in session.notes.items() if v.strip()}

@@ -1,0 +1,390 @@
+"""A hooked forward pass that records what every module of a PyTorch model does on a real batch.
+
+Shared by the sanity, architecture and training steps. Stable API (other modules import it):
+
+- ``require_torch_model(ctx, why)``: raise SkipCheck unless the project builds a torch nn.Module;
+  ``why`` says what the check would have measured (the skip message names the estimator).
+- ``sample_rows(ctx, n, split="train", salt=0) -> (X, y)``: up to n labelled rows of a split, drawn with a
+  fixed seed (numpy float32 X, encoded y); ``salt`` draws a different fixed sample.
+- ``fresh_model(ctx)``: a freshly built, seeded model on ctx.device.
+- ``trace_forward(model, X, device="cpu", train_mode=False) -> ModelTrace``: one forward pass of X with
+  forward hooks on every module and a torch-function mode that sees functional activations
+  (torch.relu, F.softmax, x.sigmoid(), ...). Weights are not changed; the model's mode is restored.
+- ``model_trace(ctx) -> ModelTrace``: trace_forward of a fresh model on a fixed batch of
+  TRACE_ROWS training rows, eval mode, cached per run under ctx.shared("model:trace").
+- ``final_activation(trace) -> FinalActivation``: what the model applies last (softmax, log_softmax,
+  sigmoid, tanh, relu, none), found from the last module called or, for functional calls, from the
+  output values.
+- ``call_labels(calls)``: display names for calls, "#2", "#3" appended to repeated calls of one module.
+- ``single_threaded(fn)``: decorator running a check with one torch CPU thread (restored afterwards).
+- ``parameter_layers(model)``: [(name, module)] of modules with their own parameters, in definition order.
+
+ModelTrace fields: ``calls`` (list of Call in the order they ran), ``output`` (the model output as a
+numpy array, or None when the model returned no tensor), ``output_type`` (type name of what forward
+returned), ``input_shape``, ``model`` (the traced module), ``error`` (always None; exceptions propagate).
+Helpers: ``trace.leaves()`` (module calls of leaf modules), ``trace.activations(kinds)`` (calls whose kind is
+in kinds), ``trace.parametrized()`` (calls of modules with own parameters).
+
+Call fields: ``name`` (qualified module name; functional calls are "<module>.<fn>()"), ``type`` (class or
+function name), ``kind`` (activation kind from ACTIVATION_KINDS, "dropout", "param" for layers with own
+parameters, or "other"), ``source`` ("module" | "function"), ``order``, ``is_leaf``, ``output_shape``,
+``n_params`` (own parameters), ``out`` and ``pre`` (Stats of the output and of the input, numpy-free dicts),
+``unit_fired`` (per unit: fraction of examples where the unit's output is non-zero; for activation calls
+only), ``pre_saturated`` (fraction of input values with |x| > SATURATION_PRE; sigmoid/tanh only).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..engine.context import RunContext
+from ..findings import SkipCheck
+
+TRACE_ROWS = 256
+# Pre-activation magnitude beyond which sigmoid/tanh are "saturated": sigmoid'(5) = 0.0066 and
+# tanh'(5) = 1.8e-4, i.e. almost no gradient passes (Glorot & Bengio 2010, "Understanding the difficulty
+# of training deep feedforward neural networks", studied saturation of exactly these units).
+SATURATION_PRE = 5.0
+
+# Module class name -> activation kind.
+MODULE_KINDS = {
+    "Softmax": "softmax", "Softmax2d": "softmax", "LogSoftmax": "log_softmax",
+    "Sigmoid": "sigmoid", "Hardsigmoid": "sigmoid", "Tanh": "tanh", "Hardtanh": "tanh",
+    "ReLU": "relu", "ReLU6": "relu", "Softplus": "nonneg",
+    "Dropout": "dropout", "Dropout1d": "dropout", "Dropout2d": "dropout", "Dropout3d": "dropout",
+    "AlphaDropout": "dropout", "FeatureAlphaDropout": "dropout",
+}
+# Functional names (torch.*, torch.nn.functional.*, Tensor methods) -> activation kind.
+FUNCTION_KINDS = {
+    "softmax": "softmax", "log_softmax": "log_softmax", "sigmoid": "sigmoid", "sigmoid_": "sigmoid",
+    "tanh": "tanh", "tanh_": "tanh", "relu": "relu", "relu_": "relu", "relu6": "relu",
+    "softplus": "nonneg", "dropout": "dropout",
+}
+ACTIVATION_KINDS = ("softmax", "log_softmax", "sigmoid", "tanh", "relu", "nonneg")
+# Modules that pass their input through unchanged in value (eval mode): skipped when looking for
+# the last activation of the model.
+PASS_THROUGH = ("Identity", "Flatten", "Unflatten", "Dropout", "Dropout1d", "Dropout2d", "Dropout3d",
+                "AlphaDropout", "FeatureAlphaDropout")
+
+
+@dataclass
+class Call:
+    name: str
+    type: str
+    kind: str
+    source: str
+    order: int
+    is_leaf: bool = True
+    output_shape: tuple | None = None
+    n_params: int = 0
+    out: dict[str, float] = field(default_factory=dict)
+    pre: dict[str, float] = field(default_factory=dict)
+    unit_fired: list[float] | None = None
+    pre_saturated: float | None = None
+
+
+@dataclass
+class ModelTrace:
+    model: Any
+    calls: list[Call]
+    output: Any
+    output_type: str
+    input_shape: tuple
+    error: str | None = None
+    # The last few leaf outputs (values), kept to tell whether the model returns a module's output as is.
+    _tail: list = field(default_factory=list, repr=False)
+
+    def leaves(self) -> list[Call]:
+        return [c for c in self.calls if c.source == "module" and c.is_leaf]
+
+    def activations(self, kinds=ACTIVATION_KINDS) -> list[Call]:
+        return [c for c in self.calls if c.kind in kinds]
+
+    def parametrized(self) -> list[Call]:
+        return [c for c in self.calls if c.source == "module" and c.n_params > 0]
+
+
+@dataclass
+class FinalActivation:
+    kind: str            # softmax | log_softmax | sigmoid | tanh | relu | nonneg | none
+    module: str | None   # the module or call that applied it; None when found from values
+    how: str             # "module" | "function" | "values" | "none"
+
+
+def single_threaded(fn):
+    """Run fn with torch limited to one CPU thread. The checks train tiny models on small batches, where
+    intra-op threads buy nothing, and on a busy machine OpenMP's spinning threads make each step tens of
+    times slower (measured: 100 Adam steps of a 30-32-2 MLP, 1.45 s with 2 threads vs 0.08 s with 1 on a
+    loaded 2-core box) -- enough to push training past its time caps."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        import torch
+
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            torch.set_num_threads(before)
+
+    return wrapper
+
+
+def call_labels(calls: list[Call]) -> list[str]:
+    """Display names for calls: a module called more than once (a shared nn.ReLU) gets "#2", "#3", ..."""
+    seen: dict[str, int] = {}
+    labels = []
+    for c in calls:
+        seen[c.name] = seen.get(c.name, 0) + 1
+        labels.append(c.name if seen[c.name] == 1 else f"{c.name}#{seen[c.name]}")
+    return labels
+
+
+def require_torch_model(ctx: RunContext, why: str) -> None:
+    kind = ctx.model_kind
+    if kind == "torch":
+        return
+    if kind == "sklearn":
+        name = type(ctx.shared("model:probe", ctx.build_model)).__name__
+        raise SkipCheck(f"scikit-learn estimator ({name}): {why}")
+    raise SkipCheck("build_model did not return a torch.nn.Module (see sanity.model_builds)")
+
+
+def sample_rows(ctx: RunContext, n: int, split: str = "train", salt: int = 0):
+    """Up to n labelled rows of a split, a fixed random sample (sorted back into file order)."""
+    import numpy as np
+
+    from .modeling import labelled_rows
+
+    X, y = labelled_rows(ctx, split)
+    if len(X) <= n:
+        return X, y
+    rng = np.random.default_rng(ctx.seed + 7919 * salt)
+    idx = np.sort(rng.choice(len(X), size=n, replace=False))
+    return X[idx], y[idx]
+
+
+def fresh_model(ctx: RunContext):
+    model = ctx.build_model()
+    return model.to(ctx.device)
+
+
+def parameter_layers(model) -> list[tuple[str, Any]]:
+    return [(name, m) for name, m in model.named_modules()
+            if any(True for _ in m.parameters(recurse=False))]
+
+
+def _stats(t) -> dict[str, float]:
+    import torch
+
+    x = t.detach().float()
+    if x.numel() == 0:
+        return {}
+    finite = torch.isfinite(x)
+    xf = x[finite] if not bool(finite.all()) else x
+    if xf.numel() == 0:
+        return {"finite": 0.0}
+    return {"mean": float(xf.mean()), "std": float(xf.std()) if xf.numel() > 1 else 0.0,
+            "min": float(xf.min()), "max": float(xf.max()), "abs_mean": float(xf.abs().mean()),
+            "frac_zero": float((xf == 0).float().mean()), "finite": float(finite.float().mean())}
+
+
+def _unit_fired(t, unit_dim: int) -> list[float] | None:
+    """Per unit (channel / feature), the fraction of examples for which the unit is non-zero anywhere."""
+    if t.ndim < 2:
+        return None
+    x = t.detach()
+    dim = unit_dim % x.ndim
+    x = x.movedim(dim, 1).reshape(x.shape[0], x.shape[dim], -1) if x.ndim > 2 else x
+    active = (x != 0)
+    if active.ndim == 3:
+        active = active.any(dim=2)
+    return active.float().mean(dim=0).tolist()
+
+
+def _first_tensor(value):
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, (tuple, list)) and value and isinstance(value[0], torch.Tensor):
+        return value[0]
+    return None
+
+
+class _Recorder:
+    def __init__(self):
+        self.calls: list[Call] = []
+        self.stack: list[Any] = []          # modules currently running (innermost last)
+        self.names: dict[int, str] = {}
+        self.last_param_type = ""
+        self.tail: list = []
+
+    def unit_dim(self, t) -> int:
+        # (N, L, C) from a Linear over a sequence: units on the last axis; conv outputs: channels.
+        if t.ndim == 3 and not self.last_param_type.startswith("Conv"):
+            return -1
+        return 1
+
+    def record(self, name, type_name, kind, source, inp, out, is_leaf=True, n_params=0):
+        call = Call(name=name, type=type_name, kind=kind, source=source, order=len(self.calls),
+                    is_leaf=is_leaf, n_params=n_params)
+        if out is not None:
+            call.output_shape = tuple(out.shape)
+            call.out = _stats(out)
+            if kind in ACTIVATION_KINDS:
+                call.unit_fired = _unit_fired(out, self.unit_dim(out))
+        if inp is not None and (kind in ACTIVATION_KINDS or source == "function"):
+            call.pre = _stats(inp)
+            if kind in ("sigmoid", "tanh"):
+                call.pre_saturated = float((inp.detach().abs() > SATURATION_PRE).float().mean())
+        self.calls.append(call)
+        if out is not None and (source == "module" and is_leaf or source == "function"):
+            self.tail = (self.tail + [(call, out.detach())])[-6:]
+        if n_params > 0:
+            self.last_param_type = type_name
+
+
+def _function_mode(recorder: _Recorder):
+    import torch
+    from torch.overrides import TorchFunctionMode
+
+    class ActivationCalls(TorchFunctionMode):
+        """Sees functional activations written in a custom forward() (torch.softmax, F.relu, x.sigmoid())."""
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            name = getattr(func, "__name__", "")
+            kind = FUNCTION_KINDS.get(name)
+            if kind is None:
+                return out
+            inner = recorder.stack[-1] if recorder.stack else None
+            # nn.ReLU/nn.Softmax call F.relu/F.softmax themselves: the module hook records those.
+            if inner is not None and MODULE_KINDS.get(type(inner).__name__) == kind:
+                return out
+            if kind == "dropout" and not (args and isinstance(args[0], torch.Tensor)):
+                return out
+            where = recorder.names.get(id(inner), "") if inner is not None else ""
+            inp = _first_tensor(args)
+            res = _first_tensor(out)
+            if res is not None and res.dtype.is_floating_point:
+                with torch._C.DisableTorchFunction():
+                    recorder.record(f"{where or 'forward'}.{name}()", name, kind, "function", inp, res)
+            return out
+
+    return ActivationCalls()
+
+
+def trace_forward(model, X, device: str = "cpu", train_mode: bool = False) -> ModelTrace:
+    """One hooked forward pass of X (numpy or tensor) through model, without gradients."""
+    import torch
+
+    recorder = _Recorder()
+    recorder.names = {id(m): (name or type(model).__name__) for name, m in model.named_modules()}
+    handles = []
+
+    def pre_hook(module, args):
+        recorder.stack.append(module)
+
+    def post_hook(module, args, output):
+        if recorder.stack and recorder.stack[-1] is module:
+            recorder.stack.pop()
+        is_leaf = not any(True for _ in module.children())
+        type_name = type(module).__name__
+        n_own = sum(p.numel() for p in module.parameters(recurse=False))
+        kind = MODULE_KINDS.get(type_name) or ("param" if n_own else "other")
+        with torch._C.DisableTorchFunction():
+            recorder.record(recorder.names.get(id(module), type_name), type_name, kind, "module",
+                            _first_tensor(args), _first_tensor(output), is_leaf=is_leaf, n_params=n_own)
+
+    for m in model.modules():
+        if m is model:
+            continue
+        handles.append(m.register_forward_pre_hook(pre_hook))
+        handles.append(m.register_forward_hook(post_hook))
+    was_training = model.training
+    model.train(train_mode)
+    xb = torch.as_tensor(X, dtype=torch.float32, device=device)
+    try:
+        with torch.no_grad(), _function_mode(recorder):
+            out = model(xb)
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    tensor = _first_tensor(out)
+    output = tensor.detach().float().cpu().numpy() if tensor is not None else None
+    trace = ModelTrace(model=model, calls=recorder.calls, output=output, output_type=type(out).__name__,
+                       input_shape=tuple(xb.shape))
+    trace._tail = [(c, t.float().cpu().numpy()) for c, t in recorder.tail]
+    return trace
+
+
+def model_trace(ctx: RunContext) -> ModelTrace:
+    """A fresh model traced on TRACE_ROWS training rows in eval mode (computed once per run)."""
+    def compute():
+        from ..project.usercode import call_user
+
+        X, _ = sample_rows(ctx, TRACE_ROWS)
+        model = fresh_model(ctx)
+        return call_user(ctx.config, "the model's forward()", trace_forward, model, X, ctx.device)
+
+    return ctx.shared("model:trace", compute)
+
+
+def values_kind(output) -> str:
+    """The activation an output's values betray: softmax, log_softmax, sigmoid, nonneg or none."""
+    import numpy as np
+
+    s = np.asarray(output, dtype=np.float64)
+    if s.size == 0 or not np.all(np.isfinite(s)):
+        return "none"
+    if s.ndim == 1:
+        s = s[:, None]
+    s = s.reshape(len(s), -1)
+    if s.shape[1] >= 2:
+        if np.all(s >= 0) and np.all(s <= 1) and np.allclose(s.sum(axis=1), 1.0, atol=1e-4):
+            return "softmax"
+        if np.all(s <= 1e-6) and np.allclose(np.exp(s).sum(axis=1), 1.0, atol=1e-4):
+            return "log_softmax"
+    if np.all(s > 0) and np.all(s < 1):
+        return "sigmoid"
+    # Non-negative with exact zeros in a good share of values: a ReLU-like clamp (a linear layer
+    # essentially never outputs exact zeros).
+    if np.all(s >= 0) and np.mean(s == 0) > 0.05:
+        return "relu"
+    return "none"
+
+
+def final_activation(trace: ModelTrace) -> FinalActivation:
+    """What the model does last to its output: from the last module/function call whose output the
+    model returns (walking back over pass-through modules), else from the output values."""
+    import numpy as np
+
+    if trace.output is None:
+        return FinalActivation("none", None, "none")
+    out = trace.output
+    tail = list(trace._tail)
+    # Find the last recorded call whose output is the model output, value for value.
+    returned_index = None
+    for i in range(len(tail) - 1, -1, -1):
+        call, values = tail[i]
+        if values.size == out.size and np.array_equal(values.reshape(out.shape), out, equal_nan=True):
+            returned_index = i
+            break
+    if returned_index is not None:
+        i = returned_index
+        while i >= 0:
+            call, values = tail[i]
+            if call.kind in ACTIVATION_KINDS:
+                return FinalActivation(call.kind, call.name, call.source)
+            if call.type in PASS_THROUGH and i > 0 and tail[i - 1][1].size == values.size:
+                i -= 1
+                continue
+            return FinalActivation("none", call.name, call.source)
+        return FinalActivation("none", None, "none")
+    kind = values_kind(out)
+    return FinalActivation(kind, None, "values" if kind != "none" else "none")

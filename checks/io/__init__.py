@@ -1,0 +1,1 @@
+"""Readers of tables and training logs, state files and report renderers (DESIGN §2)."""

@@ -1,0 +1,395 @@
+"""Read the training logs people already have into one shape: `TrainingCurves`.
+
+Formats: plain CSV/TSV/JSONL with epoch or step columns, PyTorch Lightning CSVLogger metrics.csv
+(train-step, train-epoch and validation rows interleaved, NaN where a row does not log a column),
+Keras CSVLogger, Hugging Face trainer_state.json (`log_history`), and TensorBoard event files or
+run folders (read with tensorboard's own EventAccumulator, never a hand-written protobuf parser).
+
+Column names are mapped onto four roles: train loss, valid loss, train metric, valid metric.
+Whatever cannot be mapped is kept in `unmapped` so a finding can say which columns it saw.
+Every unreadable file becomes a TrainingLogError (a ProjectError) naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..project.config import ProjectError
+
+TABLE_SUFFIXES = (".csv", ".tsv", ".txt")
+RECORD_SUFFIXES = (".jsonl", ".ndjson")
+EVENT_FILE_MARK = "tfevents"
+
+EPOCH_NAMES = ("epoch", "epochs")
+STEP_NAMES = ("step", "global_step", "steps", "iteration", "iter", "iterations", "batch", "trainer/global_step")
+VALID_TOKENS = ("val", "valid", "validation", "eval", "dev")
+TRAIN_TOKENS = ("train", "training", "tr")
+# Metric name fragments and whether higher is better.
+METRIC_TOKENS = {
+    "accuracy": True, "acc": True, "f1": True, "auc": True, "roc_auc": True, "precision": True,
+    "recall": True, "r2": True, "rmse": False, "mae": False, "mse": False, "error": False, "err": False,
+}
+# Metric preference when several are logged: the one most people read first.
+METRIC_PREFERENCE = ("accuracy", "acc", "f1", "auc", "roc_auc", "r2", "rmse", "mae", "mse", "precision",
+                     "recall", "error", "err")
+# Columns that are bookkeeping, not curves: known, so not reported as unmapped.
+BOOKKEEPING = re.compile(r"(^|[_/])(lr|learning_rate|lr-\w+|grad_norm|time|runtime|samples_per_second|"
+                         r"steps_per_second|total_flos|wall_time|timestamp|created_at|momentum|"
+                         r"hp_metric|num_tokens|num_input_tokens_seen)($|[_/])")
+
+
+class TrainingLogError(ProjectError):
+    """The training log cannot be read; the message names the file and what to do."""
+
+
+@dataclass
+class TrainingCurves:
+    """Curves from a log, aligned on evaluation points (epochs, or steps when no epoch is logged).
+
+    The four series have one value per `index` entry (NaN where that point logged nothing).
+    `step`/`step_loss` hold the finer-grained training loss when the log has one (per batch).
+    """
+
+    path: str
+    source_format: str
+    index_name: str = "epoch"                       # "epoch" | "step"
+    index: list[float] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    valid_loss: list[float] = field(default_factory=list)
+    train_metric: list[float] = field(default_factory=list)
+    valid_metric: list[float] = field(default_factory=list)
+    metric_name: str | None = None
+    metric_higher_is_better: bool = True
+    step: list[float] = field(default_factory=list)
+    step_loss: list[float] = field(default_factory=list)
+    columns: list[str] = field(default_factory=list)     # every value column seen
+    mapped: dict[str, str] = field(default_factory=dict)  # role -> column
+    unmapped: list[str] = field(default_factory=list)
+
+    def has(self, role: str) -> bool:
+        values = getattr(self, role)
+        return any(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
+
+    def describe_columns(self) -> str:
+        shown = ", ".join(self.columns[:30]) + (" ..." if len(self.columns) > 30 else "")
+        return f"columns seen in {Path(self.path).name}: {shown or '(none)'}"
+
+
+# --- column names --------------------------------------------------------------------------------
+def _tokens(name: str) -> list[str]:
+    return [t for t in re.split(r"[^a-z0-9]+", name.lower()) if t]
+
+
+def classify_column(name: str) -> tuple[str, str, str] | None:
+    """(kind, phase, granularity) for a value column, or None when it is not a loss or metric.
+
+    kind: "loss" | metric name; phase: "train" | "valid" | "test"; granularity: "step" | "epoch" | "".
+    """
+    tokens = _tokens(name)
+    if not tokens:
+        return None
+    granularity = ""
+    if tokens[-1] in ("step", "epoch") and len(tokens) > 1:
+        granularity = tokens[-1]
+        tokens = tokens[:-1]
+    if tokens[0] == "epoch" and len(tokens) > 1:  # Keras TensorBoard tags: epoch_loss, epoch_accuracy
+        granularity, tokens = "epoch", tokens[1:]
+    phase = "train"
+    if any(t in VALID_TOKENS for t in tokens):
+        phase = "valid"
+    elif "test" in tokens:
+        phase = "test"
+    if "loss" in tokens or "nll" in tokens:
+        return "loss", phase, granularity
+    for metric in METRIC_PREFERENCE:
+        if metric in tokens:
+            return ("accuracy" if metric == "acc" else metric), phase, granularity
+    return None
+
+
+def _is_bookkeeping(name: str) -> bool:
+    return bool(BOOKKEEPING.search(name.lower())) or name.lower() in EPOCH_NAMES + STEP_NAMES
+
+
+# --- readers ------------------------------------------------------------------------------------
+def read_training_log(path) -> TrainingCurves:
+    """Read a training log of any supported format into TrainingCurves."""
+    path = Path(path)
+    if not path.exists():
+        raise TrainingLogError(f"{path}: [artifacts] training_log does not exist. Point it at your "
+                               f"metrics.csv, trainer_state.json or TensorBoard run folder.")
+    if path.is_dir() or EVENT_FILE_MARK in path.name:
+        frame, fmt = _read_tensorboard(path), "tensorboard"
+    elif path.stat().st_size == 0:
+        raise TrainingLogError(f"{path}: the training log is empty (0 bytes).")
+    elif path.suffix.lower() == ".json":
+        frame, fmt = _read_json(path)
+    elif path.suffix.lower() in RECORD_SUFFIXES:
+        frame, fmt = _read_jsonl(path), "jsonl"
+    elif path.suffix.lower() in TABLE_SUFFIXES:
+        frame, fmt = _read_csv(path)
+    else:
+        raise TrainingLogError(
+            f"{path}: unsupported training log '{path.suffix}'. Use a CSV/TSV/JSONL file with epoch or "
+            f"step columns, a Hugging Face trainer_state.json, or a TensorBoard event file or run folder.")
+    return curves_from_frame(frame, str(path), fmt)
+
+
+def _read_csv(path: Path):
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(path, sep=None, engine="python")
+    except Exception as exc:  # pandas raises many kinds for damaged text
+        raise TrainingLogError(f"{path}: could not read the training log as CSV ({exc}).") from exc
+    cols = {str(c) for c in frame.columns}
+    if {"epoch", "step"} <= cols and any(str(c).endswith(("_step", "_epoch")) for c in cols):
+        fmt = "lightning_csv"
+    elif {"epoch", "loss"} <= cols and any(str(c).startswith("val_") for c in cols) and "step" not in cols:
+        fmt = "keras_csv"
+    else:
+        fmt = "csv"
+    return frame, fmt
+
+
+def _read_jsonl(path: Path):
+    import pandas as pd
+
+    records = []
+    for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise TrainingLogError(f"{path}: line {number} is not valid JSON ({exc.msg}). Each line of a "
+                                   f"JSONL training log must be one JSON object.") from exc
+        if not isinstance(record, dict):
+            raise TrainingLogError(f"{path}: line {number} is not a JSON object.")
+        records.append(record)
+    return pd.DataFrame.from_records(records)
+
+
+def _read_json(path: Path):
+    import pandas as pd
+
+    try:
+        data = json.loads(path.read_text(errors="replace"))
+    except json.JSONDecodeError as exc:
+        raise TrainingLogError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}).") from exc
+    if isinstance(data, dict) and isinstance(data.get("log_history"), list):
+        # Hugging Face Trainer: the last entry is a run summary (train_runtime, a whole-run mean
+        # train_loss), not a point on the curve.
+        rows = [r for r in data["log_history"] if isinstance(r, dict) and "train_runtime" not in r]
+        return pd.DataFrame.from_records(rows), "huggingface_trainer_state"
+    if isinstance(data, list) and all(isinstance(r, dict) for r in data):
+        return pd.DataFrame.from_records(data), "json"
+    raise TrainingLogError(f"{path}: a JSON training log must be a Hugging Face trainer_state.json (with "
+                           f"\"log_history\") or a list of records; this file is neither.")
+
+
+def _event_dirs(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    dirs = sorted({p.parent for p in path.rglob(f"*{EVENT_FILE_MARK}*") if p.is_file()})
+    if not dirs:
+        raise TrainingLogError(f"{path}: no TensorBoard event files (events.out.tfevents.*) in this folder.")
+    return dirs
+
+
+def _read_tensorboard(path: Path):
+    import pandas as pd
+
+    try:
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    except ImportError as exc:
+        raise TrainingLogError(f"{path}: reading TensorBoard logs needs the tensorboard package "
+                               f"(pip install tensorboard).") from exc
+    values: dict[str, dict[int, float]] = {}
+    for source in _event_dirs(path):
+        prefix = "" if source == path or source.is_file() else str(source.relative_to(path))
+        try:
+            acc = EventAccumulator(str(source), size_guidance={"scalars": 0})
+            acc.Reload()
+            tags = acc.Tags().get("scalars", [])
+        except Exception as exc:
+            raise TrainingLogError(f"{source}: could not read TensorBoard events ({exc}).") from exc
+        for tag in tags:
+            name = f"{prefix}/{tag}" if prefix and prefix != "." else tag
+            series = values.setdefault(name, {})
+            for event in acc.Scalars(tag):
+                series[int(event.step)] = float(event.value)
+    if not values:
+        raise TrainingLogError(f"{path}: the TensorBoard events hold no scalar values.")
+    frame = pd.DataFrame(values).sort_index()
+    frame.index.name = "step"
+    frame = frame.reset_index()
+    if "epoch" in frame.columns:  # Lightning logs the epoch as a scalar at each step
+        frame["epoch"] = frame["epoch"].ffill().bfill()
+    elif all(str(c).split("/")[-1].startswith("epoch_") for c in frame.columns if c != "step"):
+        frame = frame.rename(columns={"step": "epoch"})  # Keras TensorBoard callback: step = epoch
+    return frame
+
+
+# --- mapping columns onto curves --------------------------------------------------------------
+def _index_column(frame, names) -> str | None:
+    lowered = {str(c).lower(): c for c in frame.columns}
+    for name in names:
+        if name in lowered:
+            return lowered[name]
+    return None
+
+
+def _per_epoch(frame, column: str, epoch_col: str | None) -> bool:
+    """A column is logged once per epoch when each epoch carries at most one value of it."""
+    if epoch_col is None:
+        return False
+    epochs = frame.loc[frame[column].notna(), epoch_col].dropna()
+    # Hugging Face logs fractional epochs (0.25, 0.5, ...) on per-step rows: not per epoch.
+    integral = bool(((epochs - epochs.round()).abs() < 1e-9).all())
+    return bool(len(epochs)) and integral and epochs.nunique() == len(epochs)
+
+
+def _pick(candidates: list[str], prefer: str) -> str | None:
+    """The first candidate with the preferred granularity suffix, else the first without any."""
+    for c in candidates:
+        if _tokens(c)[-1:] == [prefer]:
+            return c
+    plain = [c for c in candidates if _tokens(c)[-1:] not in (["step"], ["epoch"])]
+    return (plain or candidates or [None])[0]
+
+
+def curves_from_frame(frame, path: str, fmt: str) -> TrainingCurves:
+    """Map a wide table of logged values (NaN where a row logs nothing) onto TrainingCurves."""
+    import numpy as np
+    import pandas as pd
+
+    frame = frame.copy()
+    frame.columns = [str(c) for c in frame.columns]
+    epoch_col = _index_column(frame, EPOCH_NAMES)
+    step_col = _index_column(frame, STEP_NAMES)
+    value_cols = []
+    for c in frame.columns:
+        if c in (epoch_col, step_col):
+            continue
+        numeric = pd.to_numeric(frame[c], errors="coerce")
+        if numeric.notna().any():
+            frame[c] = numeric.astype(float)
+            value_cols.append(c)
+    curves = TrainingCurves(path=path, source_format=fmt, columns=value_cols)
+    if not len(frame):
+        raise TrainingLogError(f"{path}: the training log has no rows.")
+    for col in (epoch_col, step_col):
+        if col is not None:
+            frame[col] = pd.to_numeric(frame[col], errors="coerce")
+    if epoch_col is not None and frame[epoch_col].isna().all():
+        epoch_col = None
+    if step_col is not None and frame[step_col].isna().all():
+        step_col = None
+
+    roles: dict[tuple[str, str], list[str]] = {}
+    metric_names: dict[str, str] = {}
+    for c in value_cols:
+        kind = classify_column(c)
+        if kind is None or kind[1] == "test":
+            if not _is_bookkeeping(c):
+                curves.unmapped.append(c)
+            continue
+        what = "loss" if kind[0] == "loss" else "metric"
+        roles.setdefault((what, kind[1]), []).append(c)
+        if what == "metric":
+            metric_names[c] = kind[0]
+    # Several metrics: keep the most common kind across train and valid, in preference order.
+    metric_kind = None
+    for m in METRIC_PREFERENCE:
+        m = "accuracy" if m == "acc" else m
+        if m in metric_names.values():
+            metric_kind = m
+            break
+    for phase in ("train", "valid"):
+        cols = roles.get(("metric", phase), [])
+        kept = [c for c in cols if metric_names[c] == metric_kind]
+        curves.unmapped += [c for c in cols if c not in kept]
+        roles[("metric", phase)] = kept
+    curves.metric_name = metric_kind
+    curves.metric_higher_is_better = METRIC_TOKENS.get(metric_kind or "accuracy", True)
+
+    train_losses = roles.get(("loss", "train"), [])
+    step_loss_col = next((c for c in train_losses if _tokens(c)[-1] == "step"), None)
+    if step_loss_col is None:
+        has_index = epoch_col is not None or step_col is not None  # without one, rows are epochs
+        step_loss_col = next((c for c in train_losses if has_index and _tokens(c)[-1] != "epoch"
+                              and not _per_epoch(frame, c, epoch_col)), None)
+    epoch_loss_col = next((c for c in train_losses if c != step_loss_col
+                           and (_tokens(c)[-1] == "epoch" or _per_epoch(frame, c, epoch_col)
+                                or epoch_col is None and step_col is None)), None)
+    if step_loss_col is not None:
+        rows = frame[frame[step_loss_col].notna()]
+        x = rows[step_col] if step_col is not None else pd.Series(np.arange(len(rows)), index=rows.index)
+        curves.step = [float(v) for v in x]
+        curves.step_loss = [float(v) for v in rows[step_loss_col]]
+        curves.mapped["step_loss"] = step_loss_col
+
+    valid_loss_col = _pick(roles.get(("loss", "valid"), []), "epoch")
+    train_metric_col = _pick(roles.get(("metric", "train"), []), "epoch")
+    valid_metric_col = _pick(roles.get(("metric", "valid"), []), "epoch")
+    for role, col in (("train_loss", epoch_loss_col), ("valid_loss", valid_loss_col),
+                      ("train_metric", train_metric_col), ("valid_metric", valid_metric_col)):
+        if col is not None:
+            curves.mapped[role] = col
+    for cols in roles.values():
+        for c in cols:
+            if c not in curves.mapped.values() and c not in curves.unmapped and c not in train_losses:
+                curves.unmapped.append(c)
+
+    # Evaluation points: the epochs (or steps) at which epoch-level values were logged.
+    if epoch_col is not None:
+        key, curves.index_name = epoch_col, "epoch"
+    elif step_col is not None:
+        key, curves.index_name = step_col, "step"
+    else:
+        frame["_row"] = np.arange(len(frame), dtype=float)
+        key, curves.index_name = "_row", "epoch"
+    epoch_level = [c for c in (epoch_loss_col, valid_loss_col, train_metric_col, valid_metric_col) if c]
+    if epoch_level:
+        points = sorted({float(v) for c in epoch_level for v in frame.loc[frame[c].notna(), key].dropna()})
+    elif step_loss_col is not None and epoch_col is not None:
+        points = sorted({float(v) for v in frame[epoch_col].dropna()})
+    else:
+        points = []
+    curves.index = points
+
+    def last_per_point(col):
+        if col is None:
+            return [math.nan] * len(points)
+        rows = frame[frame[col].notna() & frame[key].notna()]
+        last = rows.groupby(key)[col].last()
+        return [float(last.get(p, math.nan)) for p in points]
+
+    def bucket_means(col):
+        """Mean of a per-step column over each interval (previous point, point]."""
+        rows = frame[frame[col].notna() & frame[key].notna()]
+        out, prev = [], -math.inf
+        for p in points:
+            sel = rows[(rows[key] > prev) & (rows[key] <= p)][col]
+            out.append(float(sel.mean()) if len(sel) else math.nan)
+            prev = p
+        return out
+
+    curves.train_loss = last_per_point(epoch_loss_col) if epoch_loss_col else (
+        bucket_means(step_loss_col) if step_loss_col else [math.nan] * len(points))
+    if epoch_loss_col is None and step_loss_col is not None and points:
+        curves.mapped["train_loss"] = f"{step_loss_col} (mean per {curves.index_name})"
+    curves.valid_loss = last_per_point(valid_loss_col)
+    curves.train_metric = last_per_point(train_metric_col)
+    curves.valid_metric = last_per_point(valid_metric_col)
+    if not curves.mapped:
+        raise TrainingLogError(
+            f"{path}: no loss or metric column could be recognised. Name columns like train_loss / "
+            f"val_loss / val_accuracy (Keras, Lightning and Hugging Face names are understood). "
+            f"{curves.describe_columns()}.")
+    return curves

@@ -1,0 +1,118 @@
+"""State next to the project, in `.mltriage/` (DESIGN §8): atomic writes, damaged files set aside."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+STATE_DIR = ".mltriage"
+RUNS_DIR = "runs"
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write via a temp file in the same folder + fsync + rename: readers see the old or the new file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def read_json(path: Path) -> tuple[Any | None, str | None]:
+    """(data, notice). A missing file gives (None, None); a damaged one is renamed aside with a notice."""
+    path = Path(path)
+    if not path.exists():
+        return None, None
+    try:
+        return json.loads(path.read_text(encoding="utf-8")), None
+    except (ValueError, UnicodeDecodeError, OSError) as exc:
+        aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+        try:
+            path.rename(aside)
+        except OSError:
+            aside = path
+        return None, (f"{path} was damaged ({type(exc).__name__}) and was moved to {aside.name}; "
+                      f"a fresh one was started.")
+
+
+def runs_dir(project_root: Path) -> Path:
+    return Path(project_root) / STATE_DIR / RUNS_DIR
+
+
+def save_run(project_root: Path, run: dict) -> Path:
+    """Save one run (DESIGN §5 schema) as .mltriage/runs/<UTC time>.json and return its path."""
+    folder = runs_dir(project_root)
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(run.get("started", time.time())))
+    path = folder / f"{stamp}.json"
+    n = 1
+    while path.exists():
+        path = folder / f"{stamp}-{n}.json"
+        n += 1
+    atomic_write_json(path, run)
+    return path
+
+
+def list_runs(project_root: Path) -> list[Path]:
+    folder = runs_dir(project_root)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob("*.json") if not p.name.startswith("."))
+
+
+def load_previous_run(project_root: Path, before: Path | None = None) -> dict | None:
+    """The newest readable saved run (older than `before` when given)."""
+    for path in reversed(list_runs(project_root)):
+        if before is not None and path >= before:
+            continue
+        data, _ = read_json(path)
+        if isinstance(data, dict) and "findings" in data:
+            return data
+    return None
+
+
+# Older runs than this are not read when merging: a check not run in the last 50 runs is "not run".
+MAX_RUNS_READ = 50
+
+
+def merge_findings(runs: list[dict]):
+    """The newest finding per check id, from runs given newest first (a step run alone saves a
+    partial run, so the latest picture of a project spans several run files)."""
+    from ..findings import Finding
+
+    merged: dict[str, Finding] = {}
+    for run in runs:
+        for raw in run.get("findings", []):
+            try:
+                finding = Finding.from_dict(raw)
+            except (KeyError, TypeError, ValueError):
+                continue
+            if finding.check and finding.check not in merged:
+                merged[finding.check] = finding
+    return merged
+
+
+def load_findings(project_root: Path):
+    """(newest finding per check across saved runs, notices about damaged run files)."""
+    runs, notices = [], []
+    for path in list(reversed(list_runs(project_root)))[:MAX_RUNS_READ]:
+        data, notice = read_json(path)
+        if notice:
+            notices.append(notice)
+        if isinstance(data, dict) and isinstance(data.get("findings"), list):
+            runs.append(data)
+    return merge_findings(runs), notices

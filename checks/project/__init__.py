@@ -1,0 +1,1 @@
+"""The project file (mltriage.toml -> ProjectConfig) and the user's code."""

@@ -1,0 +1,327 @@
+"""Load and validate `mltriage.toml` (DESIGN §3, contract) into typed objects.
+
+Every mistake becomes a ProjectError whose message names the file, the key and what to do; the
+CLI prints it and exits 2. Nothing here imports pandas or torch.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PROJECT_FILE = "mltriage.toml"
+# The names a project file may use come from the shared vocabulary (re-exported for tui/ and tests).
+from ..vocab import (CLASSIFICATION_METRICS, METRICS, OPTIMIZERS, REGRESSION_METRICS,  # noqa: F401
+                     SLICE_METRICS, TASKS)
+from ..vocab import LOSS_NAMES as LOSSES
+DEFAULT_BUDGET_SECONDS = 60.0
+
+
+class ProjectError(Exception):
+    """The project cannot be checked. The message is shown to the user as is (exit code 2)."""
+
+
+@dataclass
+class SliceSpec:
+    name: str
+    where: str
+    metric: str = "accuracy"
+    min: float | None = None
+    max: float | None = None
+
+
+@dataclass
+class ProjectConfig:
+    path: Path                      # the mltriage.toml file
+    root: Path                      # its folder; relative paths resolve against it
+    name: str
+    task: str | None = None
+    metric: str | None = None
+    train: Path = Path()
+    valid: Path | None = None
+    test: Path | None = None
+    target: str = ""
+    features: list[str] | None = None
+    ignore: list[str] = field(default_factory=list)
+    text: list[str] | None = None
+    classes: list[Any] | None = None
+    model_code: str | None = None
+    build: str | None = None
+    featurize: str | None = None
+    loss: str | None = None
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    batch_size: int = 64
+    epochs: int = 10
+    train_step: str | None = None
+    predict: str | None = None
+    checkpoint: Path | None = None
+    training_log: Path | None = None
+    predictions: Path | None = None
+    previous_predictions: Path | None = None
+    slices: list[SliceSpec] = field(default_factory=list)
+    budget_seconds: float = DEFAULT_BUDGET_SECONDS
+
+    @property
+    def has_model(self) -> bool:
+        return self.model_code is not None and self.build is not None
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / ".mltriage"
+
+
+# --- schema ------------------------------------------------------------------------------------
+# Each key: (python type(s) accepted, human description). Lists are checked element-wise.
+_STR, _NUM, _INT, _BOOL = (str,), (int, float), (int,), (bool,)
+SCHEMA: dict[str, dict[str, tuple[tuple[type, ...] | str, str]]] = {
+    "project": {"name": (_STR, "a string"), "task": (_STR, "a string"), "metric": (_STR, "a string")},
+    "data": {
+        "train": (_STR, "a path string"), "valid": (_STR, "a path string"),
+        "test": (_STR, "a path string"), "target": (_STR, "a column name"),
+        "features": ("list[str]", "a list of column names"),
+        "ignore": ("list[str]", "a list of column names"),
+        "text": ("list[str]", "a list of column names"),
+        "classes": ("list", "a list of labels"),
+    },
+    "model": {
+        "code": (_STR, "a file path or dotted module name"), "build": (_STR, "a function name"),
+        "featurize": (_STR, "a function name"), "loss": (_STR, "a loss name or function name"),
+        "optimizer": (_STR, "an optimizer name or function name"), "lr": (_NUM, "a number"),
+        "batch_size": (_INT, "an integer"), "epochs": (_INT, "an integer"),
+        "train_step": (_STR, "a function name"), "predict": (_STR, "a function name"),
+        "checkpoint": (_STR, "a path string"),
+    },
+    "artifacts": {
+        "training_log": (_STR, "a path string"), "predictions": (_STR, "a path string"),
+        "previous_predictions": (_STR, "a path string"),
+    },
+    "budget": {"seconds": (_NUM, "a number of seconds")},
+}
+SLICE_SCHEMA = {"name": (_STR, "a string"), "where": (_STR, "a pandas expression string"),
+                "metric": (_STR, "a metric name"), "min": (_NUM, "a number"),
+                "max": (_NUM, "a number")}
+TOP_LEVEL = tuple(SCHEMA) + ("slices",)
+
+
+def closest(word: str, options: list[str] | tuple[str, ...]) -> str | None:
+    match = difflib.get_close_matches(str(word), [str(o) for o in options], n=1, cutoff=0.5)
+    return match[0] if match else None
+
+
+def did_you_mean(word: str, options) -> str:
+    guess = closest(word, options)
+    return f" Did you mean '{guess}'?" if guess else ""
+
+
+def find_project_file(target: str | Path = ".") -> Path:
+    """The mltriage.toml for a folder or a file path; ProjectError when there is none."""
+    path = Path(target).expanduser()
+    if path.is_dir():
+        path = path / PROJECT_FILE
+    if not path.exists():
+        raise ProjectError(
+            f"No project file at {path.resolve()}.\n"
+            f"Point mltriage at a folder that holds {PROJECT_FILE} (or the file itself), or create one "
+            f"with `mltriage init --data <your training file> --target <label column>`."
+        )
+    if path.is_dir():
+        raise ProjectError(f"{path.resolve()} is a folder, not a project file.")
+    return path
+
+
+def _type_ok(value: Any, expected) -> bool:
+    if expected == "list[str]":
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    if expected == "list":
+        return isinstance(value, list)
+    if isinstance(value, bool):  # bool is an int in Python; never accept it for numbers
+        return bool in expected
+    return isinstance(value, expected)
+
+
+def _type_name(value: Any) -> str:
+    return {str: "a string", int: "an integer", float: "a number", bool: "a boolean", list: "a list",
+            dict: "a table"}.get(type(value), type(value).__name__)
+
+
+def _check_table(file: Path, where: str, table: Any, schema: dict) -> None:
+    if not isinstance(table, dict):
+        raise ProjectError(f"{file}: [{where}] must be a table (a [{where}] section), not {_type_name(table)}.")
+    for key, value in table.items():
+        if key not in schema:
+            raise ProjectError(
+                f"{file}: unknown key '{key}' in [{where}].{did_you_mean(key, list(schema))}\n"
+                f"Valid keys in [{where}]: {', '.join(schema)}."
+            )
+        expected, description = schema[key]
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ProjectError(f"{file}: [{where}] {key} = {value} is not a finite number.")
+        if not _type_ok(value, expected):
+            raise ProjectError(
+                f"{file}: [{where}] {key} must be {description}, but it is {_type_name(value)} ({value!r})."
+            )
+
+
+def _resolve(root: Path, file: Path, key: str, value: str | None, must_exist: bool = True) -> Path | None:
+    if value is None:
+        return None
+    path = (root / value).expanduser()
+    if must_exist and not path.exists():
+        raise ProjectError(
+            f"{file}: {key} = \"{value}\" points to {path.resolve()}, which does not exist.\n"
+            f"Fix the path (it is relative to the folder of {PROJECT_FILE}) or remove the key."
+        )
+    return path
+
+
+def _choice(file: Path, key: str, value: str | None, options: tuple[str, ...]) -> str | None:
+    if value is not None and value not in options:
+        raise ProjectError(
+            f"{file}: {key} = \"{value}\" is not one of: {', '.join(options)}.{did_you_mean(value, options)}"
+        )
+    return value
+
+
+def parse_toml(file: Path) -> dict[str, Any]:
+    try:
+        raw = file.read_bytes()
+    except OSError as exc:
+        raise ProjectError(f"{file}: cannot be read ({exc.strerror}).") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ProjectError(f"{file}: is not UTF-8 text. Save it as UTF-8.") from None
+    if not text.strip():
+        raise ProjectError(
+            f"{file}: is empty. It needs at least:\n\n[data]\ntrain = \"data/train.csv\"\ntarget = \"label\"\n\n"
+            f"`mltriage init --data FILE` writes a starter file."
+        )
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProjectError(f"{file}: is not valid TOML: {exc}. Fix the syntax at that line.") from None
+
+
+def load_project(target: str | Path = ".") -> ProjectConfig:
+    """Read and validate the project file. Raises ProjectError with a user-facing message."""
+    file = find_project_file(target).resolve()
+    root = file.parent
+    doc = parse_toml(file)
+    for key in doc:
+        if key not in TOP_LEVEL:
+            raise ProjectError(
+                f"{file}: unknown section [{key}].{did_you_mean(key, TOP_LEVEL)}\n"
+                f"Valid sections: {', '.join('[' + s + ']' for s in SCHEMA)} and [[slices]]."
+            )
+    for section, schema in SCHEMA.items():
+        _check_table(file, section, doc.get(section, {}), schema)
+    project, data = doc.get("project", {}), doc.get("data", {})
+    model, artifacts, budget = doc.get("model", {}), doc.get("artifacts", {}), doc.get("budget", {})
+
+    for key in ("train", "target"):
+        if key not in data:
+            example = 'train = "data/train.csv"' if key == "train" else 'target = "label"'
+            raise ProjectError(f"{file}: [data] {key} is required. Add it, for example:\n\n[data]\n{example}")
+
+    cfg = ProjectConfig(path=file, root=root, name=project.get("name") or root.name)
+    cfg.task = _choice(file, "[project] task", project.get("task"), TASKS)
+    cfg.metric = _choice(file, "[project] metric", project.get("metric"), METRICS)
+    if cfg.task and cfg.metric:
+        allowed = CLASSIFICATION_METRICS if cfg.task == "classification" else REGRESSION_METRICS
+        if cfg.metric not in allowed:
+            raise ProjectError(
+                f"{file}: [project] metric = \"{cfg.metric}\" does not fit task = \"{cfg.task}\". "
+                f"Use one of: {', '.join(allowed)}."
+            )
+    cfg.train = _resolve(root, file, "[data] train", data["train"])
+    cfg.valid = _resolve(root, file, "[data] valid", data.get("valid"))
+    cfg.test = _resolve(root, file, "[data] test", data.get("test"))
+    for key in ("train", "valid", "test"):
+        path = getattr(cfg, key)
+        if path is not None and path.is_dir():
+            raise ProjectError(f"{file}: [data] {key} points to the folder {path}; name a data file.")
+    cfg.target = data["target"]
+    cfg.features = data.get("features")
+    cfg.ignore = list(data.get("ignore", []))
+    cfg.text = data.get("text")
+    cfg.classes = data.get("classes")
+    if cfg.classes is not None:
+        if len(cfg.classes) < 2:
+            raise ProjectError(f"{file}: [data] classes must list at least two classes.")
+        if len({str(c) for c in cfg.classes}) != len(cfg.classes):
+            raise ProjectError(f"{file}: [data] classes lists the same class twice: {cfg.classes}.")
+    if cfg.target in cfg.ignore or (cfg.features and cfg.target in cfg.features):
+        raise ProjectError(f"{file}: the target column '{cfg.target}' is also listed in [data] features "
+                           f"or ignore. Remove it from there.")
+
+    _load_model_section(cfg, file, root, model)
+    cfg.training_log = _resolve(root, file, "[artifacts] training_log", artifacts.get("training_log"))
+    cfg.predictions = _resolve(root, file, "[artifacts] predictions", artifacts.get("predictions"))
+    cfg.previous_predictions = _resolve(root, file, "[artifacts] previous_predictions",
+                                        artifacts.get("previous_predictions"))
+    cfg.slices = _load_slices(file, doc.get("slices", []))
+    if "seconds" in budget:
+        if budget["seconds"] <= 0:
+            raise ProjectError(f"{file}: [budget] seconds must be positive, got {budget['seconds']}.")
+        cfg.budget_seconds = float(budget["seconds"])
+    return cfg
+
+
+def _load_model_section(cfg: ProjectConfig, file: Path, root: Path, model: dict) -> None:
+    if not model:
+        return
+    code = model.get("code")
+    if code is not None and (code.endswith(".py") or "/" in code):
+        _resolve(root, file, "[model] code", code)
+    if code is None and any(k in model for k in ("build", "featurize", "train_step", "predict")):
+        raise ProjectError(f"{file}: [model] names functions but no code. Add code = \"model.py\" "
+                           f"(a file next to {PROJECT_FILE}) or a dotted module name.")
+    if code is not None and "build" not in model and "featurize" not in model and "predict" not in model:
+        raise ProjectError(f"{file}: [model] code is set but build is missing. Add build = \"build_model\", "
+                           f"the function build_model(n_inputs, n_outputs) that returns the model.")
+    cfg.model_code = code
+    cfg.build = model.get("build")
+    cfg.featurize = model.get("featurize")
+    cfg.loss = model.get("loss")
+    cfg.optimizer = model.get("optimizer", "adam")
+    for key in ("lr",):
+        if key in model and model[key] <= 0:
+            raise ProjectError(f"{file}: [model] {key} must be positive, got {model[key]}.")
+    for key in ("batch_size", "epochs"):
+        if key in model and model[key] < 1:
+            raise ProjectError(f"{file}: [model] {key} must be at least 1, got {model[key]}.")
+    cfg.lr = float(model.get("lr", 1e-3))
+    cfg.batch_size = int(model.get("batch_size", 64))
+    cfg.epochs = int(model.get("epochs", 10))
+    cfg.train_step = model.get("train_step")
+    cfg.predict = model.get("predict")
+    cfg.checkpoint = _resolve(root, file, "[model] checkpoint", model.get("checkpoint"))
+
+
+def _load_slices(file: Path, slices: Any) -> list[SliceSpec]:
+    if not isinstance(slices, list):
+        raise ProjectError(f"{file}: slices must be written as [[slices]] tables.")
+    result = []
+    for i, table in enumerate(slices, start=1):
+        where = f"slices #{i}"
+        _check_table(file, where, table, SLICE_SCHEMA)
+        for key in ("name", "where"):
+            if key not in table:
+                raise ProjectError(f"{file}: [[slices]] #{i} needs a {key} (name = \"...\", where = \"...\").")
+        metric = table.get("metric", "accuracy")
+        _choice(file, f"[[slices]] '{table['name']}' metric", metric, SLICE_METRICS)
+        if "min" not in table and "max" not in table:
+            raise ProjectError(f"{file}: [[slices]] '{table['name']}' needs a threshold: min = ... "
+                               f"(for scores like accuracy) or max = ... (for errors like rmse).")
+        result.append(SliceSpec(name=table["name"], where=table["where"], metric=metric,
+                                min=table.get("min"), max=table.get("max")))
+    names = [s.name for s in result]
+    for n in names:
+        if names.count(n) > 1:
+            raise ProjectError(f"{file}: two [[slices]] are named '{n}'. Give each a unique name.")
+    return result

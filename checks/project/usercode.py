@@ -1,0 +1,130 @@
+"""Import the project's own code and call it, turning its failures into clear messages.
+
+Project code is named in mltriage.toml and run on purpose, as pytest runs conftest.py. Its
+tracebacks are trimmed to the project's own frames so the user sees their bug, not ours.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import sys
+import traceback
+from pathlib import Path
+from types import ModuleType
+
+from .config import ProjectConfig, ProjectError
+
+# name in mltriage.toml -> (parameter names of the contract, description for messages)
+SIGNATURES = {
+    "build": (("n_inputs", "n_outputs"), "build_model(n_inputs: int, n_outputs: int) -> torch.nn.Module | sklearn estimator"),
+    "featurize": (("fit_df", "df"), "featurize(fit_df: DataFrame, df: DataFrame) -> 2-D float array"),
+    "train_step": (("model", "optimizer", "loss_fn", "xb", "yb"), "train_step(model, optimizer, loss_fn, xb, yb) -> float"),
+    "predict": (("model", "X"), "predict(model, X) -> scores (n, n_outputs) or (n,)"),
+    "loss": ((), "loss() -> torch loss module"),
+    "optimizer": (("params", "lr"), "make(params, lr) -> torch optimizer"),
+}
+
+
+# Project functions by role, so that a role that hung in an earlier check (and had its process
+# killed) is not called again in the same run: every later check gets a quick error instead of
+# hanging for its whole time limit. The runner fills HUNG_ROLES when it restarts the worker.
+ROLE_OF: dict[int, str] = {}
+HUNG_ROLES: dict[str, str] = {}   # role -> how it hung (for the message)
+
+
+class UserCodeError(Exception):
+    """Project code raised. `user_traceback` holds only the project's frames."""
+
+    def __init__(self, message: str, user_traceback: str = ""):
+        super().__init__(message)
+        self.user_traceback = user_traceback
+
+
+def user_frames_traceback(exc: BaseException, root: Path | None) -> str:
+    """Format a traceback keeping the frames from files under `root` (the project) and the error line."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if root is not None:
+        root_str = str(Path(root).resolve())
+        kept = [f for f in frames if f.filename.startswith(root_str)]
+        frames = traceback.StackSummary.from_list(kept or frames[-1:])
+    lines = ["Traceback (project frames only):\n"] + traceback.format_list(frames)
+    lines += traceback.format_exception_only(type(exc), exc)
+    return "".join(lines).rstrip()
+
+
+def import_project_code(config: ProjectConfig) -> ModuleType:
+    code = config.model_code
+    assert code is not None
+    root = str(config.root)
+    if root not in sys.path:
+        sys.path.insert(0, root)  # so project code can import its sibling modules
+    try:
+        if code.endswith(".py") or "/" in code:
+            path = (config.root / code).resolve()
+            name = f"mltriage_project_{abs(hash(str(path)))}"
+            if name in sys.modules:
+                return sys.modules[name]
+            spec = importlib.util.spec_from_file_location(name, path)
+            if spec is None or spec.loader is None:
+                raise ProjectError(f"{config.path}: [model] code = \"{code}\" cannot be loaded as a Python module.")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            try:
+                spec.loader.exec_module(module)
+            except BaseException:
+                del sys.modules[name]
+                raise
+            return module
+        return importlib.import_module(code)
+    except ProjectError:
+        raise
+    except (Exception, SystemExit) as exc:
+        where = "the module" if not code.endswith(".py") else code
+        raise ProjectError(
+            f"{config.path}: [model] code = \"{code}\" failed to import ({type(exc).__name__}: {exc}).\n"
+            f"Fix {where} so that `python -c 'import ...'` works from {config.root}.\n\n"
+            f"{user_frames_traceback(exc, config.root)}"
+        ) from None
+
+
+def resolve_function(config: ProjectConfig, module: ModuleType, role: str, name: str):
+    """The function `name` of the project module, checked against the contract signature of `role`."""
+    params, described = SIGNATURES[role]
+    fn = getattr(module, name, None)
+    if fn is None:
+        public = [n for n in dir(module) if not n.startswith("_") and callable(getattr(module, n))]
+        from .config import did_you_mean
+
+        raise ProjectError(
+            f"{config.path}: [model] {role} = \"{name}\" is not defined in {config.model_code}."
+            f"{did_you_mean(name, public)}\nExpected: {described}"
+        )
+    if not callable(fn):
+        raise ProjectError(f"{config.path}: [model] {role} = \"{name}\" in {config.model_code} is not a function. "
+                           f"Expected: {described}")
+    try:
+        inspect.signature(fn).bind(*([None] * len(params)))
+    except TypeError:
+        raise ProjectError(
+            f"{config.path}: {name}{inspect.signature(fn)} in {config.model_code} has the wrong signature "
+            f"for [model] {role}.\nExpected: {described}"
+        ) from None
+    except ValueError:
+        pass  # builtins without a signature: trust them
+    ROLE_OF[id(fn)] = role
+    return fn
+
+
+def call_user(config: ProjectConfig, what: str, fn, *args, **kwargs):
+    """Call project code; an exception becomes UserCodeError with the project's frames."""
+    role = ROLE_OF.get(id(fn))
+    if role in HUNG_ROLES:
+        raise UserCodeError(f"{what} was not called: it hung in an earlier check and was stopped",
+                            HUNG_ROLES[role])
+    try:
+        return fn(*args, **kwargs)
+    except Exception as exc:
+        raise UserCodeError(f"{what} raised {type(exc).__name__}: {exc}",
+                            user_frames_traceback(exc, config.root)) from exc

@@ -1,0 +1,442 @@
+"""Step 6, metrics: how good is the model, compared with what, and where does it stand on train, valid and test.
+
+Predictions come from checks/predictions.py (a predictions file, the checkpoint, or the reference
+model). Every verdict that compares two numbers allows for sampling noise: bootstrap intervals for
+metrics, two-proportion z-tests for per-class recall, a simulated null for calibration error.
+"""
+
+from __future__ import annotations
+
+from ..engine.context import RunContext
+from ..findings import PlotSpec, Series, SkipCheck, fail, info, passed, warn
+from ..engine.registry import check
+from ..analyses.evaluation import labelled, metric_value, per_class_table, standard_error, summary_numbers
+from ..analyses.predictions import model_outputs
+from ..analyses.scoring import higher_is_better
+from ..analyses.stats import FDR, N_BOOTSTRAP, ONE_SIDED_Z, benjamini_hochberg, confusion_counts, two_proportion_p
+
+BOUNDED_METRICS = ("accuracy", "balanced_accuracy", "f1_macro", "f1_weighted", "roc_auc", "r2")
+
+# Generalisation gap on a [0, 1] score (accuracy-like, or R² for regression). Andrew Ng's bias/variance
+# recipe ("Machine Learning Yearning", ch. 20-24) reads a train/dev gap of ~10 points as high variance;
+# we warn from 0.15 so the usual few points of a well-regularised model stay quiet, and fail from 0.30,
+# where validation quality is clearly being thrown away.
+GAP_WARN = 0.15
+GAP_FAIL = 0.30
+# Underfitting: on its own training data the model recovers less than this share of the distance from
+# the trivial baseline to a perfect score (skill score, Murphy 1988), e.g. R² < 0.2.
+UNDERFIT_SKILL = 0.20
+# A class's recall is "far below the rest" when it trails the pooled recall of the other classes by
+# this much (absolute) and the gap is significant after BH correction.
+RECALL_GAP_WARN = 0.30
+# A class with at least this many validation rows that is never predicted is a failure; with fewer rows
+# never predicting it can happen by chance for a rare class.
+MIN_SUPPORT_NEVER_PREDICTED = 10
+# Swapped classes: each class of the pair is predicted as the other for most of its rows.
+SWAP_RATE = 0.5
+MIN_SUPPORT_SWAP = 10
+# Expected calibration error, top-label, 15 equal-width bins (Guo et al., "On Calibration of Modern
+# Neural Networks", ICML 2017). Their uncalibrated networks range 0.04-0.17; after temperature scaling
+# about 0.01. We warn from 0.10 (clearly mis-calibrated) and only beyond the ECE a perfectly calibrated
+# model of the same confidences would show by chance (95th percentile of a simulated null).
+ECE_BINS = 15
+ECE_WARN = 0.10
+# Valid -> test drop on a bounded score: warn from 0.05 beyond noise, fail from 0.15 (a drop that size
+# between two samples of the same distribution points to leakage into valid or a different test set).
+# For error metrics (rmse, mae, log_loss) the same thresholds apply to the relative increase.
+SPLIT_DROP_WARN = 0.05
+SPLIT_DROP_FAIL = 0.15
+
+
+def _fmt(v) -> str:
+    return "n/a" if v is None else f"{v:.4g}"
+
+
+@check("metrics.summary", title="Metrics on train, valid and test")
+def summary(ctx: RunContext):
+    numbers = summary_numbers(ctx)
+    metric, splits = ctx.metric, numbers["splits"]
+    parts = [f"{name} {_fmt(v['metrics'].get(metric))}" for name, v in splits.items()]
+    lines = [f"Predictions: {numbers['source']}."]
+    for name, v in splits.items():
+        shown = ", ".join(f"{m} {_fmt(x)}" for m, x in v["metrics"].items())
+        lines.append(f"{name} ({v['rows']} rows): {shown}")
+    for split, what in numbers["missing"].items():
+        lines.append(f"No {split} metrics: {what.splitlines()[-1]}")
+    names = [m for m in next(iter(splits.values()))["metrics"] if m in BOUNDED_METRICS]
+    plot = PlotSpec(kind="bar", title="metrics per split", x_label="metric", y_label="value",
+                    series=[Series(name, names, [v["metrics"].get(m) for m in names]) for name, v in splits.items()])
+    return passed(f"{metric}: " + ", ".join(parts), detail="\n".join(lines), evidence=numbers, plots=[plot])
+
+
+# --- metrics.vs_baseline ----------------------------------------------------------------------
+def baseline_numbers(ctx: RunContext) -> dict:
+    """problem.baseline's scores (the shared baseline analysis), else a majority/mean baseline."""
+    from ..analyses.baselines import baseline_scores
+
+    problem_error = None
+    try:
+        scores = baseline_scores(ctx)
+    except (ImportError, SkipCheck):
+        scores = None
+    except Exception as exc:  # problem.baseline reports its own failure; here the majority baseline still applies
+        scores, problem_error = None, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    if scores and scores.get("metric") == ctx.metric and scores.get("majority") is not None:
+        return dict(scores, computed_by="problem.baseline")
+    return {"metric": ctx.metric, "higher_is_better": higher_is_better(ctx.metric), "majority": majority_baseline(ctx),
+            "best_single_feature": None, "computed_by": "metrics (majority/mean only)",
+            "problem_baseline_error": problem_error}
+
+
+def majority_baseline(ctx: RunContext) -> float | None:
+    """The configured metric of an input-independent predictor fitted on train, scored on valid:
+    the most frequent class with the train priors as probabilities, or the train mean (median for mae)."""
+    import numpy as np
+
+    from ..analyses.scoring import score
+
+    y_train, y_valid = ctx.y("train"), ctx.y("valid")
+    if ctx.is_classification:
+        y_train, y_valid = y_train[y_train >= 0], y_valid[y_valid >= 0]
+        n = len(ctx.classes)
+        if len(y_train) == 0 or len(y_valid) == 0:
+            return None
+        priors = np.bincount(y_train, minlength=n) / len(y_train)
+        pred = np.full(len(y_valid), int(priors.argmax()))
+        return score(ctx.metric, y_valid, pred=pred, proba=np.tile(priors, (len(y_valid), 1)), n_classes=n)
+    y_train, y_valid = y_train[np.isfinite(y_train)], y_valid[np.isfinite(y_valid)]
+    if len(y_train) == 0 or len(y_valid) == 0:
+        return None
+    centre = np.median(y_train) if ctx.metric == "mae" else y_train.mean()
+    return score(ctx.metric, y_valid, pred=np.full(len(y_valid), centre))
+
+
+@check("metrics.vs_baseline", title="The model beats trivial baselines")
+def vs_baseline(ctx: RunContext):
+    outputs = model_outputs(ctx)
+    so = outputs.get("valid")
+    metric = ctx.metric
+    model = metric_value(ctx, metric, so)
+    if model is None:
+        raise SkipCheck(f"{metric} cannot be computed on the valid split with these predictions "
+                        f"(e.g. roc_auc/log_loss need probabilities)")
+    base = baseline_numbers(ctx)
+    hib = higher_is_better(metric)
+    se = standard_error(ctx, metric, "valid") or 0.0
+    margin = ONE_SIDED_Z * se
+    sign = 1 if hib else -1
+    majority = base.get("majority")
+    single = base.get("best_single_feature") or None
+    single_score = single.get("score") if isinstance(single, dict) else None
+    evidence = {"metric": metric, "higher_is_better": hib, "model": model, "standard_error": se,
+                "noise_margin": margin, "majority": majority, "best_single_feature": single,
+                "baseline_source": base.get("computed_by"), "predictions": outputs.source}
+    bars = [("model", model), ("majority", majority)]
+    if single_score is not None:
+        bars.append((f"best feature: {single.get('feature')}", single_score))
+    plot = PlotSpec(kind="bar", title=f"{metric} on valid: model vs baselines", x_label="predictor",
+                    y_label=metric, series=[Series(metric, [b[0] for b in bars], [b[1] for b in bars])])
+    better_by = lambda ref: sign * (model - ref)  # noqa: E731 - positive when the model is better
+    if majority is not None and better_by(majority) <= margin:
+        return fail(f"the model is no better than predicting the majority class/mean: {metric} {model:.4g} vs "
+                    f"{majority:.4g}",
+                    detail=f"On the valid split the model scores {metric} = {model:.4g}; an input-independent "
+                           f"predictor scores {majority:.4g}. The model must beat it by more than sampling noise "
+                           f"({ONE_SIDED_Z} x bootstrap standard error = {margin:.3g}); it beats it by "
+                           f"{better_by(majority):+.3g}. Predictions: {outputs.source}.",
+                    fix="Go back to the sanity step: check that inputs reach the model (features not all zero, "
+                        "labels aligned with rows), that the model can overfit a tiny batch, and the learning "
+                        "rate. On imbalanced data, judge with balanced_accuracy/f1_macro and use class weights.",
+                    evidence=evidence, plots=[plot])
+    if single_score is not None and better_by(single_score) < -margin:
+        return fail(f"the model is worse than a one-feature rule on '{single.get('feature')}': {metric} "
+                    f"{model:.4g} vs {single_score:.4g}",
+                    detail=f"The best single-feature baseline (problem.baseline) scores {metric} = {single_score:.4g}; "
+                           f"the model scores {model:.4g}, behind it by more than the noise margin {margin:.3g}. "
+                           f"A model that sees every feature, including that one, is losing information.",
+                    fix="Check feature preprocessing (scaling, encoding, featurize fitted on train and applied the "
+                        "same way to valid), that the model trains long enough (training.underfitting), and its "
+                        "learning rate; compare with a simple model on all features.",
+                    evidence=evidence, plots=[plot])
+    if single_score is not None and better_by(single_score) <= margin:
+        # Within noise of one feature: fine when that feature really carries the task, so only noted.
+        return info(f"the model is not clearly better than a one-feature rule on '{single.get('feature')}' "
+                    f"({metric} {model:.4g} vs {single_score:.4g})",
+                    detail=f"Difference {better_by(single_score):+.3g}, within the noise margin {margin:.3g}; it "
+                           f"does beat the majority baseline ({_fmt(majority)}). Either that feature carries the "
+                           f"task or the other features are not being used.",
+                    fix="If other features should help, check how they are encoded and scaled; otherwise a "
+                        "simpler model on that feature may be the better choice.",
+                    evidence=evidence, plots=[plot])
+    ref = single_score if single_score is not None else majority
+    return passed(f"{metric} {model:.4g} beats the best baseline ({_fmt(ref)}) beyond noise (±{margin:.2g})",
+                  evidence=evidence, plots=[plot])
+
+
+# --- metrics.generalization_gap ---------------------------------------------------------------
+def gap_metric(ctx: RunContext) -> str:
+    """A bounded score to read the gap on: the configured one when bounded, else accuracy / R²."""
+    if ctx.metric in BOUNDED_METRICS:
+        return ctx.metric
+    return "accuracy" if ctx.is_classification else "r2"
+
+
+def _skill(ctx: RunContext, metric: str, value: float, baseline: float | None) -> float | None:
+    """Share of the distance from the baseline to a perfect score (1.0) that `value` covers."""
+    if baseline is None or baseline >= 1.0:
+        return None
+    return (value - baseline) / (1.0 - baseline)
+
+
+@check("metrics.generalization_gap", title="Train vs valid: over- or underfitting")
+def generalization_gap(ctx: RunContext):
+    outputs = model_outputs(ctx)
+    valid, train = outputs.get("valid"), outputs.get("train")
+    metric = gap_metric(ctx)
+    v, t = metric_value(ctx, metric, valid), metric_value(ctx, metric, train)
+    if v is None or t is None:
+        raise SkipCheck(f"{metric} cannot be computed on both splits")
+    se = ((standard_error(ctx, metric, "valid") or 0.0) ** 2 + (standard_error(ctx, metric, "train") or 0.0) ** 2) ** 0.5
+    gap = t - v
+    base = _baseline_for(ctx, metric)
+    train_skill = _skill(ctx, metric, t, base)
+    evidence = {"metric": metric, "train": t, "valid": v, "gap": gap, "noise_se": se, "warn_gap": GAP_WARN,
+                "fail_gap": GAP_FAIL, "baseline": base, "train_skill": train_skill,
+                "underfit_skill": UNDERFIT_SKILL, "predictions": outputs.source}
+    plot = PlotSpec(kind="bar", title=f"{metric}: train vs valid", x_label="split", y_label=metric,
+                    series=[Series(metric, ["train", "valid"], [t, v])])
+    if gap >= GAP_WARN and gap - ONE_SIDED_Z * se > 0:
+        # Tree ensembles and other scikit-learn estimators fit their training rows almost perfectly by
+        # design (a random forest's train score says little), so their gap is worth a look, never a fail.
+        memorises_by_design = ctx.model_kind == "sklearn"
+        status = fail if gap >= GAP_FAIL and not memorises_by_design else warn
+        note = (" Many scikit-learn estimators (forests, boosted trees, k-NN) score near-perfectly on their own "
+                "training rows by construction; compare valid scores across settings rather than reading the gap "
+                "alone." if memorises_by_design else "")
+        return status(f"overfitting: {metric} {t:.3f} on train vs {v:.3f} on valid (gap {gap:.3f})",
+                      detail=f"The model does {gap:.3f} better on the rows it was trained on than on held-out rows "
+                             f"(warn from {GAP_WARN}, fail from {GAP_FAIL} for neural networks; noise s.e. "
+                             f"{se:.3f}). It has learned details of the training rows that do not carry over.{note}",
+                      fix="Regularise: more training data or augmentation, weight decay / L2, dropout, a smaller "
+                          "model, early stopping on the validation loss; for trees, limit depth or leaf size. "
+                          "Also rule out train/valid coming from different distributions (data.drift).",
+                      evidence=evidence, plots=[plot])
+    if train_skill is not None and train_skill < UNDERFIT_SKILL:
+        return warn(f"underfitting: even on train the model reaches only {metric} {t:.3f} (baseline {base:.3f})",
+                    detail=f"On its own training rows the model covers {train_skill:.0%} of the distance from the "
+                           f"trivial baseline ({base:.3f}) to a perfect score (warn below {UNDERFIT_SKILL:.0%}); "
+                           f"valid is {v:.3f}. Both are poor: the model is not fitting the data.",
+                      fix="Train longer or with a better learning rate (training.lr_range), use a larger model, "
+                          "check that the features carry signal (scaling, encoding), and that labels line up "
+                          "with their rows.",
+                    evidence=evidence, plots=[plot])
+    return passed(f"train {metric} {t:.3f}, valid {v:.3f} (gap {gap:+.3f})", evidence=evidence, plots=[plot])
+
+
+def _baseline_for(ctx: RunContext, metric: str) -> float | None:
+    """The input-independent baseline on train for the gap metric (what a constant predictor scores)."""
+    import numpy as np
+
+    if not ctx.is_classification:
+        return 0.0 if metric == "r2" else None
+    y = ctx.y("train")
+    y = y[y >= 0]
+    if len(y) == 0:
+        return None
+    counts = np.bincount(y, minlength=len(ctx.classes))
+    if metric == "accuracy":
+        return float(counts.max() / counts.sum())
+    if metric == "balanced_accuracy":
+        return 1.0 / max(1, int((counts > 0).sum()))
+    if metric == "roc_auc":
+        return 0.5
+    from ..analyses.scoring import score
+
+    return score(metric, y, pred=np.full(len(y), int(counts.argmax())), n_classes=len(ctx.classes))
+
+
+@check("metrics.per_class", title="Every class is learned", needs=("classification",))
+def per_class(ctx: RunContext):
+    import numpy as np
+
+    so = model_outputs(ctx).get("valid")
+    table = per_class_table(ctx, so)
+    names = list(table)
+    support = np.array([table[c]["support"] for c in names])
+    correct = np.array([table[c]["correct"] for c in names])
+    predicted = np.array([table[c]["predicted"] for c in names])
+    rest_n, rest_k = support.sum() - support, correct.sum() - correct
+    pvals = two_proportion_p(correct, support, rest_k, rest_n)
+    present = support > 0
+    q = np.ones(len(names))
+    q[present] = benjamini_hochberg(pvals[present])
+    recall = np.where(support > 0, correct / np.maximum(support, 1), np.nan)
+    rest_recall = np.where(rest_n > 0, rest_k / np.maximum(rest_n, 1), np.nan)
+    never = [c for i, c in enumerate(names) if support[i] > 0 and predicted[i] == 0]
+    never_big = [c for c in never if table[c]["support"] >= MIN_SUPPORT_NEVER_PREDICTED]
+    weak = [c for i, c in enumerate(names) if present[i] and c not in never
+            and rest_recall[i] - recall[i] >= RECALL_GAP_WARN and q[i] < FDR]
+    evidence = {"per_class": table, "never_predicted": never, "weak_recall": weak,
+                "rest_recall": {c: (None if np.isnan(rest_recall[i]) else float(rest_recall[i])) for i, c in enumerate(names)},
+                "q_values": {c: float(q[i]) for i, c in enumerate(names)}, "recall_gap_warn": RECALL_GAP_WARN,
+                "fdr": FDR, "min_support_never_predicted": MIN_SUPPORT_NEVER_PREDICTED}
+    plot = PlotSpec(kind="bar", title="recall per class (valid)", x_label="class", y_label="recall",
+                    series=[Series("recall", names, [None if np.isnan(r) else float(r) for r in recall])])
+    describe = lambda c: f"'{c}' ({table[c]['support']} rows, recall {table[c]['recall']:.2f})"  # noqa: E731
+    fix = ("Check that the class is represented in train (problem.class_balance), use class weights or "
+           "resampling, judge with balanced_accuracy/f1_macro, and look at its rows for label errors "
+           "(data.label_issues); a class the model never outputs can also mean the output layer is too small "
+           "or the class order differs between training and [data] classes.")
+    if never_big or never:
+        status = fail if never_big else info
+        return status(f"{len(never)} class(es) never predicted: {', '.join(map(str, never[:6]))}",
+                      detail=f"The model never outputs {', '.join(describe(c) for c in never[:6])} on the valid "
+                             f"split. A class with at least {MIN_SUPPORT_NEVER_PREDICTED} rows that is never "
+                             f"predicted means the model has given up on it."
+                             + (f" Also weak: {', '.join(describe(c) for c in weak[:6])}." if weak else ""),
+                      fix=fix, evidence=evidence, plots=[plot])
+    if weak:
+        return warn(f"recall far below the other classes for {', '.join(map(str, weak[:6]))}",
+                    detail=f"{'; '.join(describe(c) + f' vs {rest_recall[names.index(c)]:.2f} on the rest' for c in weak[:6])}. "
+                           f"Flagged when a class trails the other classes' recall by at least {RECALL_GAP_WARN} "
+                           f"and a two-proportion z-test stays significant after Benjamini-Hochberg (q < {FDR}).",
+                    fix=fix, evidence=evidence, plots=[plot])
+    worst = names[int(np.nanargmin(recall))] if present.any() else None
+    return passed(f"every class is predicted; lowest recall {describe(worst)}" if worst else "no labelled rows",
+                  evidence=evidence, plots=[plot])
+
+
+# --- metrics.confusion ------------------------------------------------------------------------
+@check("metrics.confusion", title="Confusion matrix and the most confused pairs", needs=("classification",))
+def confusion(ctx: RunContext):
+    import numpy as np
+
+    so = model_outputs(ctx).get("valid")
+    y, pred, _ = labelled(so)
+    n = len(ctx.classes)
+    cm = confusion_counts(y, pred, n)
+    names = [str(c) for c in ctx.classes]
+    rows = cm.sum(axis=1)
+    rate = cm / np.maximum(rows[:, None], 1)
+    off = [(int(cm[i, j]), i, j) for i in range(n) for j in range(n) if i != j and cm[i, j] > 0]
+    off.sort(reverse=True)
+    pairs = [{"true": names[i], "predicted": names[j], "count": c, "share_of_true": float(rate[i, j])}
+             for c, i, j in off[:10]]
+    swapped = [[names[i], names[j]] for i in range(n) for j in range(i + 1, n)
+               if rows[i] >= MIN_SUPPORT_SWAP and rows[j] >= MIN_SUPPORT_SWAP
+               and rate[i, j] > SWAP_RATE and rate[j, i] > SWAP_RATE]
+    evidence = {"classes": names, "matrix": cm.tolist(), "most_confused": pairs, "swapped": swapped}
+    shown = 25
+    plot = PlotSpec(kind="heatmap", title="confusion matrix (valid; rows = true, columns = predicted)",
+                    x_label="predicted", y_label="true", matrix=cm[:shown, :shown].tolist(),
+                    row_labels=names[:shown], col_labels=names[:shown])
+    if swapped:
+        a, b = swapped[0]
+        return fail(f"classes '{a}' and '{b}' look swapped: each is mostly predicted as the other",
+                    detail=f"More than {SWAP_RATE:.0%} of '{a}' rows are predicted '{b}' and vice versa. Two "
+                           f"classes that the model confuses both ways this much are usually a label-order "
+                           f"mix-up, not a hard pair.",
+                    fix="Compare the class order used to build the training targets with [data] classes (and "
+                        "with how predictions are written); re-map the labels consistently.",
+                    evidence=evidence, plots=[plot])
+    if not pairs:
+        return passed("no confusions on the valid split", evidence=evidence, plots=[plot])
+    top = "; ".join(f"'{p['true']}' -> '{p['predicted']}' {p['count']} ({p['share_of_true']:.0%})" for p in pairs[:3])
+    return passed(f"most confused: {top}", evidence=evidence, plots=[plot])
+
+
+# --- metrics.calibration ----------------------------------------------------------------------
+def expected_calibration_error(confidence, correct, bins: int = ECE_BINS):
+    """Top-label ECE with equal-width bins (Guo et al. 2017), and the per-bin table. Vectorised over
+    leading axes of `correct` (for the simulated null)."""
+    import numpy as np
+
+    confidence = np.asarray(confidence, dtype=float)
+    idx = np.clip((confidence * bins).astype(int), 0, bins - 1)
+    counts = np.bincount(idx, minlength=bins).astype(float)
+    conf_sum = np.bincount(idx, weights=confidence, minlength=bins)
+    correct = np.asarray(correct, dtype=float)
+    if correct.ndim == 1:
+        acc_sum = np.bincount(idx, weights=correct, minlength=bins)
+    else:
+        onehot = np.zeros((len(idx), bins))
+        onehot[np.arange(len(idx)), idx] = 1.0
+        acc_sum = correct @ onehot
+    ece = np.abs(acc_sum - conf_sum).sum(axis=-1) / max(len(confidence), 1)
+    return ece, counts, conf_sum, acc_sum
+
+
+@check("metrics.calibration", title="Predicted probabilities match observed accuracy", needs=("classification",))
+def calibration(ctx: RunContext):
+    import numpy as np
+
+    so = model_outputs(ctx).get("valid")
+    if so.proba is None:
+        raise SkipCheck("needs class probabilities: add prob_<class> columns to the predictions file "
+                        "(or a model with predict_proba)")
+    y, pred, proba = labelled(so)
+    conf = proba[np.arange(len(pred)), pred]
+    correct = (pred == y).astype(float)
+    ece, counts, conf_sum, acc_sum = expected_calibration_error(conf, correct)
+    ece = float(ece)
+    rng = np.random.default_rng(ctx.seed)
+    # The null: labels drawn as if the stated confidences were exactly right.
+    sims = min(N_BOOTSTRAP, max(20, 2_000_000 // max(len(conf), 1)))
+    null = expected_calibration_error(conf, rng.random((sims, len(conf))) < conf)[0]
+    null95 = float(np.quantile(null, 0.95))
+    mean_conf, accuracy = float(conf.mean()), float(correct.mean())
+    direction = "over-confident" if mean_conf > accuracy else "under-confident"
+    used = counts > 0
+    bins_x = (conf_sum[used] / counts[used]).tolist()
+    bins_y = (acc_sum[used] / counts[used]).tolist()
+    evidence = {"ece": ece, "bins": ECE_BINS, "warn_above": ECE_WARN, "null_ece_95": null95,
+                "mean_confidence": mean_conf, "accuracy": accuracy, "direction": direction,
+                "bin_confidence": bins_x, "bin_accuracy": bins_y, "bin_counts": counts[used].astype(int).tolist()}
+    plot = PlotSpec(kind="line", title="reliability diagram (valid)", x_label="confidence", y_label="accuracy",
+                    series=[Series("model", bins_x, bins_y), Series("perfect calibration", [0, 1], [0, 1])])
+    if ece > ECE_WARN and ece > null95:
+        return warn(f"{direction}: expected calibration error {ece:.3f} (mean confidence {mean_conf:.3f}, "
+                    f"accuracy {accuracy:.3f})",
+                    detail=f"Top-label ECE over {ECE_BINS} equal-width bins (Guo et al. 2017) is {ece:.3f}; warn "
+                           f"above {ECE_WARN} when it also exceeds the {null95:.3f} a perfectly calibrated model "
+                           f"would show on this many rows by chance. Probabilities from this model should not be "
+                           f"read as likelihoods (thresholds, risk scores, log-loss suffer).",
+                    fix="Fit a temperature on the validation logits (temperature scaling, Guo et al. 2017) or use "
+                        "isotonic/Platt calibration; less overfitting (weight decay, early stopping, label "
+                        "smoothing) also reduces over-confidence.",
+                    evidence=evidence, plots=[plot])
+    return passed(f"ECE {ece:.3f} (mean confidence {mean_conf:.3f}, accuracy {accuracy:.3f})",
+                  evidence=evidence, plots=[plot])
+
+
+# --- metrics.split_consistency ----------------------------------------------------------------
+@check("metrics.split_consistency", title="Valid and test agree", needs=("test",))
+def split_consistency(ctx: RunContext):
+    outputs = model_outputs(ctx)
+    valid, test = outputs.get("valid"), outputs.get("test")
+    metric = ctx.metric
+    v, t = metric_value(ctx, metric, valid), metric_value(ctx, metric, test)
+    if v is None or t is None:
+        raise SkipCheck(f"{metric} cannot be computed on both valid and test")
+    hib = higher_is_better(metric)
+    se = ((standard_error(ctx, metric, "valid") or 0.0) ** 2 + (standard_error(ctx, metric, "test") or 0.0) ** 2) ** 0.5
+    drop = (v - t) if hib else (t - v)            # positive: test is worse
+    bounded = metric in BOUNDED_METRICS
+    size = drop if bounded else drop / max(abs(v), 1e-12)
+    z = drop / se if se > 0 else (float("inf") if drop > 0 else 0.0)
+    evidence = {"metric": metric, "valid": v, "test": t, "drop": drop, "relative": not bounded, "effect": size,
+                "z": z, "standard_error": se, "warn_drop": SPLIT_DROP_WARN, "fail_drop": SPLIT_DROP_FAIL}
+    plot = PlotSpec(kind="bar", title=f"{metric}: valid vs test", x_label="split", y_label=metric,
+                    series=[Series(metric, ["valid", "test"], [v, t])])
+    what = f"{size:.3f}" if bounded else f"{size:.0%}"
+    if size >= SPLIT_DROP_WARN and z > ONE_SIDED_Z:
+        status = fail if size >= SPLIT_DROP_FAIL else warn
+        return status(f"test is worse than valid: {metric} {v:.4g} -> {t:.4g} (drop {what})",
+                      detail=f"The drop from valid to test is {what} (warn from {SPLIT_DROP_WARN}, fail from "
+                             f"{SPLIT_DROP_FAIL}{'' if bounded else ' relative'}), z = {z:.1f} against the bootstrap "
+                             f"noise of both splits. Two samples of the same distribution should agree within noise.",
+                      fix="Look for validation rows that leak from train (data.split_overlap), model selection "
+                          "tuned on valid too many times, or a test set from a different time/source "
+                          "(data.drift); re-split or collect a fresh validation set.",
+                      evidence=evidence, plots=[plot])
+    return passed(f"valid {metric} {v:.4g}, test {t:.4g} (within noise or better)", evidence=evidence, plots=[plot])
