@@ -41,3 +41,12 @@ def test_console_script_help_runs():
 def test_step_modules_import_nothing_heavy_at_top_level():
     loaded = modules_after("from mltriage.checks.engine.registry import all_checks\nall_checks()")
     assert not [m for m in HEAVY if m in loaded], "a checks module imports a heavy library at top level"
+
+
+def test_readme_points_at_nothing_outside_the_repository():
+    """The README is the front door of a fresh clone: every relative link resolves inside the checkout."""
+    text = (ROOT / "README.md").read_text()
+    assert "../" not in text
+    links = re.findall(r"\]\(([^)#]+)\)", text)
+    missing = [link for link in links if not link.startswith(("http://", "https://")) and not (ROOT / link).exists()]
+    assert links and missing == []
