@@ -170,3 +170,12 @@ def summarize(findings: list[Finding]) -> dict[str, int]:
     for f in findings:
         counts[f.status] += 1
     return counts
+
+
+def run_document(project: str, findings: list[Finding], version: str | None = None, **extra: Any) -> dict:
+    """The run as DESIGN §5 writes it (mltriage, project, findings, summary), plus any extra keys
+    (started, seconds, notes, ...): the one place that document is built."""
+    if version is None:
+        from mltriage import __version__ as version
+    return {"mltriage": version, "project": project, "findings": [f.to_dict() for f in findings],
+            "summary": summarize(findings), **extra}

@@ -100,8 +100,20 @@ def all_checks() -> dict[str, CheckSpec]:
 
 def checks_for(steps: list[str] | tuple[str, ...] | None = None) -> list[CheckSpec]:
     """Registered checks of the given steps, in catalog order, then any extra ids alphabetically."""
-    registered = all_checks()
     wanted = set(steps or STEPS)
-    order = {cid: i for i, cid in enumerate(CATALOG_IDS)}
-    specs = [s for s in registered.values() if s.step in wanted]
-    return sorted(specs, key=lambda s: (STEPS.index(s.step), order.get(s.id, len(order)), s.id))
+    return in_catalog_order([s for s in all_checks().values() if s.step in wanted], id_of=lambda s: s.id)
+
+
+def catalog_position(check_id: str, step: str | None = None) -> tuple:
+    """Sort key of a check id: its step, then its place in the catalog, then extra ids alphabetically."""
+    step = step or check_id.split(".", 1)[0]
+    order = _CATALOG_ORDER.get(check_id, len(_CATALOG_ORDER))
+    return (STEPS.index(step) if step in STEPS else len(STEPS), order, check_id)
+
+
+def in_catalog_order(items, id_of=lambda f: f.check):
+    """Findings (or anything with a check id) in catalog order: the order every view lists them in."""
+    return sorted(items, key=lambda item: catalog_position(id_of(item)))
+
+
+_CATALOG_ORDER = {cid: i for i, cid in enumerate(CATALOG_IDS)}

@@ -196,20 +196,18 @@ def to_html(run: dict, notes: dict[str, str] | None = None, ticked: dict | None 
 def render_session(config, fmt: str) -> str:
     """The project's latest findings (newest per check across saved runs) with the session's notes
     and ticked items."""
-    from ..findings import summarize
+    from ..engine.registry import in_catalog_order
+    from ..findings import run_document
     from ..project.config import ProjectError
-    from ..engine.registry import CATALOG_IDS
     from .state import STATE_DIR, load_findings, load_previous_run, read_json
 
     merged, _ = load_findings(config.root)
     if not merged:
         raise ProjectError(f"No saved run in {config.root / STATE_DIR / 'runs'}. Run `mltriage check "
                            f"{config.root}` (or the app) first, then export.")
-    order = {cid: i for i, cid in enumerate(CATALOG_IDS)}
-    findings = sorted(merged.values(), key=lambda f: (order.get(f.check, len(order)), f.check))
     latest = load_previous_run(config.root) or {}
-    run = {"mltriage": latest.get("mltriage", ""), "project": latest.get("project", config.name),
-           "findings": [f.to_dict() for f in findings], "summary": summarize(findings)}
+    run = run_document(latest.get("project", config.name), in_catalog_order(merged.values()),
+                       version=latest.get("mltriage", ""))
     session, _ = read_json(config.root / STATE_DIR / "session.json")
     session = session if isinstance(session, dict) else {}
     notes = session.get("notes", {}) if isinstance(session.get("notes"), dict) else {}
