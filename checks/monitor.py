@@ -57,7 +57,12 @@ def default_path(run: str | None = None) -> Path:
     """.mltriage/monitor/<run>.jsonl next to the project file above the working directory (or in it)."""
     root = find_project_root(Path.cwd().resolve()) or Path.cwd()
     name = run or time.strftime("run-%Y%m%d-%H%M%S") + f"-{os.getpid()}"
-    return root / ".mltriage" / "monitor" / f"{name}.jsonl"
+    state = root / ".mltriage"
+    # as for all of mltriage's state: never written through a link that may lead out of the project
+    if state.is_symlink() or (state / "monitor").is_symlink():
+        raise OSError(f"{state} (or its monitor folder) is a symbolic link; pass Monitor(path=...) or make it "
+                      f"a plain folder")
+    return state / "monitor" / f"{name}.jsonl"
 
 
 def weight_layers(model: torch.nn.Module) -> dict[str, list[torch.nn.Parameter]]:
@@ -117,7 +122,7 @@ class Monitor:
         self.every = max(1, int(every))
         self.steps = 0
         self.enabled = True
-        self.path = Path(path) if path is not None else default_path(run)
+        self.path = Path(path) if path is not None else None  # the default is found in _open, guarded
         self._model = weakref.ref(model)
         self._optimizer = weakref.ref(optimizer) if optimizer is not None else None
         self._file = None
@@ -126,7 +131,7 @@ class Monitor:
         self._before: dict[str, torch.Tensor] | None = None
         self._probe: _ActivationProbe | None = None
         self._hook = None
-        self._guard(self._open, model)
+        self._guard(self._open, model, run)
         if self.every == 1:  # the first step is recorded: its forward pass must already be observed
             self._guard(self._arm_activation_probe)
 
@@ -166,7 +171,9 @@ class Monitor:
         return False
 
     # --- recording ----------------------------------------------------------------------------------
-    def _open(self, model) -> None:
+    def _open(self, model, run) -> None:
+        if self.path is None:
+            self.path = default_path(run)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(self.path, "a", buffering=1, encoding="utf-8")  # line-buffered: whole lines
         n_params = sum(p.numel() for p in model.parameters())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 from xml.sax.saxutils import escape, quoteattr
 
@@ -11,6 +12,28 @@ from ..engine.registry import STEP_TITLES, STEPS
 
 ICONS = {"pass": "PASS", "info": "INFO", "warn": "WARN", "fail": "FAIL", "error": "ERR ", "skipped": "SKIP"}
 COLORS = {"pass": "32", "info": "36", "warn": "33", "fail": "31;1", "error": "35", "skipped": "2"}
+
+
+# Control characters (ESC, BEL, backspace, C1 codes such as CSI) and the bidirectional overrides that can
+# reorder what a reader sees: data must not be able to move the cursor, retitle or recolour the user's
+# terminal, or disguise a line. They are shown as visible escapes instead. Newlines and tabs stay.
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """`text` with every control character shown as a \\xNN / \\uNNNN escape."""
+    return _UNPRINTABLE.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
+                            else f"\\u{ord(m.group()):04x}", text)
+
+
+def _printable_finding(raw: dict) -> Finding:
+    f = Finding.from_dict(raw)
+    f.title, f.detail, f.fix = printable(f.title), printable(f.detail), printable(f.fix or "")
+    return f
+
+
+def _printable_findings(run: dict) -> list[Finding]:
+    return [_printable_finding(f) for f in run["findings"]]
 
 
 def to_json(run: dict) -> str:
@@ -58,8 +81,8 @@ def plot_as_text(plot: PlotSpec, width: int = 60) -> str:
 
 
 def to_text(run: dict, width: int = 80, color: bool = False, verbose: bool = False) -> str:
-    findings = [Finding.from_dict(f) for f in run["findings"]]
-    out = [f"mltriage {run.get('mltriage', '')} - project {run['project']}", ""]
+    findings = _printable_findings(run)
+    out = [f"mltriage {run.get('mltriage', '')} - project {printable(str(run['project']))}", ""]
     wrap = textwrap.TextWrapper(width=width, initial_indent="       ", subsequent_indent="       ")
 
     def paint(status: str, text: str) -> str:
@@ -81,8 +104,8 @@ def to_text(run: dict, width: int = 80, color: bool = False, verbose: bool = Fal
 
 
 def to_markdown(run: dict, notes: dict[str, str] | None = None) -> str:
-    findings = [Finding.from_dict(f) for f in run["findings"]]
-    out = [f"# mltriage report: {run['project']}", "", f"**Summary:** {_summary_line(run['summary'])}", ""]
+    findings = _printable_findings(run)
+    out = [f"# mltriage report: {printable(str(run['project']))}", "", f"**Summary:** {_summary_line(run['summary'])}", ""]
     for step, items in _by_step(findings).items():
         out += [f"## {STEP_TITLES[step]}", "", "| status | check | finding |", "|---|---|---|"]
         for f in items:
@@ -102,7 +125,7 @@ def to_markdown(run: dict, notes: dict[str, str] | None = None) -> str:
 
 def to_junit(run: dict) -> str:
     """One testsuite per step, one testcase per check; slice tests as their own testcases."""
-    findings = [Finding.from_dict(f) for f in run["findings"]]
+    findings = _printable_findings(run)
     suites = []
     for step, items in _by_step(findings).items():
         cases = []
@@ -116,7 +139,7 @@ def to_junit(run: dict) -> str:
             f'errors="{counts["errors"]}" skipped="{counts["skipped"]}" time="{time_total:.3f}">\n'
             + "\n".join(cases) + "\n  </testsuite>")
     return ('<?xml version="1.0" encoding="UTF-8"?>\n'
-            f'<testsuites name={quoteattr("mltriage " + run["project"])}>\n' + "\n".join(suites) + "\n</testsuites>\n")
+            f'<testsuites name={quoteattr("mltriage " + printable(str(run["project"])))}>\n' + "\n".join(suites) + "\n</testsuites>\n")
 
 
 def _junit_case(classname: str, name: str, status: str, title: str, body: str, seconds: float) -> str:
@@ -158,7 +181,7 @@ def to_html(run: dict, notes: dict[str, str] | None = None, ticked: dict | None 
     """A self-contained HTML page: inline CSS, plots as preformatted text, no external assets."""
     import html
 
-    findings = [Finding.from_dict(f) for f in run["findings"]]
+    findings = _printable_findings(run)
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'>",
         f"<title>mltriage report: {html.escape(run['project'])}</title>",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -13,15 +14,46 @@ STATE_DIR = ".mltriage"
 RUNS_DIR = "runs"
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temp file in the same folder + fsync + rename: readers see the old or the new file."""
+class UnsafeStatePath(OSError):
+    """A state path that would lead outside the project folder (a symbolic link): never written through."""
+
+    def __init__(self, message: str):
+        super().__init__(errno.ELOOP, message)  # strerror is the message, as callers print it
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write_text(path: Path, text: str, follow_symlinks: bool = True) -> None:
+    """Write via a temp file in the same folder + fsync + rename: readers see the old or the new file.
+
+    The user's file keeps what is theirs: a symbolic link is written through to its target (unless
+    follow_symlinks is False, for state files, where a link is refused), an existing file keeps its
+    permission bits, a new one gets the umask's (mkstemp alone would make it 0600). A target that is not
+    a regular file (/dev/stdout, a FIFO, a terminal) is written in place, never replaced by a rename."""
     path = Path(path)
+    if path.is_symlink():
+        if not follow_symlinks:
+            raise UnsafeStatePath(f"{path} is a symbolic link (to {os.path.realpath(path)}); mltriage does not "
+                                  f"write its state through links. Remove the link.")
+        path = Path(os.path.realpath(path))
+    if path.exists() and path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder; give a file name")
+    if path.exists() and not path.is_file():
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
+    mode = (path.stat().st_mode & 0o7777) if path.exists() else (0o666 & ~_current_umask())
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
+            os.fchmod(handle.fileno(), mode)
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -29,8 +61,29 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
-def atomic_write_json(path: Path, data: Any) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False))
+def atomic_write_json(path: Path, data: Any, follow_symlinks: bool = True) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False), follow_symlinks=follow_symlinks)
+
+
+def state_dir(project_root: Path) -> Path:
+    """The project's `.mltriage/` folder, refused when it is a link or leads outside the project (a
+    hostile checkout could point it at the user's home and have mltriage write there)."""
+    root = Path(project_root)
+    folder = root / STATE_DIR
+    if folder.is_symlink() or (folder.exists() and not folder.resolve().is_relative_to(root.resolve())):
+        raise UnsafeStatePath(f"{folder} is a symbolic link (to {os.path.realpath(folder)}); mltriage keeps its "
+                              f"state inside the project folder and does not write through links. Remove the "
+                              f"link (or make {STATE_DIR} a plain folder).")
+    return folder
+
+
+def state_file(project_root: Path, *parts: str) -> Path:
+    """A file under `.mltriage/`, refused when the folders on the way are links out of the project."""
+    path = state_dir(project_root).joinpath(*parts)
+    for parent in reversed(path.parents):
+        if parent.is_relative_to(state_dir(project_root)) and parent.is_symlink():
+            raise UnsafeStatePath(f"{parent} is a symbolic link; mltriage does not write its state through links.")
+    return path
 
 
 def read_json(path: Path) -> tuple[Any | None, str | None]:
@@ -56,14 +109,14 @@ def runs_dir(project_root: Path) -> Path:
 
 def save_run(project_root: Path, run: dict) -> Path:
     """Save one run (DESIGN §5 schema) as .mltriage/runs/<UTC time>.json and return its path."""
-    folder = runs_dir(project_root)
+    folder = state_file(project_root, RUNS_DIR)  # refused when .mltriage or runs/ is a link
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(run.get("started", time.time())))
     path = folder / f"{stamp}.json"
     n = 1
     while path.exists():
         path = folder / f"{stamp}-{n}.json"
         n += 1
-    atomic_write_json(path, run)
+    atomic_write_json(path, run, follow_symlinks=False)
     return path
 
 

@@ -82,40 +82,61 @@ def write_starter(data: Path, target: str | None = None, valid: str | None = Non
     text = [c for c in columns if c != target and c not in ignore and df[c].dtype == object
             and df[c].dropna().astype(str).str.len().mean() >= 30]
     root = output.parent.resolve()
-    lines = [
-        "# Starter project file written by `mltriage init`. Review every line.",
-        "[project]",
-        f'name = "{root.name}"',
-        f'task = "{task}"',
-        f'metric = "{"f1_macro" if task == "classification" else "rmse"}"',
-        "",
-        "[data]",
-        f'train = "{_rel(data, root)}"',
-    ]
-    if valid:
-        lines.append(f'valid = "{_rel(Path(valid), root)}"')
-    else:
-        lines.append("# valid = \"data/valid.csv\"   # absent: 20% of train is held out")
-    if test:
-        lines.append(f'test = "{_rel(Path(test), root)}"')
-    lines.append(f'target = "{target}"'
-                 + (f"   # other candidates: {', '.join(map(str, candidates[1:4]))}" if len(candidates) > 1 else ""))
-    if ignore:
-        lines.append("ignore = [" + ", ".join(f'"{c}"' for c in ignore) + "]   # look like row ids")
-    if text:
-        lines.append("text = [" + ", ".join(f'"{c}"' for c in text) + "]")
-    lines += [
-        "",
-        "# [model]",
-        '# code = "model.py"          # build_model(n_inputs, n_outputs), featurize(fit_df, df), ...',
-        '# build = "build_model"',
-        "",
-        "[budget]",
-        "seconds = 60",
-        "",
-    ]
+    text = starter_toml(name=root.name, task=task, train=_rel(data, root),
+                        valid=_rel(Path(valid), root) if valid else None,
+                        test=_rel(Path(test), root) if test else None,
+                        target=target, other_targets=[str(c) for c in candidates[1:4]], ignore=ignore, text=text)
     from ..io.state import atomic_write_text
 
     # O_EXCL-style refusal above; the write itself is atomic.
-    atomic_write_text(output, "\n".join(lines))
+    atomic_write_text(output, text)
     return output
+
+
+def starter_toml(name: str, task: str, train: str, valid: str | None, test: str | None, target: str,
+                 other_targets: list[str], ignore: list[str], text: list[str]) -> str:
+    """The starter file. Every value taken from the data (file and column names) is written by tomlkit as
+    a quoted TOML string, so a hostile column name stays a string: it can never close the value, start
+    a section or add a key (`[model] code = ...` would make `check` run code the data chose)."""
+    import tomlkit
+
+    doc = tomlkit.document()
+    doc.add(tomlkit.comment("Starter project file written by `mltriage init`. Review every line."))
+    project = tomlkit.table()
+    project.add("name", name)
+    project.add("task", task)
+    project.add("metric", "f1_macro" if task == "classification" else "rmse")
+    doc.add("project", project)
+    data = tomlkit.table()
+    data.add("train", train)
+    if valid:
+        data.add("valid", valid)
+    else:
+        data.add(tomlkit.comment('valid = "data/valid.csv"   # absent: 20% of train is held out'))
+    if test:
+        data.add("test", test)
+    data.add("target", target)
+    if other_targets:
+        # names from the data go into comments only through json.dumps: quoted, one line, no newline
+        data["target"].comment("other candidates: " + ", ".join(_one_line(c) for c in other_targets))
+    if ignore:
+        data.add("ignore", ignore)
+        data["ignore"].comment("look like row ids")
+    if text:
+        data.add("text", text)
+    doc.add("data", data)
+    doc.add(tomlkit.nl())
+    doc.add(tomlkit.comment("[model]"))
+    doc.add(tomlkit.comment('code = "model.py"          # build_model(n_inputs, n_outputs), featurize(fit_df, df), ...'))
+    doc.add(tomlkit.comment('build = "build_model"'))
+    doc.add(tomlkit.nl())
+    budget = tomlkit.table()
+    budget.add("seconds", 60)
+    doc.add("budget", budget)
+    return tomlkit.dumps(doc)
+
+
+def _one_line(value: str) -> str:
+    import json
+
+    return json.dumps(str(value), ensure_ascii=True)
