@@ -17,12 +17,20 @@ SAMPLE_SEED = 0
 
 
 def max_read_bytes() -> int:
+    import math
     import os
 
-    try:
-        return int(float(os.environ.get("MLTRIAGE_MAX_READ_MB", DEFAULT_MAX_READ_MB)) * 1024 * 1024)
-    except ValueError:
+    raw = os.environ.get("MLTRIAGE_MAX_READ_MB")
+    if raw is None:
         return DEFAULT_MAX_READ_MB * 1024 * 1024
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise ProjectError(f"MLTRIAGE_MAX_READ_MB={raw!r} is not a positive number of megabytes. Unset it "
+                           f"(default {DEFAULT_MAX_READ_MB}) or set it to, e.g., 4096.")
+    return int(value * 1024 * 1024)
 
 
 def read_table(path: Path, what: str = "data file"):
@@ -61,7 +69,27 @@ def read_table(path: Path, what: str = "data file"):
     if len(df.columns) == 0 or len(df) == 0:
         raise ProjectError(f"{path}: {what} has no rows (only a header, or nothing). "
                            f"Point the project at a file with data.")
+    df = _drop_nested_columns(df)
     _combine_string_chunks(df)
+    return df
+
+
+def _drop_nested_columns(df):
+    """Columns of lists, dicts or arrays (Parquet list/struct/map, JSON arrays) are no features any check
+    can read: they are left out, and sanity.data_loads says which (df.attrs["mltriage_dropped"])."""
+    dropped = {}
+    for column in df.columns:
+        if df[column].dtype != object:
+            continue
+        sample = df[column].dropna().head(100)
+        kinds = {type(v).__name__ for v in sample if isinstance(v, (list, tuple, dict, set)) or hasattr(v, "shape")}
+        if kinds:
+            dropped[str(column)] = "/".join(sorted(kinds))
+    if not dropped:
+        return df
+    attrs = dict(df.attrs)
+    df = df.drop(columns=list(dropped))
+    df.attrs.update(attrs, mltriage_dropped=dropped)
     return df
 
 
@@ -216,7 +244,7 @@ def _read_npz(path: Path):
         archive = np.load(path, allow_pickle=False)
     except ValueError as exc:
         raise ProjectError(f"{path}: could not be read as .npz ({exc}).") from None
-    columns = {}
+    columns, skipped = {}, {}
     with archive:
         for name in archive.files:
             try:
@@ -226,6 +254,10 @@ def _read_npz(path: Path):
                     f"{path}: array '{name}' holds Python objects, which can only be loaded by unpickling. "
                     f"mltriage never unpickles data (it can run arbitrary code). Save numeric or string "
                     f"arrays instead (e.g. np.savez with a float or '<U' dtype).") from None
+            if array.dtype.names is not None or array.dtype.kind in "cVO":
+                skipped[name] = ("a structured array" if array.dtype.names is not None else
+                                 f"{array.dtype} values")  # complex, raw bytes: no check reads them
+                continue
             if array.ndim == 2 and name == "X":
                 for j in range(array.shape[1]):
                     columns[f"x{j}"] = array[:, j]
@@ -237,7 +269,10 @@ def _read_npz(path: Path):
     lengths = {k: len(v) for k, v in columns.items()}
     if len(set(lengths.values())) > 1:
         raise ProjectError(f"{path}: arrays have different lengths {lengths}; every column needs one value per row.")
-    return pd.DataFrame(columns)
+    df = pd.DataFrame(columns)
+    if skipped:
+        df.attrs["mltriage_dropped"] = skipped
+    return df
 
 
 def _read_sampled(path: Path, suffix: str, size: int):

@@ -17,7 +17,6 @@ PROJECT_FILE = "mltriage.toml"
 # The names a project file may use come from the shared vocabulary (re-exported for tui/ and tests).
 from ..vocab import (CLASSIFICATION_METRICS, METRICS, OPTIMIZERS, REGRESSION_METRICS,  # noqa: F401
                      SLICE_METRICS, TASKS)
-from ..vocab import LOSS_NAMES as LOSSES
 DEFAULT_BUDGET_SECONDS = 60.0
 
 
@@ -131,6 +130,12 @@ def find_project_file(target: str | Path = ".") -> Path:
         )
     if path.is_dir():
         raise ProjectError(f"{path.resolve()} is a folder, not a project file.")
+    if not path.is_file():  # a FIFO or a device would block the read forever
+        raise ProjectError(f"{path.resolve()} is not a regular file (a pipe or a device?). Point mltriage at "
+                           f"the {PROJECT_FILE} file or its folder.")
+    if path.suffix.lower() in (".csv", ".tsv", ".parquet", ".pq", ".jsonl", ".ndjson", ".npz"):
+        raise ProjectError(f"{path.resolve()} is a data file, not a project file. Point mltriage at the folder "
+                           f"holding {PROJECT_FILE}, or write one with `mltriage init --data {path}`.")
     return path
 
 
@@ -170,12 +175,18 @@ def _check_table(file: Path, where: str, table: Any, schema: dict) -> None:
 def _resolve(root: Path, file: Path, key: str, value: str | None, must_exist: bool = True) -> Path | None:
     if value is None:
         return None
+    if not value.strip():
+        raise ProjectError(f"{file}: {key} is empty. Give a path (relative to the folder of {PROJECT_FILE}) "
+                           f"or remove the key.")
     path = (root / value).expanduser()
     if must_exist and not path.exists():
         raise ProjectError(
             f"{file}: {key} = \"{value}\" points to {path.resolve()}, which does not exist.\n"
             f"Fix the path (it is relative to the folder of {PROJECT_FILE}) or remove the key."
         )
+    if path.exists() and not path.is_file() and not path.is_dir():  # reading a FIFO would block forever
+        raise ProjectError(f"{file}: {key} = \"{value}\" is not a regular file (a pipe or a device?). "
+                           f"Point it at a file.")
     return path
 
 
@@ -193,7 +204,7 @@ def parse_toml(file: Path) -> dict[str, Any]:
     except OSError as exc:
         raise ProjectError(f"{file}: cannot be read ({exc.strerror}).") from None
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")  # a byte-order mark (Windows editors write one) is not an error
     except UnicodeDecodeError:
         raise ProjectError(f"{file}: is not UTF-8 text. Save it as UTF-8.") from None
     if not text.strip():
@@ -205,6 +216,8 @@ def parse_toml(file: Path) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ProjectError(f"{file}: is not valid TOML: {exc}. Fix the syntax at that line.") from None
+    except RecursionError:
+        raise ProjectError(f"{file}: nests arrays or tables too deeply to be a project file.") from None
 
 
 def load_project(target: str | Path = ".") -> ProjectConfig:
@@ -255,9 +268,11 @@ def load_project(target: str | Path = ".") -> ProjectConfig:
             raise ProjectError(f"{file}: [data] classes must list at least two classes.")
         if len({str(c) for c in cfg.classes}) != len(cfg.classes):
             raise ProjectError(f"{file}: [data] classes lists the same class twice: {cfg.classes}.")
-    if cfg.target in cfg.ignore or (cfg.features and cfg.target in cfg.features):
-        raise ProjectError(f"{file}: the target column '{cfg.target}' is also listed in [data] features "
-                           f"or ignore. Remove it from there.")
+    if cfg.target in cfg.ignore or (cfg.features and cfg.target in cfg.features) or \
+            (cfg.text and cfg.target in cfg.text):
+        raise ProjectError(f"{file}: the target column '{cfg.target}' is also listed in [data] features, "
+                           f"ignore or text. Remove it from there.")
+    _check_column_lists(file, cfg)
 
     _load_model_section(cfg, file, root, model)
     cfg.training_log = _resolve(root, file, "[artifacts] training_log", artifacts.get("training_log"))
@@ -272,10 +287,26 @@ def load_project(target: str | Path = ".") -> ProjectConfig:
     return cfg
 
 
+def _check_column_lists(file: Path, cfg: ProjectConfig) -> None:
+    """features/ignore/text: no repeated column, and features, when given, names at least one."""
+    if cfg.features is not None and not cfg.features:
+        raise ProjectError(f"{file}: [data] features = [] lists no column. Remove the key to use every column "
+                           f"except the target and ignore, or name the feature columns.")
+    for key in ("features", "ignore", "text"):
+        names = getattr(cfg, key) or []
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ProjectError(f"{file}: [data] {key} lists {', '.join(map(repr, repeated))} more than once. "
+                               f"Name each column once.")
+
+
 def _load_model_section(cfg: ProjectConfig, file: Path, root: Path, model: dict) -> None:
     if not model:
         return
     code = model.get("code")
+    if code is not None and not code.strip():
+        raise ProjectError(f"{file}: [model] code is empty. Name a file next to {PROJECT_FILE} (code = "
+                           f"\"model.py\") or a dotted module name, or remove the [model] section.")
     if code is not None and (code.endswith(".py") or "/" in code):
         _resolve(root, file, "[model] code", code)
     if code is None and any(k in model for k in ("build", "featurize", "train_step", "predict")):
