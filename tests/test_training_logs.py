@@ -1,4 +1,4 @@
-"""Training-log readers (checks/logs.py) on files in each supported format, and the curve checks on them.
+"""Training-log readers (checks/io/logs.py) on files in each supported format, and the curve checks on them.
 
 The curves are real: a small PyTorch model is trained once per module on noisy data with too much
 capacity, so its validation loss turns up (overfitting) while the training loss keeps falling.

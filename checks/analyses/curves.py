@@ -4,15 +4,18 @@ smoothing, the loss of a trivial model, zig-zag amplitude, a real rise of the va
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
+from ..engine.analysis import analysis
 from ..engine.context import RunContext
 from ..findings import SkipCheck
+from ..io.logs import TrainingCurves, read_training_log
+from ..vocab import loss_info
 from .probe import Probe, probe, probe_curves
 
-
-# --- curves ---------------------------------------------------------------------------------------
 EMA_BETA = 0.9                 # smoothing of mini-batch losses
+ZIGZAG_FLOOR = 0.01            # moves under 1% of the curve's level are too small to matter
+RISE_T = 2.0                   # paired t statistic for "the valid loss really rose" (about 97.5% one-sided)
 
 
 def finite_values(values) -> list[float]:
@@ -28,23 +31,26 @@ def ema(values, beta: float = EMA_BETA) -> list[float]:
     return out
 
 
-# ==================================================================================================
-# Where the curves come from
-# ==================================================================================================
 @dataclass
 class CurveSource:
-    curves: object            # logs.TrainingCurves
+    """The curves a training check reads and where they came from."""
+
+    curves: TrainingCurves
     label: str                # said in every finding
     probe: Probe | None = None
     from_log: bool = False
 
 
+@analysis
+def training_log(ctx: RunContext) -> TrainingCurves:
+    """The project's [artifacts] training_log, read once per run."""
+    return read_training_log(ctx.config.training_log)
+
+
 def curve_source(ctx: RunContext) -> CurveSource:
     """The project's training log when given, else the probe; SkipCheck when neither is available."""
-    from ..io.logs import read_training_log
-
     if ctx.config.training_log is not None:
-        curves = ctx.shared("training:log", lambda: read_training_log(ctx.config.training_log))
+        curves = training_log(ctx)
         label = f"the training log {ctx.config.training_log.name} (read as {curves.source_format})"
         return CurveSource(curves, label, from_log=True)
     if ctx.has_model and ctx.model_kind == "torch":
@@ -57,12 +63,17 @@ def curve_source(ctx: RunContext) -> CurveSource:
                     "or a [model] section (code, build) so mltriage can run a short probe.")
 
 
+@analysis
 def trivial_loss(ctx: RunContext) -> float | None:
-    """The loss of a model that ignores its inputs and predicts the training prior (or the mean)."""
+    """The loss of a model that ignores its inputs and predicts the training prior (or the mean), for
+    the built-in losses whose uninformed level vocab.py names (`init_theory`); None for the others."""
     import numpy as np
 
     from .modeling import labelled_rows
 
+    loss = loss_info(ctx.loss_name)
+    if loss is None or (loss.task == "classification") != ctx.is_classification:
+        return None
     try:
         _, y = labelled_rows(ctx, "train")
     except Exception:  # featurize may be missing for a logs-only project: use the raw labels
@@ -70,17 +81,22 @@ def trivial_loss(ctx: RunContext) -> float | None:
         y = y[y >= 0] if ctx.is_classification else y[np.isfinite(y)]
     if len(y) == 0:
         return None
-    name = ctx.loss_name
-    if ctx.is_classification and name in ("cross_entropy", "nll"):
+    return _uninformed_loss(loss.init_theory, y)
+
+
+def _uninformed_loss(theory: str, y) -> float | None:
+    import numpy as np
+
+    if theory == "ln_classes":     # entropy of the class prior (ln C when balanced)
         p = np.bincount(np.asarray(y, dtype=int)) / len(y)
         p = p[p > 0]
         return float(-(p * np.log(p)).sum())
-    if ctx.is_classification and name in ("bce", "bce_with_logits"):
+    if theory == "ln_2":           # binary entropy of the positive rate (ln 2 when balanced)
         p = float(np.mean(y))
         return 0.0 if p in (0.0, 1.0) else float(-(p * math.log(p) + (1 - p) * math.log(1 - p)))
-    if not ctx.is_classification and name == "mse":
+    if theory == "variance":       # mse of predicting the mean
         return float(np.var(y))
-    if not ctx.is_classification and name == "l1":
+    if theory == "mad":            # l1 of predicting the median
         return float(np.mean(np.abs(y - np.median(y))))
     return None
 
@@ -106,23 +122,32 @@ def chunk_means(values: list[float], chunks: int = 20) -> tuple[list[float], lis
     return means, errors
 
 
-# ==================================================================================================
-# Curve checks
-# ==================================================================================================
-def start_and_end(src: CurveSource) -> dict | None:
+@dataclass(frozen=True)
+class LossEnds:
+    """The loss where training started and where it ended, and which series they were read on."""
+
+    start: float
+    end: float
+    series: str
+
+    def evidence(self) -> dict:
+        return asdict(self)
+
+
+def start_and_end(src: CurveSource) -> LossEnds | None:
     """Loss where training started and where it ended, on the least noisy series available."""
     c = src.curves
     if src.probe is not None and len(src.probe.train_loss) >= 2:
-        return {"start": src.probe.train_loss[0], "end": src.probe.train_loss[-1],
-                "series": "eval-mode train loss per epoch (epoch 0 = before training)"}
+        return LossEnds(src.probe.train_loss[0], src.probe.train_loss[-1],
+                        "eval-mode train loss per epoch (epoch 0 = before training)")
     if len(c.step_loss) >= 20:
         sm = ema(finite_values(c.step_loss))
         k = max(1, len(sm) // 10)
-        return {"start": float(sum(c.step_loss[:k]) / k), "end": sm[-1],
-                "series": "mini-batch loss (first 10% of steps vs EMA at the end)"}
+        return LossEnds(float(sum(c.step_loss[:k]) / k), sm[-1],
+                        "mini-batch loss (first 10% of steps vs EMA at the end)")
     _, ys = finite_series(c, "train_loss")
     if len(ys) >= 2:
-        return {"start": ys[0], "end": ys[-1], "series": "train loss per " + c.index_name}
+        return LossEnds(ys[0], ys[-1], "train loss per " + c.index_name)
     return None
 
 
@@ -130,8 +155,8 @@ def zigzag(values: list[float], errors: list[float] | None = None) -> dict:
     """How much a curve that should fall goes back up: upward moves beyond noise vs its total fall.
 
     Returns ups (sum of rises larger than 2 standard errors of the difference and than 1% of the
-    level), drop (start minus the
-    lowest value), reversals (direction changes among significant moves) and index = ups / drop.
+    level), drop (start minus the lowest value), reversals (direction changes among significant moves)
+    and index = ups / drop. A dict, because it is the evidence of training.oscillation as it stands.
     """
     ups, reversals, last_sign = 0.0, 0, 0
     for i in range(1, len(values)):
@@ -151,13 +176,11 @@ def zigzag(values: list[float], errors: list[float] | None = None) -> dict:
     return {"ups": ups, "drop": drop, "reversals": reversals, "index": ups / scale}
 
 
-# ==================================================================================================
-# Generalisation from the per-epoch curves
-# ==================================================================================================
-def epoch_curves(ctx: RunContext, need_valid: bool = True):
+def epoch_curves(ctx: RunContext, need_valid: bool = True) -> tuple[CurveSource, TrainingCurves]:
+    """The curve source and its curves; SkipCheck when a validation loss is needed and has < 3 points."""
     src = curve_source(ctx)
     c = src.curves
-    xs, valid = finite_series(c, "valid_loss")
+    _, valid = finite_series(c, "valid_loss")
     if need_valid and len(valid) < 3:
         what = (f"{len(valid)} validation point(s)" if valid else "no validation loss")
         raise SkipCheck(f"{src.label} has {what}; this check needs a validation loss over at least 3 "
@@ -166,7 +189,8 @@ def epoch_curves(ctx: RunContext, need_valid: bool = True):
 
 
 def valid_rise(src: CurveSource, best: int, valid: list[float], warn_rise: float) -> dict:
-    """Is the validation loss at the end really above its best, beyond noise?
+    """Is the validation loss at the end really above its best, beyond noise? (A dict: it is part of the
+    evidence of training.overfitting and training.early_stopping as it stands.)
 
     Probe: a paired t-test on the per-row validation losses of the best and the last epoch (the same
     rows, so only the model changed). Log: the rise must be sustained - the median of the values after
@@ -207,9 +231,3 @@ def patience_that_works(valid: list[float], tolerance: float = 0.01) -> int | No
         if best <= best_all + tolerance * abs(best_all):
             return patience
     return None
-
-
-ZIGZAG_FLOOR = 0.01            # moves under 1% of the curve's level are too small to matter
-
-
-RISE_T = 2.0                   # paired t statistic for "the valid loss really rose" (about 97.5% one-sided)

@@ -7,30 +7,24 @@ import math
 import time
 from dataclasses import dataclass, field
 
+from ..engine.analysis import analysis
 from ..engine.context import RunContext
 from .probe import LR_TEST_BUDGET_SHARE, seconds_for
 
 
-# --- learning-rate range test (Smith, "Cyclical Learning Rates for Training Neural Networks", 2017;
-# the variant popularised by fastai's lr_find: exponential sweep, EMA-smoothed loss, stop at divergence).
+# Smith, "Cyclical Learning Rates for Training Neural Networks" (2017), in the variant popularised by
+# fastai's lr_find: exponential sweep, EMA-smoothed loss, stop at divergence.
 LR_START, LR_END = 1e-7, 10.0
-
-
 LR_TEST_STEPS = 100            # points of the sweep, 12.5 per decade (fastai's lr_find uses 100)
-
-
 LR_SMOOTH_BETA = 0.9           # EMA factor on the loss (fastai uses 0.98 with ~100 steps at bs 64;
-
-
                                # 0.9 follows the sweep closely enough with our shorter sweeps)
 LR_DIVERGE_FACTOR = 4.0        # stop once the smoothed loss exceeds 4x its minimum (fastai's criterion)
 
 
-# ==================================================================================================
-# The learning-rate range test
-# ==================================================================================================
 @dataclass
 class LRTest:
+    """The sweep as it ran: lr, raw and smoothed loss per step, and why it stopped."""
+
     lrs: list[float] = field(default_factory=list)
     losses: list[float] = field(default_factory=list)
     smoothed: list[float] = field(default_factory=list)
@@ -46,16 +40,14 @@ def _batch_stream(n: int, batch_size: int, rng):
             yield order[i:i + batch_size]
 
 
+@analysis
 def lr_range_test(ctx: RunContext) -> LRTest:
-    return ctx.shared("training:lr_test", lambda: _run_lr_test(ctx))
-
-
-def _run_lr_test(ctx: RunContext) -> LRTest:
+    """The range test on a fresh model with the configured optimizer (once per run)."""
     import numpy as np
     import torch
 
-    from .modeling import default_step, labelled_rows, make_loss, make_optimizer, step_loss_value, target_tensor
     from ..project.usercode import call_user
+    from .modeling import default_step, labelled_rows, make_loss, make_optimizer, step_loss_value, target_tensor
 
     seconds = seconds_for(ctx, LR_TEST_BUDGET_SHARE, "learning-rate range test")
     model = ctx.build_model()
@@ -112,40 +104,74 @@ def _run_lr_test(ctx: RunContext) -> LRTest:
     return result
 
 
-def lr_range_summary(result: LRTest) -> dict:
-    """Where the loss falls fastest, where it is lowest, where it blew up, and the useful range."""
+@dataclass
+class LRSummary:
+    """What the sweep says: where the loss falls fastest, where it is lowest, where it blew up, and the
+    useful range. Fields stay None when the sweep is too short (or did not fall) to read them; the
+    evidence of training.lr_range is `evidence()`, which lists only the fields that were read."""
+
+    swept_from: float | None
+    swept_to: float | None
+    stopped: str
+    steps: int
+    loss_start: float | None = None
+    loss_min: float | None = None
+    lr_at_min_loss: float | None = None
+    relative_drop: float | None = None
+    lr_blowup: float | None = None
+    fell: bool | None = None
+    lr_steepest: float | None = None
+    useful_range: list[float] | None = None
+    suggested_lr: float | None = None
+
+    @property
+    def readable(self) -> bool:
+        """Enough finite points of the smoothed loss to read a minimum."""
+        return self.loss_min is not None
+
+    def evidence(self) -> dict:
+        always = ("swept_from", "swept_to", "stopped", "steps")
+        return {k: v for k, v in vars(self).items() if k in always or v is not None}
+
+
+def lr_range_summary(result: LRTest) -> LRSummary:
+    """Read the sweep: lowest point, blow-up, steepest fall and the useful range."""
     import numpy as np
 
     lrs = np.array(result.lrs, dtype=float)
     sm = np.array(result.smoothed, dtype=float)
     finite = np.isfinite(sm)
-    summary = {"swept_from": float(lrs[0]) if len(lrs) else None, "swept_to": float(lrs[-1]) if len(lrs) else None,
-               "stopped": result.stopped, "steps": int(len(lrs))}
+    summary = LRSummary(swept_from=float(lrs[0]) if len(lrs) else None,
+                        swept_to=float(lrs[-1]) if len(lrs) else None, stopped=result.stopped, steps=int(len(lrs)))
     if finite.sum() < 8:
         return summary
     i_min = int(np.nanargmin(np.where(finite, sm, np.inf)))
     start = float(np.median(sm[:5]))
     drop = start - float(sm[i_min])
-    summary.update({"loss_start": start, "loss_min": float(sm[i_min]), "lr_at_min_loss": float(lrs[i_min]),
-                    "relative_drop": drop / abs(start) if start else 0.0})
+    summary.loss_start, summary.loss_min, summary.lr_at_min_loss = start, float(sm[i_min]), float(lrs[i_min])
+    summary.relative_drop = drop / abs(start) if start else 0.0
     if result.stopped == "diverged":
-        summary["lr_blowup"] = float(lrs[-1])
+        summary.lr_blowup = float(lrs[-1])
     # The loss never fell by 5%, or its lowest point came within the first two decades of the sweep
     # (lrs too small to move any weight): no useful range at all.
-    if drop <= 0.05 * abs(start) or lrs[i_min] < 100 * LR_START:
-        summary["fell"] = False
-        return summary
-    summary["fell"] = True
+    summary.fell = not (drop <= 0.05 * abs(start) or lrs[i_min] < 100 * LR_START)
+    if summary.fell:
+        _read_useful_range(summary, lrs, sm, i_min, start, drop)
+    return summary
+
+
+def _read_useful_range(summary: LRSummary, lrs, sm, i_min: int, start: float, drop: float) -> None:
+    import numpy as np
+
     # Slope of the smoothed loss per decade of lr, over a window of +-3 points, up to the minimum.
     logs = np.log10(lrs)
     w = 3
     slopes = [(sm[min(i + w, i_min)] - sm[max(i - w, 0)]) / (logs[min(i + w, i_min)] - logs[max(i - w, 0)])
               for i in range(1, i_min)] if i_min > 1 else []
     i_steep = 1 + int(np.argmin(slopes)) if slopes else i_min
-    summary["lr_steepest"] = float(lrs[i_steep])
+    summary.lr_steepest = float(lrs[i_steep])
     # Lower end of the useful range: the loss has covered 10% of its total fall.
     lower = next(i for i in range(i_min + 1) if sm[i] <= start - 0.1 * drop)
-    summary["useful_range"] = [float(lrs[lower]), float(lrs[i_min])]
+    summary.useful_range = [float(lrs[lower]), float(lrs[i_min])]
     # fastai-style suggestion: a tenth of the lr at the minimum, which sits near the steepest fall.
-    summary["suggested_lr"] = float(lrs[i_min] / 10)
-    return summary
+    summary.suggested_lr = float(lrs[i_min] / 10)

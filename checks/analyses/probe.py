@@ -6,15 +6,19 @@ model is also the reference model of the metrics and errors steps.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..engine.analysis import analysis
 from ..engine.context import RunContext
 from ..findings import SkipCheck
 from ..project.usercode import call_user
-from .modeling import FitHistory, forward_scores, labelled_rows, scores_to_proba
+from ..vocab import higher_is_better
+from .modeling import (FitHistory, fit_torch, forward_scores, labelled_rows, loss_value, make_loss, scores_to_proba,
+                       target_tensor)
 
 
 # --- budget shares ----------------------------------------------------------------------------------
@@ -23,20 +27,11 @@ from .modeling import FitHistory, forward_scores, labelled_rows, scores_to_proba
 # of the run's whole budget (and never more than is left). The probe's trained model is also the
 # reference model of the metrics and errors steps, so it gets the larger share.
 LR_TEST_BUDGET_SHARE = 0.25
-
-
 PROBE_BUDGET_SHARE = 0.5
-
-
 MIN_SECONDS = 0.5              # below this nothing useful can be trained: report skipped
-
-
 EVAL_MAX_ROWS = 2000           # rows scored per epoch for the train/valid curves
 
 
-# ==================================================================================================
-# The probe
-# ==================================================================================================
 @dataclass
 class Probe:
     """Per-step and per-epoch records of a short instrumented run of the project's model."""
@@ -120,8 +115,6 @@ def _eval_rows(ctx: RunContext, split: str):
     """A fixed subsample (seeded) of a split's labelled rows, to score the model once per epoch."""
     import numpy as np
 
-    from .modeling import labelled_rows
-
     X, y = labelled_rows(ctx, split)
     if len(X) > EVAL_MAX_ROWS:
         idx = np.random.default_rng(ctx.seed).choice(len(X), EVAL_MAX_ROWS, replace=False)
@@ -134,7 +127,6 @@ def evaluate(ctx: RunContext, model, loss_fn, X, y):
     import numpy as np
     import torch
 
-    from .modeling import forward_scores, loss_value, scores_to_proba, target_tensor
     from .scoring import score
 
     scores = forward_scores(ctx, model, X, use_project_predict=False)
@@ -164,11 +156,6 @@ def evaluate(ctx: RunContext, model, loss_fn, X, y):
     return loss, metric, per_sample
 
 
-def probe(ctx: RunContext) -> Probe:
-    """The shared instrumented run (once per run)."""
-    return ctx.shared("training:probe", lambda: _run_probe(ctx))
-
-
 def seconds_for(ctx: RunContext, share: float, what: str) -> float:
     seconds = min(share * ctx.budget.seconds, ctx.budget.remaining())
     if seconds < MIN_SECONDS:
@@ -178,9 +165,9 @@ def seconds_for(ctx: RunContext, share: float, what: str) -> float:
     return seconds
 
 
-def _run_probe(ctx: RunContext) -> Probe:
-
-    from .modeling import fit_torch, labelled_rows, make_loss
+@analysis
+def probe(ctx: RunContext) -> Probe:
+    """The shared instrumented run (once per run)."""
 
     seconds = seconds_for(ctx, PROBE_BUDGET_SHARE, "instrumented training probe")
     model = ctx.build_model()
@@ -199,7 +186,7 @@ def _run_probe(ctx: RunContext) -> Probe:
 
     def record_epoch(epoch: int) -> None:
         relus.active = False
-        with ctx.budget.spend() if epoch == 0 else _nothing():
+        with ctx.budget.spend() if epoch == 0 else contextlib.nullcontext():
             tl, tm, _ = evaluate(ctx, model, loss_fn, *train_eval)
             vl, vm, v_rows = evaluate(ctx, model, loss_fn, *valid_eval)
         result.valid_row_losses.append(v_rows)
@@ -245,19 +232,9 @@ def _run_probe(ctx: RunContext) -> Probe:
     return result
 
 
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
 def probe_curves(ctx: RunContext, result: Probe):
     """The probe's per-epoch and per-step records as TrainingCurves, like a log."""
     from ..io.logs import TrainingCurves
-
-    from .scoring import higher_is_better
 
     return TrainingCurves(
         path="(probe)", source_format="probe", index_name="epoch", index=[float(e) for e in result.epochs],
@@ -279,12 +256,9 @@ class ReferenceModel:
     note: str = ""
 
 
+@analysis
 def train_reference(ctx: RunContext) -> ReferenceModel:
     """Train the project's model once per run within the budget (cached for every check)."""
-    return ctx.shared("reference_model", lambda: _train_reference(ctx))
-
-
-def _train_reference(ctx: RunContext) -> ReferenceModel:
     import numpy as np
 
     model = ctx.build_model()

@@ -28,7 +28,8 @@ EPOCH_NAMES = ("epoch", "epochs")
 STEP_NAMES = ("step", "global_step", "steps", "iteration", "iter", "iterations", "batch", "trainer/global_step")
 VALID_TOKENS = ("val", "valid", "validation", "eval", "dev")
 TRAIN_TOKENS = ("train", "training", "tr")
-# Metric name fragments and whether higher is better.
+# Metric name fragments of log columns and whether higher is better. Wider than vocab.METRICS on
+# purpose: logs name metrics their own way (acc, err, precision, recall, mse as a metric).
 METRIC_TOKENS = {
     "accuracy": True, "acc": True, "f1": True, "auc": True, "roc_auc": True, "precision": True,
     "recall": True, "r2": True, "rmse": False, "mae": False, "mse": False, "error": False, "err": False,
@@ -263,9 +264,44 @@ def _pick(candidates: list[str], prefer: str) -> str | None:
     return (plain or candidates or [None])[0]
 
 
+@dataclass
+class _Columns:
+    """Which columns of a log frame hold what: the index columns and one column (or None) per curve."""
+
+    epoch: str | None
+    step: str | None
+    step_loss: str | None = None
+    epoch_loss: str | None = None
+    valid_loss: str | None = None
+    train_metric: str | None = None
+    valid_metric: str | None = None
+
+    @property
+    def epoch_level(self) -> list[str]:
+        return [c for c in (self.epoch_loss, self.valid_loss, self.train_metric, self.valid_metric) if c]
+
+
 def curves_from_frame(frame, path: str, fmt: str) -> TrainingCurves:
     """Map a wide table of logged values (NaN where a row logs nothing) onto TrainingCurves."""
-    import numpy as np
+    frame, epoch_col, step_col, value_cols = _numeric_frame(frame)
+    curves = TrainingCurves(path=path, source_format=fmt, columns=value_cols)
+    if not len(frame):
+        raise TrainingLogError(f"{path}: the training log has no rows.")
+    epoch_col, step_col = _usable_index(frame, epoch_col), _usable_index(frame, step_col)
+    roles = _roles(curves, value_cols)
+    cols = _pick_columns(frame, roles, epoch_col, step_col)
+    _map_columns(curves, cols, roles)
+    _fill_curves(curves, frame, cols)
+    if not curves.mapped:
+        raise TrainingLogError(
+            f"{path}: no loss or metric column could be recognised. Name columns like train_loss / "
+            f"val_loss / val_accuracy (Keras, Lightning and Hugging Face names are understood). "
+            f"{curves.describe_columns()}.")
+    return curves
+
+
+def _numeric_frame(frame):
+    """A copy with string column names and float value columns; (frame, epoch col, step col, value cols)."""
     import pandas as pd
 
     frame = frame.copy()
@@ -280,17 +316,21 @@ def curves_from_frame(frame, path: str, fmt: str) -> TrainingCurves:
         if numeric.notna().any():
             frame[c] = numeric.astype(float)
             value_cols.append(c)
-    curves = TrainingCurves(path=path, source_format=fmt, columns=value_cols)
-    if not len(frame):
-        raise TrainingLogError(f"{path}: the training log has no rows.")
-    for col in (epoch_col, step_col):
-        if col is not None:
-            frame[col] = pd.to_numeric(frame[col], errors="coerce")
-    if epoch_col is not None and frame[epoch_col].isna().all():
-        epoch_col = None
-    if step_col is not None and frame[step_col].isna().all():
-        step_col = None
+    return frame, epoch_col, step_col, value_cols
 
+
+def _usable_index(frame, col: str | None) -> str | None:
+    """The index column as numbers, or None when it holds no number at all."""
+    import pandas as pd
+
+    if col is None:
+        return None
+    frame[col] = pd.to_numeric(frame[col], errors="coerce")
+    return None if frame[col].isna().all() else col
+
+
+def _roles(curves: TrainingCurves, value_cols: list[str]) -> dict[tuple[str, str], list[str]]:
+    """(loss|metric, train|valid) -> candidate columns; sets the curves' metric and names the unmapped."""
     roles: dict[tuple[str, str], list[str]] = {}
     metric_names: dict[str, str] = {}
     for c in value_cols:
@@ -317,51 +357,55 @@ def curves_from_frame(frame, path: str, fmt: str) -> TrainingCurves:
         roles[("metric", phase)] = kept
     curves.metric_name = metric_kind
     curves.metric_higher_is_better = METRIC_TOKENS.get(metric_kind or "accuracy", True)
+    return roles
 
+
+def _pick_columns(frame, roles, epoch_col: str | None, step_col: str | None) -> _Columns:
+    """One column per curve: the per-step and per-epoch training loss are told apart by their suffix or
+    by how often each epoch logs them."""
+    cols = _Columns(epoch_col, step_col)
     train_losses = roles.get(("loss", "train"), [])
-    step_loss_col = next((c for c in train_losses if _tokens(c)[-1] == "step"), None)
-    if step_loss_col is None:
+    cols.step_loss = next((c for c in train_losses if _tokens(c)[-1] == "step"), None)
+    if cols.step_loss is None:
         has_index = epoch_col is not None or step_col is not None  # without one, rows are epochs
-        step_loss_col = next((c for c in train_losses if has_index and _tokens(c)[-1] != "epoch"
-                              and not _per_epoch(frame, c, epoch_col)), None)
-    epoch_loss_col = next((c for c in train_losses if c != step_loss_col
-                           and (_tokens(c)[-1] == "epoch" or _per_epoch(frame, c, epoch_col)
-                                or epoch_col is None and step_col is None)), None)
-    if step_loss_col is not None:
-        rows = frame[frame[step_loss_col].notna()]
-        x = rows[step_col] if step_col is not None else pd.Series(np.arange(len(rows)), index=rows.index)
-        curves.step = [float(v) for v in x]
-        curves.step_loss = [float(v) for v in rows[step_loss_col]]
-        curves.mapped["step_loss"] = step_loss_col
+        cols.step_loss = next((c for c in train_losses if has_index and _tokens(c)[-1] != "epoch"
+                               and not _per_epoch(frame, c, epoch_col)), None)
+    cols.epoch_loss = next((c for c in train_losses if c != cols.step_loss
+                            and (_tokens(c)[-1] == "epoch" or _per_epoch(frame, c, epoch_col)
+                                 or epoch_col is None and step_col is None)), None)
+    cols.valid_loss = _pick(roles.get(("loss", "valid"), []), "epoch")
+    cols.train_metric = _pick(roles.get(("metric", "train"), []), "epoch")
+    cols.valid_metric = _pick(roles.get(("metric", "valid"), []), "epoch")
+    return cols
 
-    valid_loss_col = _pick(roles.get(("loss", "valid"), []), "epoch")
-    train_metric_col = _pick(roles.get(("metric", "train"), []), "epoch")
-    valid_metric_col = _pick(roles.get(("metric", "valid"), []), "epoch")
-    for role, col in (("train_loss", epoch_loss_col), ("valid_loss", valid_loss_col),
-                      ("train_metric", train_metric_col), ("valid_metric", valid_metric_col)):
+
+def _map_columns(curves: TrainingCurves, cols: _Columns, roles) -> None:
+    """Record role -> column, and every candidate column left over as unmapped."""
+    if cols.step_loss is not None:
+        curves.mapped["step_loss"] = cols.step_loss
+    for role, col in (("train_loss", cols.epoch_loss), ("valid_loss", cols.valid_loss),
+                      ("train_metric", cols.train_metric), ("valid_metric", cols.valid_metric)):
         if col is not None:
             curves.mapped[role] = col
-    for cols in roles.values():
-        for c in cols:
+    train_losses = roles.get(("loss", "train"), [])
+    for candidates in roles.values():
+        for c in candidates:
             if c not in curves.mapped.values() and c not in curves.unmapped and c not in train_losses:
                 curves.unmapped.append(c)
 
-    # Evaluation points: the epochs (or steps) at which epoch-level values were logged.
-    if epoch_col is not None:
-        key, curves.index_name = epoch_col, "epoch"
-    elif step_col is not None:
-        key, curves.index_name = step_col, "step"
-    else:
-        frame["_row"] = np.arange(len(frame), dtype=float)
-        key, curves.index_name = "_row", "epoch"
-    epoch_level = [c for c in (epoch_loss_col, valid_loss_col, train_metric_col, valid_metric_col) if c]
-    if epoch_level:
-        points = sorted({float(v) for c in epoch_level for v in frame.loc[frame[c].notna(), key].dropna()})
-    elif step_loss_col is not None and epoch_col is not None:
-        points = sorted({float(v) for v in frame[epoch_col].dropna()})
-    else:
-        points = []
-    curves.index = points
+
+def _fill_curves(curves: TrainingCurves, frame, cols: _Columns) -> None:
+    """The per-step loss, the evaluation points, and one value per point of each per-epoch curve."""
+    import numpy as np
+    import pandas as pd
+
+    if cols.step_loss is not None:
+        rows = frame[frame[cols.step_loss].notna()]
+        x = rows[cols.step] if cols.step is not None else pd.Series(np.arange(len(rows)), index=rows.index)
+        curves.step = [float(v) for v in x]
+        curves.step_loss = [float(v) for v in rows[cols.step_loss]]
+    key = _point_key(curves, frame, cols)
+    points = curves.index
 
     def last_per_point(col):
         if col is None:
@@ -380,16 +424,32 @@ def curves_from_frame(frame, path: str, fmt: str) -> TrainingCurves:
             prev = p
         return out
 
-    curves.train_loss = last_per_point(epoch_loss_col) if epoch_loss_col else (
-        bucket_means(step_loss_col) if step_loss_col else [math.nan] * len(points))
-    if epoch_loss_col is None and step_loss_col is not None and points:
-        curves.mapped["train_loss"] = f"{step_loss_col} (mean per {curves.index_name})"
-    curves.valid_loss = last_per_point(valid_loss_col)
-    curves.train_metric = last_per_point(train_metric_col)
-    curves.valid_metric = last_per_point(valid_metric_col)
-    if not curves.mapped:
-        raise TrainingLogError(
-            f"{path}: no loss or metric column could be recognised. Name columns like train_loss / "
-            f"val_loss / val_accuracy (Keras, Lightning and Hugging Face names are understood). "
-            f"{curves.describe_columns()}.")
-    return curves
+    curves.train_loss = last_per_point(cols.epoch_loss) if cols.epoch_loss else (
+        bucket_means(cols.step_loss) if cols.step_loss else [math.nan] * len(points))
+    if cols.epoch_loss is None and cols.step_loss is not None and points:
+        curves.mapped["train_loss"] = f"{cols.step_loss} (mean per {curves.index_name})"
+    curves.valid_loss = last_per_point(cols.valid_loss)
+    curves.train_metric = last_per_point(cols.train_metric)
+    curves.valid_metric = last_per_point(cols.valid_metric)
+
+
+def _point_key(curves: TrainingCurves, frame, cols: _Columns) -> str:
+    """Set the evaluation points (the epochs, or steps, at which epoch-level values were logged) and
+    return the frame column they are read from."""
+    import numpy as np
+
+    if cols.epoch is not None:
+        key, curves.index_name = cols.epoch, "epoch"
+    elif cols.step is not None:
+        key, curves.index_name = cols.step, "step"
+    else:
+        frame["_row"] = np.arange(len(frame), dtype=float)
+        key, curves.index_name = "_row", "epoch"
+    if cols.epoch_level:
+        points = sorted({float(v) for c in cols.epoch_level for v in frame.loc[frame[c].notna(), key].dropna()})
+    elif cols.step_loss is not None and cols.epoch is not None:
+        points = sorted({float(v) for v in frame[cols.epoch].dropna()})
+    else:
+        points = []
+    curves.index = points
+    return key
