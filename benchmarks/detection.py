@@ -1,6 +1,6 @@
 """Detection quality over all sample projects: planted bugs found / planted, and fails/warns on fixed twins.
 
-Usage: python benchmarks/detection.py
+Usage: python benchmarks/detection.py [NAME ...]      (sample project names; default: all)
 """
 
 from __future__ import annotations
@@ -22,9 +22,16 @@ def check(path) -> tuple[dict, float]:
     return json.loads(r.stdout), time.perf_counter() - t0
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
+    if any(a.startswith("-") for a in argv):
+        print(__doc__.strip())
+        return 0
     planted = found = by_own = pending = fixed_fails = fixed_warns = 0
-    for name, buggy, fixed in sample_variants():
+    variants = [v for v in sample_variants() if not argv or v[0] in argv]
+    unknown = set(argv) - {v[0] for v in variants}
+    if unknown:
+        raise SystemExit(f"no sample project named {', '.join(sorted(unknown))}")
+    for name, buggy, fixed in variants:
         run, seconds_b = check(buggy)
         bugs = load_answer_key(buggy)
         for bug in bugs:
@@ -49,4 +56,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
