@@ -11,6 +11,12 @@ import pandas as pd
 import pytest
 
 from helpers import context_for, run_check, write_project
+from mltriage.checks.analyses.slices import WARN_EXCESS, WARN_RATIO
+from mltriage.checks.steps.errors.mistakes import (CONFIDENT, MIN_CONFIDENT_MISTAKES,
+                                                   ConfidentMistakesMeasure, confident_mistakes_verdict)
+from mltriage.checks.steps.errors.regressions import (REGRESSION_MIN_DROP, PredictionRegressions, RowComparison,
+                                                      prediction_regressions_verdict)
+from mltriage.checks.steps.errors.segments import WeakSlicesMeasure, weak_slices_verdict
 
 CLASSES = ["a", "b", "c"]
 REGIONS = ["north", "south", "east", "west"]
@@ -274,3 +280,69 @@ def test_regression_target_segment_that_got_worse_fails_and_twin_passes(tmp_path
     f = run_check(tmp_path / "worse", "errors.regressions")
     assert f.status == "fail" and [s["segment"] for s in f.evidence["worse_segments"]] == ["store == 's3'"]
     assert run_check(tmp_path / "same", "errors.regressions").status == "pass"
+
+
+# --- verdicts on planted measurements (no project needed) ------------------------------------------
+def mistakes(n_confident=200, wrong_confident=0, confidence=0.99):
+    """Valid rows: n_confident predicted with `confidence`, 100 predicted with 0.6 (a third of them wrong)."""
+    conf = np.r_[np.full(n_confident, confidence), np.full(100, 0.6)]
+    wrong = np.zeros(len(conf), dtype=bool)
+    wrong[:wrong_confident] = True
+    wrong[n_confident::3] = True
+    examples = [{"row": i, "label": "a", "predicted": "b", "confidence": float(conf[i]), "probability_of_label": 0.01}
+                for i in np.flatnonzero(wrong)[:10]]
+    return ConfidentMistakesMeasure(conf, wrong, examples)
+
+
+def test_confident_mistakes_verdict_fires_beyond_chance():
+    # 200 rows at 0.99 allow ~2 mistakes: 2 is what the probabilities promise, 12 is far beyond them
+    assert confident_mistakes_verdict(mistakes(wrong_confident=2)).status == "pass"
+    f = confident_mistakes_verdict(mistakes(wrong_confident=12))
+    assert f.status == "warn" and f.evidence["confident_mistakes"] == 12
+    assert abs(f.evidence["expected_mistakes"] - 2.0) < 1e-9 and f.evidence["confident_threshold"] == CONFIDENT
+    # too few confident mistakes to judge, however unlikely
+    few = mistakes(n_confident=200, wrong_confident=MIN_CONFIDENT_MISTAKES - 1, confidence=0.9999)
+    assert confident_mistakes_verdict(few).status == "pass"
+
+
+def test_confident_mistakes_verdict_marks_suspected_label_errors():
+    m = mistakes(wrong_confident=2)
+    m.has_train_outputs = m.label_issue_analysis = True
+    m.train_examples = [{"row": 7, "label": "a", "predicted": "b", "confidence": 0.99, "probability_of_label": 0.01,
+                         "suspected_label_issue": True}]
+    f = confident_mistakes_verdict(m)
+    assert f.evidence["suspected_label_issue_rows"] == [7] and "fix those labels" in f.detail
+
+
+def planted_slice(error, rest_error, binary=True):
+    ratio = error / rest_error
+    return {"description": "region == 'east'", "kind": "category", "column": "region", "rule": "east", "size": 200,
+            "error": error, "rest_error": rest_error, "excess": error - 0.1, "ratio": ratio, "z": 5.0, "q": 1e-6,
+            "excess_errors": 200 * (error - 0.1),
+            "severe": bool(ratio >= WARN_RATIO and error - 0.1 >= (WARN_EXCESS if binary else 0.0))}
+
+
+def test_weak_slices_verdict_warns_on_a_severe_slice_only():
+    def measure(slices):
+        return WeakSlicesMeasure(True, 2000, 0.1, 300, 250, slices, 0.5)
+
+    assert weak_slices_verdict(measure([])).status == "pass"
+    f = weak_slices_verdict(measure([planted_slice(0.3, 0.08)]))
+    assert f.status == "warn" and "region == 'east'" in f.title and f.evidence["warn_excess"] == WARN_EXCESS
+    assert weak_slices_verdict(measure([planted_slice(0.15, 0.09)])).status == "info"
+    regression = weak_slices_verdict(WeakSlicesMeasure(False, 2000, 1.0, 300, 250, [], 0.5))
+    assert regression.evidence["measure"] == "mean absolute error" and regression.evidence["warn_excess"] is None
+
+
+def test_prediction_regressions_verdict_needs_significance_and_size():
+    def compared(drop, q, overall_p=0.5):
+        segment = {"segment": "class 'a'", "rows": 300, "previous": 0.9, "current": 0.9 - drop, "drop": drop,
+                   "p": q, "q": q}
+        comparison = RowComparison("McNemar", "accuracy", [segment], 20, 18, overall_p, 0.9, 0.89, 0.01)
+        return PredictionRegressions(True, "preds/previous.csv", "accuracy", 0.89, 0.9, comparison)
+
+    assert prediction_regressions_verdict(compared(REGRESSION_MIN_DROP - 0.01, q=1e-4)).status == "pass"  # too small
+    assert prediction_regressions_verdict(compared(0.2, q=0.2)).status == "pass"                          # noise
+    f = prediction_regressions_verdict(compared(0.2, q=1e-4))
+    assert f.status == "fail" and [s["segment"] for s in f.evidence["worse_segments"]] == ["class 'a'"]
+    assert prediction_regressions_verdict(compared(0.0, q=1.0, overall_p=0.01)).status == "fail"          # overall

@@ -10,6 +10,12 @@ import pandas as pd
 import pytest
 
 from helpers import context_for, run_check, write_project
+from mltriage.checks.analyses.baselines import BaselineRef
+from mltriage.checks.steps.metrics import (ECE_WARN, GAP_FAIL, GAP_WARN, MIN_SUPPORT_NEVER_PREDICTED,
+                                           CalibrationMeasure, ConfusionMeasure, GapMeasure, PerClassMeasure,
+                                           SplitConsistencyMeasure, VsBaselineMeasure, calibration_verdict,
+                                           confusion_verdict, generalization_gap_verdict, per_class_verdict,
+                                           split_consistency_verdict, vs_baseline_verdict)
 
 CLASSES = ["a", "b", "c"]
 
@@ -251,3 +257,78 @@ def test_damaged_checkpoint_is_an_error_naming_it(tmp_path):
     root = torch_project(tmp_path, checkpoint_bytes=b"not a checkpoint")
     f = run_check(root, "metrics.summary")
     assert f.status == "error" and "model.pt" in f.title + f.detail
+
+
+# --- verdicts on planted measurements (no project needed) ------------------------------------------
+def test_vs_baseline_verdict_noise_margin():
+    def measure(model, majority=0.6, single=None, se=0.01):
+        ref = BaselineRef(majority, {"feature": "f0", "score": single} if single is not None else None, "test")
+        return VsBaselineMeasure("accuracy", model, se, ref, "planted")
+
+    # the margin is 1.645 x 0.01: beating the majority by 0.02 is enough, by 0.015 is not
+    assert vs_baseline_verdict(measure(0.62)).status == "pass"
+    assert vs_baseline_verdict(measure(0.615)).status == "fail"
+    assert vs_baseline_verdict(measure(0.80, single=0.85)).status == "fail"      # behind a one-feature rule
+    assert vs_baseline_verdict(measure(0.80, single=0.79)).status == "info"      # within noise of it
+    assert vs_baseline_verdict(measure(0.80, single=0.75)).status == "pass"
+    rmse = VsBaselineMeasure("rmse", 1.0, 0.01, BaselineRef(2.0, None, "test"), "planted")  # lower is better
+    assert vs_baseline_verdict(rmse).status == "pass"
+    rmse.model = 2.1
+    assert vs_baseline_verdict(rmse).status == "fail"
+
+
+def test_generalization_gap_verdict_thresholds():
+    def gap(train, valid, baseline=0.5, sklearn=False):
+        return GapMeasure("accuracy", train, valid, 0.01, baseline, "planted", sklearn)
+
+    assert generalization_gap_verdict(gap(0.90, 0.90 - GAP_WARN + 0.01)).status == "pass"
+    assert generalization_gap_verdict(gap(0.95, 0.95 - GAP_WARN - 1e-9)).status == "warn"
+    assert generalization_gap_verdict(gap(1.0, 1.0 - GAP_FAIL - 1e-9)).status == "fail"
+    assert generalization_gap_verdict(gap(1.0, 1.0 - GAP_FAIL - 1e-9, sklearn=True)).status == "warn"
+    under = generalization_gap_verdict(gap(0.55, 0.54))   # covers 10% of the way from 0.5 to 1.0
+    assert under.status == "warn" and "underfitting" in under.title and abs(under.evidence["train_skill"] - 0.1) < 1e-9
+
+
+def test_per_class_verdict_never_predicted_and_weak_recall():
+    def row(support, predicted, correct):
+        return {"support": support, "predicted": predicted, "correct": correct, "precision": None,
+                "recall": correct / support if support else None, "f1": None}
+
+    clean = {"a": row(100, 100, 90), "b": row(100, 100, 88), "c": row(100, 100, 87)}
+    assert per_class_verdict(PerClassMeasure(clean)).status == "pass"
+    never = dict(clean, c=row(MIN_SUPPORT_NEVER_PREDICTED, 0, 0))
+    f = per_class_verdict(PerClassMeasure(never))
+    assert f.status == "fail" and f.evidence["never_predicted"] == ["c"]
+    rare = dict(clean, c=row(MIN_SUPPORT_NEVER_PREDICTED - 1, 0, 0))
+    assert per_class_verdict(PerClassMeasure(rare)).status == "info"
+    weak = dict(clean, c=row(100, 60, 40))
+    f = per_class_verdict(PerClassMeasure(weak))
+    assert f.status == "warn" and f.evidence["weak_recall"] == ["c"]
+
+
+def test_confusion_verdict_swapped_pair():
+    f = confusion_verdict(ConfusionMeasure(["a", "b", "c"], np.array([[10, 40, 0], [45, 5, 0], [0, 0, 50]])))
+    assert f.status == "fail" and f.evidence["swapped"] == [["a", "b"]]
+    f = confusion_verdict(ConfusionMeasure(["a", "b", "c"], np.array([[40, 10, 0], [15, 35, 0], [0, 0, 50]])))
+    assert f.status == "pass" and f.evidence["most_confused"][0] == {"true": "b", "predicted": "a", "count": 15,
+                                                                      "share_of_true": 0.3}
+
+
+def test_calibration_verdict_needs_both_threshold_and_null():
+    def cal(ece, null95=0.05, mean_confidence=0.95, accuracy=0.80):
+        return CalibrationMeasure(ece, null95, mean_confidence, accuracy, [0.95], [0.80], [100])
+
+    f = calibration_verdict(cal(ECE_WARN + 0.05))
+    assert f.status == "warn" and f.evidence["direction"] == "over-confident"
+    assert calibration_verdict(cal(ECE_WARN)).status == "pass"
+    assert calibration_verdict(cal(ECE_WARN + 0.05, null95=0.2)).status == "pass"   # within chance on few rows
+    assert calibration_verdict(cal(0.2, mean_confidence=0.6, accuracy=0.8)).evidence["direction"] == "under-confident"
+
+
+def test_split_consistency_verdict_thresholds():
+    assert split_consistency_verdict(SplitConsistencyMeasure("accuracy", 0.90, 0.88, 0.01)).status == "pass"
+    assert split_consistency_verdict(SplitConsistencyMeasure("accuracy", 0.90, 0.84, 0.01)).status == "warn"
+    assert split_consistency_verdict(SplitConsistencyMeasure("accuracy", 0.90, 0.70, 0.01)).status == "fail"
+    assert split_consistency_verdict(SplitConsistencyMeasure("accuracy", 0.90, 0.84, 0.05)).status == "pass"  # noise
+    f = split_consistency_verdict(SplitConsistencyMeasure("rmse", 1.0, 1.2, 0.01))   # relative for error metrics
+    assert f.status == "fail" and f.evidence["relative"] is True

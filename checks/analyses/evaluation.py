@@ -3,15 +3,11 @@ errors, computed once per run for the metrics and errors steps."""
 
 from __future__ import annotations
 
+from ..engine.analysis import analysis
 from ..engine.context import RunContext
+from ..vocab import CLASSIFICATION_METRICS, NEEDS_PROBABILITIES, higher_is_better
+from .predictions import model_outputs
 from .stats import bootstrap_scores
-
-
-# --- shared numbers ---------------------------------------------------------------------------
-def _outputs(ctx: RunContext):
-    from .predictions import model_outputs
-
-    return model_outputs(ctx)
 
 
 def labelled(so):
@@ -31,9 +27,7 @@ def metric_value(ctx: RunContext, metric: str, so) -> float | None:
 def metrics_for_task(ctx: RunContext, has_proba: bool) -> list[str]:
     """The metrics that fit the task, the configured one first."""
     if ctx.is_classification:
-        names = ["accuracy", "balanced_accuracy", "f1_macro", "f1_weighted"]
-        if has_proba:
-            names += ["roc_auc", "log_loss"]
+        names = [m for m in CLASSIFICATION_METRICS if has_proba or m not in NEEDS_PROBABILITIES]
     else:
         names = ["mae", "rmse", "r2"]
     metric = ctx.metric
@@ -53,41 +47,30 @@ def per_class_table(ctx: RunContext, so) -> dict[str, dict]:
     return table
 
 
+@analysis
 def standard_error(ctx: RunContext, metric: str, split: str) -> float | None:
-    """Bootstrap standard error of the metric on a split (cached)."""
+    """Bootstrap standard error of the metric on a split."""
     import numpy as np
 
-    def compute():
-        so = _outputs(ctx).get(split)
-        y, pred, proba = labelled(so)
-        draws = bootstrap_scores(metric, y, pred, proba, len(ctx.classes) or None, ctx.seed)
-        draws = draws[np.isfinite(draws)]
-        return float(draws.std(ddof=1)) if len(draws) > 2 else None
-
-    return ctx.shared(f"metrics:se:{split}:{metric}", compute)
+    so = model_outputs(ctx).get(split)
+    y, pred, proba = labelled(so)
+    draws = bootstrap_scores(metric, y, pred, proba, len(ctx.classes) or None, ctx.seed)
+    draws = draws[np.isfinite(draws)]
+    return float(draws.std(ddof=1)) if len(draws) > 2 else None
 
 
-# --- metrics.summary --------------------------------------------------------------------------
+@analysis
 def summary_numbers(ctx: RunContext) -> dict:
     """Every split's metrics and per-class table: the evidence of metrics.summary (also read by
     errors.regressions from the previous run)."""
-    def compute():
-        outputs = _outputs(ctx)
-        splits, per_class = {}, {}
-        for name, so in outputs.splits.items():
-            names = metrics_for_task(ctx, so.proba is not None)
-            splits[name] = {"rows": int(so.labelled.sum()),
-                            "metrics": {m: metric_value(ctx, m, so) for m in names}}
-            if ctx.is_classification:
-                per_class[name] = per_class_table(ctx, so)
-        return {"metric": ctx.metric, "higher_is_better": _hib(ctx.metric), "source": outputs.source,
-                "source_kind": outputs.kind, "budget_limited": outputs.budget_limited,
-                "splits": splits, "per_class": per_class, "missing": dict(outputs.missing)}
-
-    return ctx.shared("metrics:summary", compute)
-
-
-def _hib(metric: str) -> bool:
-    from .scoring import higher_is_better
-
-    return higher_is_better(metric)
+    outputs = model_outputs(ctx)
+    splits, per_class = {}, {}
+    for name, so in outputs.splits.items():
+        names = metrics_for_task(ctx, so.proba is not None)
+        splits[name] = {"rows": int(so.labelled.sum()),
+                        "metrics": {m: metric_value(ctx, m, so) for m in names}}
+        if ctx.is_classification:
+            per_class[name] = per_class_table(ctx, so)
+    return {"metric": ctx.metric, "higher_is_better": higher_is_better(ctx.metric), "source": outputs.source,
+            "source_kind": outputs.kind, "budget_limited": outputs.budget_limited,
+            "splits": splits, "per_class": per_class, "missing": dict(outputs.missing)}

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..engine.analysis import analysis
 from ..engine.context import RunContext
 from ..findings import SkipCheck
 from ..project.config import ProjectError
@@ -75,21 +76,9 @@ class Outputs:
         raise SkipCheck(self.missing.get(split, f"no {split} split in this project"))
 
 
+@analysis
 def model_outputs(ctx: RunContext) -> Outputs:
-    """Predictions for every split available, cached for the whole run."""
-    return ctx.shared("predictions:outputs", lambda: _model_outputs(ctx))
-
-
-def previous_outputs(ctx: RunContext) -> SplitOutputs | None:
-    """The previous run's valid-split predictions (`[artifacts] previous_predictions`), or None."""
-    path = ctx.config.previous_predictions
-    if path is None:
-        return None
-    return ctx.shared("predictions:previous",
-                      lambda: read_predictions_file(ctx, path, "[artifacts] previous_predictions"))
-
-
-def _model_outputs(ctx: RunContext) -> Outputs:
+    """Predictions for every split available, computed once per run."""
     cfg = ctx.config
     if cfg.predictions is not None:
         outputs = Outputs("file", f"the predictions file {_short(ctx, cfg.predictions)}")
@@ -113,6 +102,18 @@ def _model_outputs(ctx: RunContext) -> Outputs:
         return _reference_outputs(ctx)
     raise SkipCheck("needs predictions: [artifacts] predictions = \"preds/valid.csv\" (column \"prediction\", "
                     "and prob_<class> columns for classifiers), or a model ([model] code and build)")
+
+
+def previous_outputs(ctx: RunContext) -> SplitOutputs | None:
+    """The previous run's valid-split predictions (`[artifacts] previous_predictions`), or None."""
+    if ctx.config.previous_predictions is None:
+        return None
+    return _previous_predictions(ctx)
+
+
+@analysis
+def _previous_predictions(ctx: RunContext) -> SplitOutputs:
+    return read_predictions_file(ctx, ctx.config.previous_predictions, "[artifacts] previous_predictions")
 
 
 def _short(ctx: RunContext, path: Path) -> str:
@@ -228,7 +229,7 @@ def _split_outputs_from_scores(ctx: RunContext, split: str, raw, source: str, ha
 def _checkpoint_outputs(ctx: RunContext, splits: list[str]) -> dict[str, SplitOutputs]:
     from .modeling import forward_scores, scores_to_proba
 
-    model = ctx.shared("predictions:checkpoint_model", lambda: _load_checkpoint(ctx))
+    model = _load_checkpoint(ctx)
     source = f"the checkpoint {_short(ctx, ctx.config.checkpoint)}"
     result = {}
     for split in splits:
@@ -238,7 +239,9 @@ def _checkpoint_outputs(ctx: RunContext, splits: list[str]) -> dict[str, SplitOu
     return result
 
 
+@analysis
 def _load_checkpoint(ctx: RunContext):
+    """The project's model with the checkpoint's weights, in eval mode (loaded once per run)."""
     import torch
 
     path = ctx.config.checkpoint
@@ -272,7 +275,7 @@ def _reference_outputs(ctx: RunContext) -> Outputs:
     ref = train_reference(ctx)
     has_proba = ref.kind == "torch" or hasattr(ref.model, "predict_proba")
     if ref.kind == "sklearn":
-        source = f"the project's estimator, fitted by mltriage on the train split"
+        source = "the project's estimator, fitted by mltriage on the train split"
     else:
         source = f"the project's model, {ref.note or 'trained by mltriage'}"
     splits = {split: _split_outputs_from_scores(ctx, split, raw, source, has_proba)

@@ -7,15 +7,8 @@ from __future__ import annotations
 
 import math
 
-HIGHER_IS_BETTER = {
-    "accuracy": True, "balanced_accuracy": True, "f1_macro": True, "f1_weighted": True, "roc_auc": True,
-    "r2": True, "log_loss": False, "rmse": False, "mae": False, "error_rate": False,
-}
-NEEDS_PROBABILITIES = ("roc_auc", "log_loss")
-
-
-def higher_is_better(metric: str) -> bool:
-    return HIGHER_IS_BETTER[metric]
+# The metric table lives in vocab.py; re-exported here for callers that score and rank in one place.
+from ..vocab import HIGHER_IS_BETTER, NEEDS_PROBABILITIES, higher_is_better  # noqa: F401
 
 
 def score(metric: str, y_true, pred=None, proba=None, n_classes: int | None = None) -> float | None:

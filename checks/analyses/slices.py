@@ -11,52 +11,28 @@ from typing import Any
 from .stats import FDR, benjamini_hochberg
 
 
-# --- thresholds -------------------------------------------------------------------------------
 # A slice needs at least this many rows: the z-test below relies on the normal approximation, for
 # which 30 observations is the textbook rule of thumb (central limit theorem).
 MIN_SLICE_ROWS = 30
-
-
 # A slice covering almost all rows says nothing about a segment.
 MAX_SLICE_SHARE = 0.95
-
-
 # Reported slices: significant after Benjamini-Hochberg at FDR, an error at least 1.25x that of the other
 # rows and (for a 0/1 error) at least 3 points above the average - smaller excesses are rarely actionable.
 REPORT_RATIO, REPORT_EXCESS = 1.25, 0.03
-
-
 # Warn when a slice errs at least twice as often as the other rows and at least 10 points more than
 # average (0/1 error), or has twice their absolute error (regression): a segment the model clearly
 # handles badly. Compared with the other rows, not the average, which the slice itself pulls up.
 WARN_RATIO, WARN_EXCESS = 2.0, 0.10
-
-
 QUANTILE_BINS = 5            # numeric ranges: quintiles
-
-
 MAX_CATEGORY_VALUES = 100    # most frequent values per categorical column
-
-
 MAX_KEYWORDS = 500           # vocabulary of candidate keywords per text column
-
-
 KEYWORD_MAX_DF = 0.5         # a word in more than half of the rows is not a segment
-
-
 N_CLUSTERS = 8               # k-means on standardised numeric features (small k: readable segments)
-
-
 CLUSTER_SAMPLE = 10_000      # rows used to fit k-means (centres settle long before); every row is then assigned
-
-
 MAX_REPORTED = 10
-
-
 OVERLAP_DUPLICATE = 0.9      # a slice sharing >90% of rows with a higher-ranked one is the same segment
 
 
-# --- slice discovery --------------------------------------------------------------------------
 @dataclass
 class Candidate:
     description: str
@@ -304,7 +280,7 @@ def deduplicate_slices(frame, result: dict, numeric: list[str], seed: int) -> li
     return kept
 
 
-# --- errors.slice_tests -----------------------------------------------------------------------
+# --- the project's [[slices]] where-expressions ---------------------------------------------
 # Attributes a slice expression may not call: writing files, running arbitrary callables, dunders.
 _FORBIDDEN = re.compile(r"__|\.\s*(to_\w+|pipe|apply|applymap|map|agg|aggregate|transform|eval|query|"
                         r"read_\w+|system|popen|open)\b")

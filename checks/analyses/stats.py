@@ -1,16 +1,10 @@
 """Statistics the verdicts share: bootstrap intervals of a metric, confusion-matrix metrics, multiple-
-testing correction and the one-sided tests used to say "worse beyond noise"."""
+testing correction, the one-sided tests used to say "worse beyond noise", and calibration error."""
 
 from __future__ import annotations
 
-
-
 N_BOOTSTRAP = 200          # resamples for metric intervals (Efron & Tibshirani: 200 suffice for standard errors)
-
-
 ONE_SIDED_Z = 1.645        # 95% one-sided normal quantile: "better/worse beyond noise" at the 5% level
-
-
 FDR = 0.05                 # Benjamini–Hochberg false discovery rate for many per-class / per-slice tests
 
 
@@ -88,7 +82,7 @@ def bootstrap_scores(metric: str, y, pred, proba, n_classes: int | None, seed: i
     return np.array(values, dtype=float)
 
 
-# --- metrics.per_class ------------------------------------------------------------------------
+# --- tests for "worse beyond noise" over many classes or segments ------------------------------
 def benjamini_hochberg(pvalues):
     """BH-adjusted p-values (q-values), same order as given."""
     import numpy as np
@@ -118,7 +112,7 @@ def two_proportion_p(k1, n1, k2, n2):
     return norm.sf(z)
 
 
-# --- errors.regressions -----------------------------------------------------------------------
+# --- paired tests: the same rows scored by two runs -------------------------------------------
 def mcnemar_worse_p(right_to_wrong, wrong_to_right):
     """One-sided exact McNemar p-value that more rows flipped right->wrong than wrong->right."""
     import numpy as np
@@ -140,3 +134,24 @@ def paired_worse_p(d):
         return 1.0
     se = d.std(ddof=1) / np.sqrt(len(d))
     return float(norm.sf(d.mean() / se)) if se > 0 else (0.0 if d.mean() > 0 else 1.0)
+
+
+# --- calibration ----------------------------------------------------------------------------
+def expected_calibration_error(confidence, correct, bins: int):
+    """Top-label ECE with equal-width bins (Guo et al. 2017), and the per-bin table. Vectorised over
+    leading axes of `correct` (for a simulated null)."""
+    import numpy as np
+
+    confidence = np.asarray(confidence, dtype=float)
+    idx = np.clip((confidence * bins).astype(int), 0, bins - 1)
+    counts = np.bincount(idx, minlength=bins).astype(float)
+    conf_sum = np.bincount(idx, weights=confidence, minlength=bins)
+    correct = np.asarray(correct, dtype=float)
+    if correct.ndim == 1:
+        acc_sum = np.bincount(idx, weights=correct, minlength=bins)
+    else:
+        onehot = np.zeros((len(idx), bins))
+        onehot[np.arange(len(idx)), idx] = 1.0
+        acc_sum = correct @ onehot
+    ece = np.abs(acc_sum - conf_sum).sum(axis=-1) / max(len(confidence), 1)
+    return ece, counts, conf_sum, acc_sum

@@ -1,21 +1,25 @@
 """Step 6, metrics: how good is the model, compared with what, and where does it stand on train, valid and test.
 
-Predictions come from checks/predictions.py (a predictions file, the checkpoint, or the reference
+Predictions come from analyses/predictions.py (a predictions file, the checkpoint, or the reference
 model). Every verdict that compares two numbers allows for sampling noise: bootstrap intervals for
-metrics, two-proportion z-tests for per-class recall, a simulated null for calibration error.
+metrics, two-proportion z-tests for per-class recall, a simulated null for calibration error. Each check
+measures (`_measure_*(ctx)` -> a small dataclass) and then judges (`*_verdict(m)` -> Finding).
 """
 
 from __future__ import annotations
 
-from ..engine.context import RunContext
-from ..findings import PlotSpec, Series, SkipCheck, fail, info, passed, warn
-from ..engine.registry import check
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..analyses.baselines import BaselineRef, baseline_numbers
 from ..analyses.evaluation import labelled, metric_value, per_class_table, standard_error, summary_numbers
 from ..analyses.predictions import model_outputs
-from ..analyses.scoring import higher_is_better
-from ..analyses.stats import FDR, N_BOOTSTRAP, ONE_SIDED_Z, benjamini_hochberg, confusion_counts, two_proportion_p
-
-BOUNDED_METRICS = ("accuracy", "balanced_accuracy", "f1_macro", "f1_weighted", "roc_auc", "r2")
+from ..analyses.stats import (FDR, N_BOOTSTRAP, ONE_SIDED_Z, benjamini_hochberg, confusion_counts,
+                              expected_calibration_error, two_proportion_p)
+from ..engine.context import RunContext
+from ..engine.registry import check
+from ..findings import Finding, PlotSpec, Series, SkipCheck, fail, info, passed, warn
+from ..vocab import BOUNDED_METRICS, higher_is_better
 
 # Generalisation gap on a [0, 1] score (accuracy-like, or R² for regression). Andrew Ng's bias/variance
 # recipe ("Machine Learning Yearning", ch. 20-24) reads a train/dev gap of ~10 points as high variance;
@@ -52,6 +56,11 @@ def _fmt(v) -> str:
     return "n/a" if v is None else f"{v:.4g}"
 
 
+def _combined_se(ctx: RunContext, metric: str, a: str, b: str) -> float:
+    """Standard error of the difference of the metric between two independent splits."""
+    return ((standard_error(ctx, metric, a) or 0.0) ** 2 + (standard_error(ctx, metric, b) or 0.0) ** 2) ** 0.5
+
+
 @check("metrics.summary", title="Metrics on train, valid and test")
 def summary(ctx: RunContext):
     numbers = summary_numbers(ctx)
@@ -69,86 +78,63 @@ def summary(ctx: RunContext):
     return passed(f"{metric}: " + ", ".join(parts), detail="\n".join(lines), evidence=numbers, plots=[plot])
 
 
-# --- metrics.vs_baseline ----------------------------------------------------------------------
-def baseline_numbers(ctx: RunContext) -> dict:
-    """problem.baseline's scores (the shared baseline analysis), else a majority/mean baseline."""
-    from ..analyses.baselines import baseline_scores
+# --- metrics.vs_baseline -------------------------------------------------------------------------
+@dataclass
+class VsBaselineMeasure:
+    metric: str
+    model: float                  # the model's score on valid
+    standard_error: float         # bootstrap s.e. of that score
+    baseline: BaselineRef
+    predictions: str              # where the predictions came from
 
-    problem_error = None
-    try:
-        scores = baseline_scores(ctx)
-    except (ImportError, SkipCheck):
-        scores = None
-    except Exception as exc:  # problem.baseline reports its own failure; here the majority baseline still applies
-        scores, problem_error = None, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-    if scores and scores.get("metric") == ctx.metric and scores.get("majority") is not None:
-        return dict(scores, computed_by="problem.baseline")
-    return {"metric": ctx.metric, "higher_is_better": higher_is_better(ctx.metric), "majority": majority_baseline(ctx),
-            "best_single_feature": None, "computed_by": "metrics (majority/mean only)",
-            "problem_baseline_error": problem_error}
+    @property
+    def higher_is_better(self) -> bool:
+        return higher_is_better(self.metric)
 
+    @property
+    def margin(self) -> float:
+        return ONE_SIDED_Z * self.standard_error
 
-def majority_baseline(ctx: RunContext) -> float | None:
-    """The configured metric of an input-independent predictor fitted on train, scored on valid:
-    the most frequent class with the train priors as probabilities, or the train mean (median for mae)."""
-    import numpy as np
-
-    from ..analyses.scoring import score
-
-    y_train, y_valid = ctx.y("train"), ctx.y("valid")
-    if ctx.is_classification:
-        y_train, y_valid = y_train[y_train >= 0], y_valid[y_valid >= 0]
-        n = len(ctx.classes)
-        if len(y_train) == 0 or len(y_valid) == 0:
-            return None
-        priors = np.bincount(y_train, minlength=n) / len(y_train)
-        pred = np.full(len(y_valid), int(priors.argmax()))
-        return score(ctx.metric, y_valid, pred=pred, proba=np.tile(priors, (len(y_valid), 1)), n_classes=n)
-    y_train, y_valid = y_train[np.isfinite(y_train)], y_valid[np.isfinite(y_valid)]
-    if len(y_train) == 0 or len(y_valid) == 0:
-        return None
-    centre = np.median(y_train) if ctx.metric == "mae" else y_train.mean()
-    return score(ctx.metric, y_valid, pred=np.full(len(y_valid), centre))
+    def better_by(self, reference: float) -> float:
+        """Positive when the model is better than the reference score."""
+        return (1 if self.higher_is_better else -1) * (self.model - reference)
 
 
-@check("metrics.vs_baseline", title="The model beats trivial baselines")
-def vs_baseline(ctx: RunContext):
+def _measure_vs_baseline(ctx: RunContext) -> VsBaselineMeasure:
     outputs = model_outputs(ctx)
-    so = outputs.get("valid")
     metric = ctx.metric
-    model = metric_value(ctx, metric, so)
+    model = metric_value(ctx, metric, outputs.get("valid"))
     if model is None:
         raise SkipCheck(f"{metric} cannot be computed on the valid split with these predictions "
                         f"(e.g. roc_auc/log_loss need probabilities)")
-    base = baseline_numbers(ctx)
-    hib = higher_is_better(metric)
-    se = standard_error(ctx, metric, "valid") or 0.0
-    margin = ONE_SIDED_Z * se
-    sign = 1 if hib else -1
-    majority = base.get("majority")
-    single = base.get("best_single_feature") or None
+    return VsBaselineMeasure(metric, model, standard_error(ctx, metric, "valid") or 0.0, baseline_numbers(ctx),
+                             outputs.source)
+
+
+def vs_baseline_verdict(m: VsBaselineMeasure) -> Finding:
+    metric, model, margin = m.metric, m.model, m.margin
+    majority, single = m.baseline.majority, m.baseline.best_single_feature or None
     single_score = single.get("score") if isinstance(single, dict) else None
-    evidence = {"metric": metric, "higher_is_better": hib, "model": model, "standard_error": se,
-                "noise_margin": margin, "majority": majority, "best_single_feature": single,
-                "baseline_source": base.get("computed_by"), "predictions": outputs.source}
+    evidence = {"metric": metric, "higher_is_better": m.higher_is_better, "model": model,
+                "standard_error": m.standard_error, "noise_margin": margin, "majority": majority,
+                "best_single_feature": single, "baseline_source": m.baseline.computed_by, "predictions": m.predictions}
     bars = [("model", model), ("majority", majority)]
     if single_score is not None:
         bars.append((f"best feature: {single.get('feature')}", single_score))
     plot = PlotSpec(kind="bar", title=f"{metric} on valid: model vs baselines", x_label="predictor",
                     y_label=metric, series=[Series(metric, [b[0] for b in bars], [b[1] for b in bars])])
-    better_by = lambda ref: sign * (model - ref)  # noqa: E731 - positive when the model is better
-    if majority is not None and better_by(majority) <= margin:
+    if majority is not None and m.better_by(majority) <= margin:
         return fail(f"the model is no better than predicting the majority class/mean: {metric} {model:.4g} vs "
                     f"{majority:.4g}",
                     detail=f"On the valid split the model scores {metric} = {model:.4g}; an input-independent "
                            f"predictor scores {majority:.4g}. The model must beat it by more than sampling noise "
                            f"({ONE_SIDED_Z} x bootstrap standard error = {margin:.3g}); it beats it by "
-                           f"{better_by(majority):+.3g}. Predictions: {outputs.source}.",
+                           f"{m.better_by(majority):+.3g}. Predictions: {m.predictions}.",
                     fix="Go back to the sanity step: check that inputs reach the model (features not all zero, "
                         "labels aligned with rows), that the model can overfit a tiny batch, and the learning "
                         "rate. On imbalanced data, judge with balanced_accuracy/f1_macro and use class weights.",
                     evidence=evidence, plots=[plot])
-    if single_score is not None and better_by(single_score) < -margin:
+    if single_score is not None and m.better_by(single_score) < -margin:
         return fail(f"the model is worse than a one-feature rule on '{single.get('feature')}': {metric} "
                     f"{model:.4g} vs {single_score:.4g}",
                     detail=f"The best single-feature baseline (problem.baseline) scores {metric} = {single_score:.4g}; "
@@ -158,11 +144,11 @@ def vs_baseline(ctx: RunContext):
                         "same way to valid), that the model trains long enough (training.underfitting), and its "
                         "learning rate; compare with a simple model on all features.",
                     evidence=evidence, plots=[plot])
-    if single_score is not None and better_by(single_score) <= margin:
+    if single_score is not None and m.better_by(single_score) <= margin:
         # Within noise of one feature: fine when that feature really carries the task, so only noted.
         return info(f"the model is not clearly better than a one-feature rule on '{single.get('feature')}' "
                     f"({metric} {model:.4g} vs {single_score:.4g})",
-                    detail=f"Difference {better_by(single_score):+.3g}, within the noise margin {margin:.3g}; it "
+                    detail=f"Difference {m.better_by(single_score):+.3g}, within the noise margin {margin:.3g}; it "
                            f"does beat the majority baseline ({_fmt(majority)}). Either that feature carries the "
                            f"task or the other features are not being used.",
                     fix="If other features should help, check how they are encoded and scaled; otherwise a "
@@ -173,7 +159,12 @@ def vs_baseline(ctx: RunContext):
                   evidence=evidence, plots=[plot])
 
 
-# --- metrics.generalization_gap ---------------------------------------------------------------
+@check("metrics.vs_baseline", title="The model beats trivial baselines")
+def vs_baseline(ctx: RunContext):
+    return vs_baseline_verdict(_measure_vs_baseline(ctx))
+
+
+# --- metrics.generalization_gap ------------------------------------------------------------------
 def gap_metric(ctx: RunContext) -> str:
     """A bounded score to read the gap on: the configured one when bounded, else accuracy / R²."""
     if ctx.metric in BOUNDED_METRICS:
@@ -181,59 +172,7 @@ def gap_metric(ctx: RunContext) -> str:
     return "accuracy" if ctx.is_classification else "r2"
 
 
-def _skill(ctx: RunContext, metric: str, value: float, baseline: float | None) -> float | None:
-    """Share of the distance from the baseline to a perfect score (1.0) that `value` covers."""
-    if baseline is None or baseline >= 1.0:
-        return None
-    return (value - baseline) / (1.0 - baseline)
-
-
-@check("metrics.generalization_gap", title="Train vs valid: over- or underfitting")
-def generalization_gap(ctx: RunContext):
-    outputs = model_outputs(ctx)
-    valid, train = outputs.get("valid"), outputs.get("train")
-    metric = gap_metric(ctx)
-    v, t = metric_value(ctx, metric, valid), metric_value(ctx, metric, train)
-    if v is None or t is None:
-        raise SkipCheck(f"{metric} cannot be computed on both splits")
-    se = ((standard_error(ctx, metric, "valid") or 0.0) ** 2 + (standard_error(ctx, metric, "train") or 0.0) ** 2) ** 0.5
-    gap = t - v
-    base = _baseline_for(ctx, metric)
-    train_skill = _skill(ctx, metric, t, base)
-    evidence = {"metric": metric, "train": t, "valid": v, "gap": gap, "noise_se": se, "warn_gap": GAP_WARN,
-                "fail_gap": GAP_FAIL, "baseline": base, "train_skill": train_skill,
-                "underfit_skill": UNDERFIT_SKILL, "predictions": outputs.source}
-    plot = PlotSpec(kind="bar", title=f"{metric}: train vs valid", x_label="split", y_label=metric,
-                    series=[Series(metric, ["train", "valid"], [t, v])])
-    if gap >= GAP_WARN and gap - ONE_SIDED_Z * se > 0:
-        # Tree ensembles and other scikit-learn estimators fit their training rows almost perfectly by
-        # design (a random forest's train score says little), so their gap is worth a look, never a fail.
-        memorises_by_design = ctx.model_kind == "sklearn"
-        status = fail if gap >= GAP_FAIL and not memorises_by_design else warn
-        note = (" Many scikit-learn estimators (forests, boosted trees, k-NN) score near-perfectly on their own "
-                "training rows by construction; compare valid scores across settings rather than reading the gap "
-                "alone." if memorises_by_design else "")
-        return status(f"overfitting: {metric} {t:.3f} on train vs {v:.3f} on valid (gap {gap:.3f})",
-                      detail=f"The model does {gap:.3f} better on the rows it was trained on than on held-out rows "
-                             f"(warn from {GAP_WARN}, fail from {GAP_FAIL} for neural networks; noise s.e. "
-                             f"{se:.3f}). It has learned details of the training rows that do not carry over.{note}",
-                      fix="Regularise: more training data or augmentation, weight decay / L2, dropout, a smaller "
-                          "model, early stopping on the validation loss; for trees, limit depth or leaf size. "
-                          "Also rule out train/valid coming from different distributions (data.drift).",
-                      evidence=evidence, plots=[plot])
-    if train_skill is not None and train_skill < UNDERFIT_SKILL:
-        return warn(f"underfitting: even on train the model reaches only {metric} {t:.3f} (baseline {base:.3f})",
-                    detail=f"On its own training rows the model covers {train_skill:.0%} of the distance from the "
-                           f"trivial baseline ({base:.3f}) to a perfect score (warn below {UNDERFIT_SKILL:.0%}); "
-                           f"valid is {v:.3f}. Both are poor: the model is not fitting the data.",
-                      fix="Train longer or with a better learning rate (training.lr_range), use a larger model, "
-                          "check that the features carry signal (scaling, encoding), and that labels line up "
-                          "with their rows.",
-                    evidence=evidence, plots=[plot])
-    return passed(f"train {metric} {t:.3f}, valid {v:.3f} (gap {gap:+.3f})", evidence=evidence, plots=[plot])
-
-
-def _baseline_for(ctx: RunContext, metric: str) -> float | None:
+def _train_baseline(ctx: RunContext, metric: str) -> float | None:
     """The input-independent baseline on train for the gap metric (what a constant predictor scores)."""
     import numpy as np
 
@@ -255,12 +194,88 @@ def _baseline_for(ctx: RunContext, metric: str) -> float | None:
     return score(metric, y, pred=np.full(len(y), int(counts.argmax())), n_classes=len(ctx.classes))
 
 
-@check("metrics.per_class", title="Every class is learned", needs=("classification",))
-def per_class(ctx: RunContext):
+@dataclass
+class GapMeasure:
+    metric: str                   # a bounded score (gap_metric)
+    train: float
+    valid: float
+    noise_se: float               # s.e. of the train - valid difference
+    baseline: float | None        # a constant predictor's score on train
+    predictions: str
+    memorises_by_design: bool     # a scikit-learn estimator (forests, boosting, k-NN fit train near-perfectly)
+
+    @property
+    def gap(self) -> float:
+        return self.train - self.valid
+
+    @property
+    def train_skill(self) -> float | None:
+        """Share of the distance from the baseline to a perfect score (1.0) that the train score covers."""
+        if self.baseline is None or self.baseline >= 1.0:
+            return None
+        return (self.train - self.baseline) / (1.0 - self.baseline)
+
+
+def _measure_gap(ctx: RunContext) -> GapMeasure:
+    outputs = model_outputs(ctx)
+    valid, train = outputs.get("valid"), outputs.get("train")
+    metric = gap_metric(ctx)
+    v, t = metric_value(ctx, metric, valid), metric_value(ctx, metric, train)
+    if v is None or t is None:
+        raise SkipCheck(f"{metric} cannot be computed on both splits")
+    return GapMeasure(metric, t, v, _combined_se(ctx, metric, "valid", "train"), _train_baseline(ctx, metric),
+                      outputs.source, ctx.model_kind == "sklearn")
+
+
+def generalization_gap_verdict(m: GapMeasure) -> Finding:
+    metric, t, v, gap, se, base, train_skill = m.metric, m.train, m.valid, m.gap, m.noise_se, m.baseline, m.train_skill
+    evidence = {"metric": metric, "train": t, "valid": v, "gap": gap, "noise_se": se, "warn_gap": GAP_WARN,
+                "fail_gap": GAP_FAIL, "baseline": base, "train_skill": train_skill,
+                "underfit_skill": UNDERFIT_SKILL, "predictions": m.predictions}
+    plot = PlotSpec(kind="bar", title=f"{metric}: train vs valid", x_label="split", y_label=metric,
+                    series=[Series(metric, ["train", "valid"], [t, v])])
+    if gap >= GAP_WARN and gap - ONE_SIDED_Z * se > 0:
+        # Tree ensembles and other scikit-learn estimators fit their training rows almost perfectly by
+        # design (a random forest's train score says little), so their gap is worth a look, never a fail.
+        status = fail if gap >= GAP_FAIL and not m.memorises_by_design else warn
+        note = (" Many scikit-learn estimators (forests, boosted trees, k-NN) score near-perfectly on their own "
+                "training rows by construction; compare valid scores across settings rather than reading the gap "
+                "alone." if m.memorises_by_design else "")
+        return status(f"overfitting: {metric} {t:.3f} on train vs {v:.3f} on valid (gap {gap:.3f})",
+                      detail=f"The model does {gap:.3f} better on the rows it was trained on than on held-out rows "
+                             f"(warn from {GAP_WARN}, fail from {GAP_FAIL} for neural networks; noise s.e. "
+                             f"{se:.3f}). It has learned details of the training rows that do not carry over.{note}",
+                      fix="Regularise: more training data or augmentation, weight decay / L2, dropout, a smaller "
+                          "model, early stopping on the validation loss; for trees, limit depth or leaf size. "
+                          "Also rule out train/valid coming from different distributions (data.drift).",
+                      evidence=evidence, plots=[plot])
+    if train_skill is not None and train_skill < UNDERFIT_SKILL:
+        return warn(f"underfitting: even on train the model reaches only {metric} {t:.3f} (baseline {base:.3f})",
+                    detail=f"On its own training rows the model covers {train_skill:.0%} of the distance from the "
+                           f"trivial baseline ({base:.3f}) to a perfect score (warn below {UNDERFIT_SKILL:.0%}); "
+                           f"valid is {v:.3f}. Both are poor: the model is not fitting the data.",
+                    fix="Train longer or with a better learning rate (training.lr_range), use a larger model, "
+                        "check that the features carry signal (scaling, encoding), and that labels line up "
+                        "with their rows.",
+                    evidence=evidence, plots=[plot])
+    return passed(f"train {metric} {t:.3f}, valid {v:.3f} (gap {gap:+.3f})", evidence=evidence, plots=[plot])
+
+
+@check("metrics.generalization_gap", title="Train vs valid: over- or underfitting")
+def generalization_gap(ctx: RunContext):
+    return generalization_gap_verdict(_measure_gap(ctx))
+
+
+# --- metrics.per_class ---------------------------------------------------------------------------
+@dataclass
+class PerClassMeasure:
+    table: dict[str, dict]        # class -> support, predicted, correct, precision, recall, f1 (valid)
+
+
+def per_class_verdict(m: PerClassMeasure) -> Finding:
     import numpy as np
 
-    so = model_outputs(ctx).get("valid")
-    table = per_class_table(ctx, so)
+    table = m.table
     names = list(table)
     support = np.array([table[c]["support"] for c in names])
     correct = np.array([table[c]["correct"] for c in names])
@@ -306,16 +321,23 @@ def per_class(ctx: RunContext):
                   evidence=evidence, plots=[plot])
 
 
-# --- metrics.confusion ------------------------------------------------------------------------
-@check("metrics.confusion", title="Confusion matrix and the most confused pairs", needs=("classification",))
-def confusion(ctx: RunContext):
+@check("metrics.per_class", title="Every class is learned", needs=("classification",))
+def per_class(ctx: RunContext):
+    return per_class_verdict(PerClassMeasure(per_class_table(ctx, model_outputs(ctx).get("valid"))))
+
+
+# --- metrics.confusion ---------------------------------------------------------------------------
+@dataclass
+class ConfusionMeasure:
+    classes: list[str]
+    matrix: Any                   # (C, C) counts on valid, rows = true, columns = predicted
+
+
+def confusion_verdict(m: ConfusionMeasure) -> Finding:
     import numpy as np
 
-    so = model_outputs(ctx).get("valid")
-    y, pred, _ = labelled(so)
-    n = len(ctx.classes)
-    cm = confusion_counts(y, pred, n)
-    names = [str(c) for c in ctx.classes]
+    cm, names = np.asarray(m.matrix), m.classes
+    n = len(names)
     rows = cm.sum(axis=1)
     rate = cm / np.maximum(rows[:, None], 1)
     off = [(int(cm[i, j]), i, j) for i in range(n) for j in range(n) if i != j and cm[i, j] > 0]
@@ -345,29 +367,29 @@ def confusion(ctx: RunContext):
     return passed(f"most confused: {top}", evidence=evidence, plots=[plot])
 
 
-# --- metrics.calibration ----------------------------------------------------------------------
-def expected_calibration_error(confidence, correct, bins: int = ECE_BINS):
-    """Top-label ECE with equal-width bins (Guo et al. 2017), and the per-bin table. Vectorised over
-    leading axes of `correct` (for the simulated null)."""
-    import numpy as np
-
-    confidence = np.asarray(confidence, dtype=float)
-    idx = np.clip((confidence * bins).astype(int), 0, bins - 1)
-    counts = np.bincount(idx, minlength=bins).astype(float)
-    conf_sum = np.bincount(idx, weights=confidence, minlength=bins)
-    correct = np.asarray(correct, dtype=float)
-    if correct.ndim == 1:
-        acc_sum = np.bincount(idx, weights=correct, minlength=bins)
-    else:
-        onehot = np.zeros((len(idx), bins))
-        onehot[np.arange(len(idx)), idx] = 1.0
-        acc_sum = correct @ onehot
-    ece = np.abs(acc_sum - conf_sum).sum(axis=-1) / max(len(confidence), 1)
-    return ece, counts, conf_sum, acc_sum
+@check("metrics.confusion", title="Confusion matrix and the most confused pairs", needs=("classification",))
+def confusion(ctx: RunContext):
+    y, pred, _ = labelled(model_outputs(ctx).get("valid"))
+    return confusion_verdict(ConfusionMeasure([str(c) for c in ctx.classes], confusion_counts(y, pred, len(ctx.classes))))
 
 
-@check("metrics.calibration", title="Predicted probabilities match observed accuracy", needs=("classification",))
-def calibration(ctx: RunContext):
+# --- metrics.calibration -------------------------------------------------------------------------
+@dataclass
+class CalibrationMeasure:
+    ece: float                    # top-label expected calibration error on valid
+    null_ece_95: float            # 95th percentile of the ECE of a perfectly calibrated model, same confidences
+    mean_confidence: float
+    accuracy: float
+    bin_confidence: list[float] = field(default_factory=list)   # per non-empty bin
+    bin_accuracy: list[float] = field(default_factory=list)
+    bin_counts: list[int] = field(default_factory=list)
+
+    @property
+    def direction(self) -> str:
+        return "over-confident" if self.mean_confidence > self.accuracy else "under-confident"
+
+
+def _measure_calibration(ctx: RunContext) -> CalibrationMeasure:
     import numpy as np
 
     so = model_outputs(ctx).get("valid")
@@ -377,23 +399,25 @@ def calibration(ctx: RunContext):
     y, pred, proba = labelled(so)
     conf = proba[np.arange(len(pred)), pred]
     correct = (pred == y).astype(float)
-    ece, counts, conf_sum, acc_sum = expected_calibration_error(conf, correct)
-    ece = float(ece)
+    ece, counts, conf_sum, acc_sum = expected_calibration_error(conf, correct, ECE_BINS)
     rng = np.random.default_rng(ctx.seed)
     # The null: labels drawn as if the stated confidences were exactly right.
     sims = min(N_BOOTSTRAP, max(20, 2_000_000 // max(len(conf), 1)))
-    null = expected_calibration_error(conf, rng.random((sims, len(conf))) < conf)[0]
-    null95 = float(np.quantile(null, 0.95))
-    mean_conf, accuracy = float(conf.mean()), float(correct.mean())
-    direction = "over-confident" if mean_conf > accuracy else "under-confident"
+    null = expected_calibration_error(conf, rng.random((sims, len(conf))) < conf, ECE_BINS)[0]
     used = counts > 0
-    bins_x = (conf_sum[used] / counts[used]).tolist()
-    bins_y = (acc_sum[used] / counts[used]).tolist()
+    return CalibrationMeasure(float(ece), float(np.quantile(null, 0.95)), float(conf.mean()), float(correct.mean()),
+                              (conf_sum[used] / counts[used]).tolist(), (acc_sum[used] / counts[used]).tolist(),
+                              counts[used].astype(int).tolist())
+
+
+def calibration_verdict(m: CalibrationMeasure) -> Finding:
+    ece, null95, mean_conf, accuracy, direction = m.ece, m.null_ece_95, m.mean_confidence, m.accuracy, m.direction
     evidence = {"ece": ece, "bins": ECE_BINS, "warn_above": ECE_WARN, "null_ece_95": null95,
                 "mean_confidence": mean_conf, "accuracy": accuracy, "direction": direction,
-                "bin_confidence": bins_x, "bin_accuracy": bins_y, "bin_counts": counts[used].astype(int).tolist()}
+                "bin_confidence": m.bin_confidence, "bin_accuracy": m.bin_accuracy, "bin_counts": m.bin_counts}
     plot = PlotSpec(kind="line", title="reliability diagram (valid)", x_label="confidence", y_label="accuracy",
-                    series=[Series("model", bins_x, bins_y), Series("perfect calibration", [0, 1], [0, 1])])
+                    series=[Series("model", m.bin_confidence, m.bin_accuracy),
+                            Series("perfect calibration", [0, 1], [0, 1])])
     if ece > ECE_WARN and ece > null95:
         return warn(f"{direction}: expected calibration error {ece:.3f} (mean confidence {mean_conf:.3f}, "
                     f"accuracy {accuracy:.3f})",
@@ -409,18 +433,37 @@ def calibration(ctx: RunContext):
                   evidence=evidence, plots=[plot])
 
 
-# --- metrics.split_consistency ----------------------------------------------------------------
-@check("metrics.split_consistency", title="Valid and test agree", needs=("test",))
-def split_consistency(ctx: RunContext):
+@check("metrics.calibration", title="Predicted probabilities match observed accuracy", needs=("classification",))
+def calibration(ctx: RunContext):
+    return calibration_verdict(_measure_calibration(ctx))
+
+
+# --- metrics.split_consistency -------------------------------------------------------------------
+@dataclass
+class SplitConsistencyMeasure:
+    metric: str
+    valid: float
+    test: float
+    standard_error: float         # s.e. of the valid - test difference
+
+    @property
+    def drop(self) -> float:
+        """Positive when test is worse than valid."""
+        return (self.valid - self.test) if higher_is_better(self.metric) else (self.test - self.valid)
+
+
+def _measure_split_consistency(ctx: RunContext) -> SplitConsistencyMeasure:
     outputs = model_outputs(ctx)
     valid, test = outputs.get("valid"), outputs.get("test")
     metric = ctx.metric
     v, t = metric_value(ctx, metric, valid), metric_value(ctx, metric, test)
     if v is None or t is None:
         raise SkipCheck(f"{metric} cannot be computed on both valid and test")
-    hib = higher_is_better(metric)
-    se = ((standard_error(ctx, metric, "valid") or 0.0) ** 2 + (standard_error(ctx, metric, "test") or 0.0) ** 2) ** 0.5
-    drop = (v - t) if hib else (t - v)            # positive: test is worse
+    return SplitConsistencyMeasure(metric, v, t, _combined_se(ctx, metric, "valid", "test"))
+
+
+def split_consistency_verdict(m: SplitConsistencyMeasure) -> Finding:
+    metric, v, t, se, drop = m.metric, m.valid, m.test, m.standard_error, m.drop
     bounded = metric in BOUNDED_METRICS
     size = drop if bounded else drop / max(abs(v), 1e-12)
     z = drop / se if se > 0 else (float("inf") if drop > 0 else 0.0)
@@ -440,3 +483,8 @@ def split_consistency(ctx: RunContext):
                           "(data.drift); re-split or collect a fresh validation set.",
                       evidence=evidence, plots=[plot])
     return passed(f"valid {metric} {v:.4g}, test {t:.4g} (within noise or better)", evidence=evidence, plots=[plot])
+
+
+@check("metrics.split_consistency", title="Valid and test agree", needs=("test",))
+def split_consistency(ctx: RunContext):
+    return split_consistency_verdict(_measure_split_consistency(ctx))

@@ -1,0 +1,187 @@
+"""errors.confident_mistakes: the wrong predictions the model was surest of (largest residuals for regression)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ...analyses.evaluation import labelled
+from ...analyses.predictions import model_outputs
+from ...engine.context import RunContext
+from ...engine.registry import check
+from ...findings import Finding, PlotSpec, SkipCheck, passed, warn
+from .rows import SHOWN_EXAMPLES, label_name, row_values
+
+# Confident mistakes: wrong predictions made with probability >= 0.9. Warn when there are at least
+# three times as many as the stated confidences allow and the excess is far beyond chance (z > 3).
+CONFIDENT = 0.9
+CONFIDENT_EXCESS_RATIO = 3.0
+CONFIDENT_Z = 3.0
+MIN_CONFIDENT_MISTAKES = 5
+
+
+def _label_issue_flags(ctx: RunContext):
+    """The data step's suspected label errors over ctx.train rows (analyses.labels.label_issue_mask), or
+    None when that analysis is not available."""
+    import numpy as np
+
+    try:
+        from ...analyses.labels import label_issue_mask
+    except ImportError:
+        return None
+    try:
+        mask = label_issue_mask(ctx)
+    except (SkipCheck, ImportError):
+        return None
+    if mask is None:
+        return None
+    mask = np.asarray(mask, dtype=bool)
+    return mask if mask.shape == (len(ctx.train),) else None
+
+
+def _confident_examples(ctx: RunContext, so, flags=None) -> tuple[list[dict], Any, Any]:
+    """The wrong predictions of a split, most confident first (row = position in that split), and the
+    confidence and wrongness of every labelled row."""
+    import numpy as np
+
+    rows = np.flatnonzero(so.labelled)
+    y, pred, proba = labelled(so)
+    conf = proba[np.arange(len(pred)), pred]
+    wrong = pred != y
+    order = np.flatnonzero(wrong)[np.argsort(-conf[wrong], kind="stable")]
+    examples = []
+    for i in order[:SHOWN_EXAMPLES]:
+        row = int(rows[i])
+        example = {"row": row, "label": label_name(ctx, int(y[i])), "predicted": label_name(ctx, int(pred[i])),
+                   "confidence": float(conf[i]), "probability_of_label": float(proba[i, y[i]])}
+        if flags is not None:
+            example["suspected_label_issue"] = bool(flags[row])
+        examples.append(example)
+    return examples, conf, wrong
+
+
+def _describe_example(e: dict) -> str:
+    mark = " [also suspected as a label error by data.label_issues]" if e.get("suspected_label_issue") else ""
+    return f"row {e['row']}: label '{e['label']}', predicted '{e['predicted']}' with {e['confidence']:.3f}{mark}"
+
+
+@dataclass
+class ConfidentMistakesMeasure:
+    confidence: Any                 # probability of the predicted class, per labelled valid row
+    wrong: Any                      # per labelled valid row
+    examples: list[dict]            # valid mistakes, most confident first
+    train_examples: list[dict] = field(default_factory=list)  # the same on train (rows the model could not fit)
+    has_train_outputs: bool = False  # train predictions exist at all
+    label_issue_analysis: bool = False  # train examples carry data.label_issues' marks
+
+    @property
+    def confident(self):
+        import numpy as np
+
+        return np.asarray(self.confidence) >= CONFIDENT
+
+    @property
+    def confident_mistakes(self) -> int:
+        return int((self.wrong & self.confident).sum())
+
+    @property
+    def expected_mistakes(self) -> float:
+        """How many confident predictions would be wrong if the stated confidences were right."""
+        return float((1 - self.confidence[self.confident]).sum())
+
+    @property
+    def z(self) -> float:
+        import numpy as np
+
+        conf = self.confidence[self.confident]
+        sd = float(np.sqrt((conf * (1 - conf)).sum()))
+        k, expected = self.confident_mistakes, self.expected_mistakes
+        return (k - expected) / sd if sd > 0 else (float("inf") if k > expected else 0.0)
+
+
+def _measure_confident_mistakes(ctx: RunContext, outputs) -> ConfidentMistakesMeasure:
+    so = outputs.get("valid")
+    if so.proba is None:
+        raise SkipCheck("needs class probabilities: add prob_<class> columns to the predictions file")
+    examples, conf, wrong = _confident_examples(ctx, so)
+    for e in examples:
+        e["values"] = row_values(ctx, ctx.valid, e["row"])
+    m = ConfidentMistakesMeasure(conf, wrong, examples)
+    # On train, a confident mistake is a row the model could not fit even while learning from it: the
+    # likeliest place for a wrong label. data.label_issues judges train rows, so marks apply there.
+    train_so = outputs.splits.get("train")
+    m.has_train_outputs = train_so is not None
+    if train_so is not None and train_so.proba is not None:
+        flags = _label_issue_flags(ctx)
+        m.label_issue_analysis = flags is not None
+        m.train_examples = _confident_examples(ctx, train_so, flags)[0]
+        for e in m.train_examples:
+            e["values"] = row_values(ctx, ctx.train, e["row"])
+    return m
+
+
+def _mistakes_text(m: ConfidentMistakesMeasure, suspected: list[int]) -> str:
+    lines = ["Valid split:"] + [_describe_example(e) for e in m.examples[:5]]
+    if m.train_examples:
+        lines += ["Train split (rows the model could not fit):"] + [_describe_example(e) for e in m.train_examples[:5]]
+    if suspected:
+        lines.append(f"{len(suspected)} of the {len(m.train_examples)} train rows shown are also suspected label "
+                     f"errors: fix those labels rather than the model.")
+    elif not m.has_train_outputs:
+        lines.append("(Train-split mistakes, which data.label_issues can mark as likely label errors, need "
+                     "train predictions: add [model] code/build and [model] checkpoint.)")
+    return "\n".join(lines)
+
+
+def confident_mistakes_verdict(m: ConfidentMistakesMeasure) -> Finding:
+    conf, wrong, examples = m.confidence, m.wrong, m.examples
+    high = m.confident
+    k, expected, z = m.confident_mistakes, m.expected_mistakes, m.z
+    suspected = [e["row"] for e in m.train_examples if e.get("suspected_label_issue")]
+    evidence = {"confident_threshold": CONFIDENT, "confident_rows": int(high.sum()), "confident_mistakes": k,
+                "expected_mistakes": expected, "z": z, "warn_ratio": CONFIDENT_EXCESS_RATIO, "warn_z": CONFIDENT_Z,
+                "mistakes": int(wrong.sum()), "examples": examples, "train_examples": m.train_examples,
+                "label_issue_analysis": m.label_issue_analysis, "suspected_label_issue_rows": suspected}
+    plot = PlotSpec.histogram("confidence of wrong vs right predictions (valid)",
+                              {"wrong": conf[wrong], "right": conf[~wrong]}, bins=20, x_label="confidence")
+    text = _mistakes_text(m, suspected)
+    if k >= MIN_CONFIDENT_MISTAKES and k >= CONFIDENT_EXCESS_RATIO * expected and z > CONFIDENT_Z:
+        return warn(f"{k} wrong predictions made with confidence >= {CONFIDENT}, where ~{expected:.1f} are expected",
+                    detail=f"Among {int(high.sum())} valid rows predicted with probability >= {CONFIDENT}, {k} are "
+                           f"wrong; if the probabilities were right about {expected:.1f} would be (z = {z:.1f}; warn "
+                           f"at {CONFIDENT_EXCESS_RATIO:.0f}x expected and z > {CONFIDENT_Z:.0f}).\n" + text,
+                    fix="Read the rows: confident mistakes are often label errors (relabel them) or a systematic "
+                        "gap (a missing feature, a segment absent from train). If the labels are right, the "
+                        "model is over-confident: see metrics.calibration (temperature scaling, less overfitting).",
+                    evidence=evidence, plots=[plot])
+    title = (f"{k} mistakes with confidence >= {CONFIDENT} (~{expected:.1f} expected); top: row "
+             f"{examples[0]['row']} '{examples[0]['label']}' predicted '{examples[0]['predicted']}' "
+             f"({examples[0]['confidence']:.2f})" if examples else "no wrong predictions on the valid split")
+    return passed(title, detail=text, evidence=evidence, plots=[plot])
+
+
+def _largest_residuals(ctx: RunContext, so) -> Finding:
+    import numpy as np
+
+    rows = np.flatnonzero(so.labelled)
+    y, pred, _ = labelled(so)
+    resid = pred - y.astype(float)
+    scale = float(np.std(y)) or 1.0
+    order = np.argsort(-np.abs(resid), kind="stable")[:SHOWN_EXAMPLES]
+    examples = [{"row": int(rows[i]), "target": float(y[i]), "predicted": float(pred[i]),
+                 "error": float(resid[i]), "error_in_sd": float(resid[i] / scale),
+                 "values": row_values(ctx, ctx.valid, int(rows[i]))} for i in order]
+    evidence = {"examples": examples, "target_sd": scale, "mae": float(np.abs(resid).mean())}
+    plot = PlotSpec.histogram("residuals (valid)", {"prediction - target": resid}, bins=30, x_label="residual")
+    top = examples[0] if examples else None
+    return passed(f"largest error: row {top['row']} predicted {top['predicted']:.4g} for {top['target']:.4g} "
+                  f"({top['error_in_sd']:+.1f} target s.d.)" if top else "no labelled rows",
+                  evidence=evidence, plots=[plot])
+
+
+@check("errors.confident_mistakes", title="The most confident wrong predictions")
+def confident_mistakes(ctx: RunContext):
+    outputs = model_outputs(ctx)
+    if not ctx.is_classification:
+        return _largest_residuals(ctx, outputs.get("valid"))
+    return confident_mistakes_verdict(_measure_confident_mistakes(ctx, outputs))
