@@ -166,8 +166,7 @@ def _numeric_predictions(column, name: str, key: str):
 def _encode_predicted_labels(ctx: RunContext, column, name: str, key: str):
     import numpy as np
 
-    index = {ctx._label_key(c): i for i, c in enumerate(ctx.classes)}
-    codes = np.array([index.get(ctx._label_key(v), -1) for v in column], dtype=np.int64)
+    codes = ctx.encode_labels(column)
     unknown = codes < 0
     if unknown.any():
         values = sorted({str(v) for v in column[unknown]})[:5]
@@ -180,7 +179,7 @@ def _encode_predicted_labels(ctx: RunContext, column, name: str, key: str):
 
 
 def prob_column(ctx: RunContext, label: Any) -> str:
-    return f"{PROB_PREFIX}{ctx._label_key(label)}"
+    return f"{PROB_PREFIX}{ctx.label_key(label)}"
 
 
 def _probabilities(ctx: RunContext, df, name: str, key: str):

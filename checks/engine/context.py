@@ -275,19 +275,26 @@ class RunContext:
                 import pandas as pd
 
                 return np.array(pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float32), copy=True)
-            import pandas as pd
+            return self.encode_labels(raw)
 
-            index = {self._label_key(c): i for i, c in enumerate(self.classes)}
-            # Encode each distinct label once (vectorised over rows): a million rows take milliseconds.
-            codes, uniques = pd.factorize(raw, use_na_sentinel=True)
-            lookup = np.array([index.get(self._label_key(v), -1) for v in uniques] + [-1], dtype=np.int64)
-            return lookup[codes]  # code -1 (missing) picks the trailing -1
+        return self.shared(("RunContext.y", split), compute)
 
-        return self.shared(f"y:{split}", compute)
+    def encode_labels(self, values):
+        """Class indices in `classes` order (int64, -1 for missing values and labels outside `classes`):
+        the one label encoder, for targets and for a predictions file's labels alike."""
+        import numpy as np
+        import pandas as pd
+
+        index = {self.label_key(c): i for i, c in enumerate(self.classes)}
+        # Encode each distinct label once (vectorised over rows): a million rows take milliseconds.
+        codes, uniques = pd.factorize(pd.Series(values), use_na_sentinel=True)
+        lookup = np.array([index.get(self.label_key(v), -1) for v in uniques] + [-1], dtype=np.int64)
+        return lookup[codes]  # code -1 (missing) picks the trailing -1
 
     @staticmethod
-    def _label_key(value: Any) -> Any:
-        # TOML classes may be ints while CSV labels are ints or strings: compare on a normal form.
+    def label_key(value: Any) -> str:
+        """The normal form labels are compared on: TOML classes may be ints while CSV labels are ints or
+        strings, and a float label 3.0 is the class 3."""
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         return str(value)
@@ -323,7 +330,7 @@ class RunContext:
             # project code may scale in place, so give every check a writeable array.
             return np.array(df[self.numeric_columns].to_numpy(dtype=np.float32), copy=True)
 
-        return self.shared(f"X:{split}", compute)
+        return self.shared(("RunContext.X", split), compute)
 
     # --- project code --------------------------------------------------------------------------
     @cached_property
