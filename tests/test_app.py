@@ -337,3 +337,143 @@ def test_app_start_imports_no_heavy_library(project):
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+# --- the action table: bindings, palette and help derived from one declaration -----------------------
+def _readme_keys() -> set[str]:
+    """The keys of the README's key table (`1`–`7` stands for 1 … 7)."""
+    import re
+
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    lines = text[text.index("| key | action | key | action |"):].splitlines()[2:]
+    keys: set[str] = set()
+    for line in lines:
+        if not line.startswith("|"):
+            break
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        for cell in cells[0::2]:
+            found = re.findall(r"`([^`]+)`", cell)
+            if len(found) == 2 and "–" in cell:  # a range: `1`–`7`
+                keys.update(str(i) for i in range(int(found[0]), int(found[1]) + 1))
+            else:
+                keys.update(found)
+    return keys
+
+
+def test_readme_key_table_lists_the_action_tables_keys():
+    from mltriage.tui.actions import MAIN, actions_of
+
+    # The README shows the keys of a normal session: bug-hunt keys are explained with the tour, and the
+    # arrows/tab are not listed.
+    table = {a.key for a in actions_of(MAIN) if not a.hunt_only and a.id != "move"}
+    assert _readme_keys() == table
+
+
+def test_every_screens_bindings_come_from_the_action_table():
+    from mltriage.tui import actions
+    from mltriage.tui.screens import (BrokenProjectScreen, ExportScreen, FindingScreen, HelpScreen, MainScreen,
+                                      NoteScreen, ProblemScreen, RevealScreen, TextScreen, TourScreen,
+                                      WelcomeScreen)
+
+    screens = {actions.MAIN: MainScreen, actions.APP: MltriageApp, actions.WELCOME: WelcomeScreen,
+               actions.BROKEN: BrokenProjectScreen, actions.FINDING: FindingScreen, actions.NOTE: NoteScreen,
+               actions.EXPORT: ExportScreen, actions.HELP: HelpScreen, actions.PROBLEM: ProblemScreen,
+               actions.TEXT: TextScreen, actions.REVEAL: RevealScreen, actions.TOUR: TourScreen}
+    assert {a.screen for a in actions.ACTIONS} == set(screens)
+    ids = [a.id for a in actions.ACTIONS]
+    assert len(ids) == len(set(ids))
+    for name, cls in screens.items():
+        declared = [(b.key, b.action, b.description, b.show, b.id) for b in cls.BINDINGS]
+        table = [(a.key, a.action, a.description, a.show, a.id) for a in actions.actions_of(name) if a.bind]
+        assert declared == table, name
+        for a in actions.actions_of(name):  # each action names a method that exists
+            if a.bind and not a.action.startswith("app."):
+                assert hasattr(cls, "action_" + a.action.split("(")[0]), a.id
+    # The footer's order on the main screen is the one users know.
+    shown = [b.key for b in MainScreen.BINDINGS if b.show]
+    assert shown == ["r", "a", "escape", "n", "e", "b", "k", "t", "?", "q"]
+
+
+def test_help_screen_keys_are_the_action_tables():
+    from mltriage.tui.actions import help_rows
+    from mltriage.tui.screens.help import help_table
+
+    rows = help_rows()
+    keys, _ = help_table()
+    assert keys.row_count == len(rows)
+    assert rows[0] == ("1 … 7", "jump to a step") and ("ctrl+p", "command palette: every action") in rows
+    assert ("b / k", "bug hunts (mltriage tour): mark a finding as a bug / reveal the answer key") in rows
+    assert [k for k, _ in rows][-2:] == ["?", "q"]
+
+
+@pilot_test
+async def test_command_palette_follows_the_action_table_and_hunt_mode(project):
+    from mltriage.tui.actions import MAIN, palette_entries
+
+    app = make_app(project)
+    async with app.run_test(size=SIZE) as pilot:
+        commands = list(app.get_system_commands(app.screen))
+        titles = [c.title for c in commands]
+        expected = [a.palette for a in palette_entries(MAIN, hunt=False)]
+        assert titles[:len(expected)] == expected and titles[len(expected)] == "Help"
+        assert "Mark as a bug" not in titles
+        assert commands[titles.index("Run this step")].help == "Run the current step's checks (r)"
+        app.screen.hunt = object()  # bug-hunt mode adds its two actions
+        assert "Mark as a bug" in {c.title for c in app.get_system_commands(app.screen)}
+        app.screen.hunt = None
+        next(c for c in commands if c.title == "Step 3: Data").callback()
+        await pilot.pause()
+        assert app.screen.step == "data"
+
+
+# --- typed messages from the worker thread ------------------------------------------------------------
+def test_run_state_sets_old_findings_aside_and_restores_them():
+    from mltriage.checks.findings import Finding
+    from mltriage.tui.run_controller import RunState
+
+    old = Finding(check="data.duplicates", step="data", status="fail", title="old")
+    findings = {"data.duplicates": old}
+    run = RunState(steps=["data"])
+    run.planned(["data.duplicates", "data.outliers"], findings)
+    assert findings == {} and run.step_progress("data") == (0, 2) and run.step_progress("problem") is None
+    run.current = "data.outliers"
+    new = Finding(check="data.outliers", step="data", status="pass", title="new")
+    run.arrived(new, findings)
+    assert run.current is None and run.step_progress("data") == (1, 2)
+    run.restore(findings)
+    assert findings == {"data.outliers": new, "data.duplicates": old}
+
+
+@pilot_test
+async def test_messages_posted_from_a_thread_update_the_screen(project):
+    import threading
+
+    from mltriage.checks.findings import Finding
+    from mltriage.tui.messages import CheckStarted, FindingArrived, RunEnded, RunPlanned
+    from mltriage.tui.run_controller import RunState
+
+    write_fixed_run(project)
+    app = make_app(project)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        await pilot.press("3")
+        run = screen.runs.current = app.active_run = RunState(steps=["data"])
+        fresh = Finding(check="data.outliers", step="data", status="pass", title="no outliers")
+
+        def worker() -> None:  # what the run controller's thread does, without a child process
+            screen.post_message(RunPlanned(run, ["data.outliers", "data.split_overlap"]))
+            screen.post_message(CheckStarted(run, "data.outliers"))
+            screen.post_message(FindingArrived(run, fresh))
+
+        thread = threading.Thread(target=worker)
+        thread.start()
+        thread.join()
+        await wait_for(pilot, lambda: "data.outliers" in run.done)
+        assert "data.split_overlap" not in screen.findings  # set aside while it runs
+        assert "running 1/2" in str(screen.query_one("#steps").get_option("data").prompt)
+        screen.post_message(RunEnded(run, None, "The run stopped: planted"))
+        await wait_for(pilot, lambda: screen.current_run is None)
+        assert app.active_run is None
+        assert screen.findings["data.split_overlap"].status == "fail"  # restored: the run stopped early
+        assert screen.findings["data.outliers"] is fresh
+        assert any("planted" in n.message for n in app._notifications)

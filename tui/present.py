@@ -28,6 +28,13 @@ def step_check_ids(step: str, findings: dict[str, Finding]) -> list[str]:
     return ids
 
 
+def fit(text: Text, width: int) -> Text:
+    """One line cut to the width with an ellipsis (never narrower than 10)."""
+    text = text.copy()
+    text.truncate(max(10, width), overflow="ellipsis")
+    return text
+
+
 def humanize(check_id: str) -> str:
     return check_id.split(".", 1)[-1].replace("_", " ")
 
