@@ -242,3 +242,206 @@ def test_label_order(tmp_path):
     ordered = train.sort_values("label").reset_index(drop=True)
     f = run_check(project(tmp_path, ordered, valid), "data.label_order")
     assert f.status == "warn" and f.evidence["sorted"]
+
+
+# --- verdicts on planted measurements (no project needed) ----------------------------------------
+def test_missing_verdict():
+    from mltriage.checks.steps.data.tables import MissingMeasure, _missing_verdict
+
+    def verdict(missing, nonfinite=None, target_missing=0):
+        per = {"x": missing} if missing else {}
+        if target_missing:
+            per["label"] = target_missing
+        return _missing_verdict(MissingMeasure("label", {"train": per}, {"train": 100}, nonfinite))
+
+    assert verdict(0).status == "pass"
+    assert verdict(20).status == "warn"                        # 20% missing > 5%
+    assert verdict(3).status == "info"                         # a few
+    assert verdict(3, target_missing=1).status == "fail"       # a row without a label
+    assert verdict(3, nonfinite={"train": 4}).status == "fail"  # NaN reaches the model
+    assert verdict(3, nonfinite={"train": 0}).status == "info"  # featurize fills them
+    assert verdict(20, nonfinite={"train": 0}).status == "warn"
+
+
+def test_duplicates_verdict():
+    from mltriage.checks.steps.data.rows import DuplicatesMeasure, SplitDuplicates, _duplicates_verdict
+
+    def verdict(dups=0, conflicts=0, unique_share=0.99):
+        st = SplitDuplicates(rows=1000, duplicate_rows=dups, unique_share=unique_share, conflict_rows=conflicts,
+                             conflict_groups=conflicts // 2, duplicate_fraction=dups / 1000)
+        return _duplicates_verdict(DuplicatesMeasure({"train": st}))
+
+    assert verdict().status == "pass"
+    assert verdict(dups=30).status == "warn"                   # 3% >= 1%
+    assert verdict(dups=3).status == "info"
+    assert verdict(conflicts=20).status == "fail"              # 2% of rows, >= 5 rows
+    assert verdict(conflicts=2).status == "warn"               # too few rows to fail
+    assert verdict(conflicts=20, unique_share=0.3).status == "info"  # coarse features
+    assert verdict(dups=30, unique_share=0.3).status == "info"
+
+
+def test_overlap_verdict():
+    from mltriage.checks.steps.data.rows import OverlapMeasure, _overlap_verdict
+
+    def verdict(rows, unique_share=1.0, of=200):
+        counts = {"rows": rows, "of": of, "exact_rows": rows, "same_text": 0, "fraction": rows / of}
+        return _overlap_verdict(OverlapMeasure({"valid": counts}, {"valid": []}, unique_share))
+
+    assert verdict(0).status == "pass"
+    assert verdict(20).status == "fail"
+    assert verdict(3).status == "warn"                         # fewer than 5 rows
+    assert verdict(20, unique_share=0.4).status == "info"      # coarse: matches by chance
+
+
+def test_scale_verdict():
+    from mltriage.checks.steps.data.leakage import ScaleMeasure, _scale_verdict
+
+    def verdict(scales, kind="torch"):
+        scale = np.array(scales, dtype=float)
+        return _scale_verdict(ScaleMeasure("the featurized matrix (ctx.X)", kind, [f"f{j}" for j in range(len(scale))],
+                                           scale, np.ones_like(scale), np.zeros_like(scale), 100, 100))
+
+    assert verdict([1.0, 2.0]).status == "pass"
+    f = verdict([255.0, 1.0])
+    assert f.status == "fail" and f.evidence["largest"][0]["feature"] == "f0"
+    assert verdict([20.0, 1.0]).status == "warn"
+    assert verdict([255.0, 1.0], kind="sklearn").status == "info"
+    assert verdict([255.0, 1.0], kind=None).status == "info"
+    assert verdict([5.0, 0.001]).status == "warn"              # 5000x apart
+
+
+def test_label_issues_verdict():
+    from mltriage.checks.steps.data.labels import LabelIssueMeasure, _label_issues_verdict
+
+    def verdict(flagged, confident):
+        per_class = {"a": {"rows": 500, "flagged": flagged // 2, "noise_rate": flagged / 1000},
+                     "b": {"rows": 500, "flagged": flagged - flagged // 2, "noise_rate": flagged / 1000}}
+        return _label_issues_verdict(LabelIssueMeasure(1000, flagged, confident, 1000, 1000, "a model", "numeric columns",
+                                                       0.9, per_class))
+
+    assert verdict(5, 2).status == "pass"
+    assert verdict(150, 120).status == "fail"                  # 12% confidently wrong
+    assert verdict(80, 60).status == "warn"                    # 6%
+    assert verdict(30, 20).status == "info"                    # 2%
+    assert verdict(60, 2).status == "info"                     # many doubtful, few clear errors
+
+
+def test_drift_verdict():
+    from mltriage.checks.steps.data.shift import DriftMeasure, _drift_verdict
+
+    def verdict(effect, p, auc, n_features=1):
+        stats = {f"x{j}": {"kind": "numeric", "effect": 0.0, "measure": "KS D", "p_value": 1.0}
+                 for j in range(1, n_features)}
+        stats["x0"] = {"kind": "numeric", "effect": effect, "measure": "KS D", "p_value": p}
+        return _drift_verdict(DriftMeasure(["valid"], {"valid": stats}, {"valid": auc}, [], 100, 100, False))
+
+    assert verdict(0.02, 0.5, 0.5).status == "pass"
+    f = verdict(0.5, 1e-20, 0.9)
+    assert f.status == "warn" and f.evidence["shifted"]["valid"][0]["feature"] == "x0"
+    assert verdict(0.02, 0.5, 0.75).status == "warn"           # the domain classifier tells them apart
+    assert verdict(0.02, 0.5, 0.65).status == "info"
+    assert verdict(0.5, 0.5, 0.5).status == "pass"             # large but not significant
+    assert verdict(0.2, 5e-4, 0.5, n_features=10).status == "pass"  # Bonferroni over 10 features
+
+
+def test_worst_problem_titles_the_finding():
+    from mltriage.checks.steps.data._common import worst_problem_finding
+
+    f = worst_problem_finding([("info", "minor", "a."), ("fail", "major", "b."), ("warn", "middle", "c.")], fix="x")
+    assert f.status == "fail" and f.title == "major (+2 more)"
+    assert f.detail == "major: b. middle: c. minor: a."
+
+
+def test_leakage_verdict():
+    from mltriage.checks.steps.data.leakage import LeakageMeasure, _leakage_verdict
+
+    def verdict(strength, spearman=None, valid_rows=200):
+        ranked = [{"feature": "f", "strength": strength, "spearman": spearman},
+                  {"feature": "g", "strength": 0.1, "spearman": None}]
+        return _leakage_verdict(LeakageMeasure(ranked, "R^2", 400, valid_rows, valid_rows, 64))
+
+    assert verdict(0.3).status == "pass"
+    assert verdict(0.99).status == "fail" and "'f'" in verdict(0.99).title
+    assert verdict(0.5, spearman=0.999).status == "fail"      # a monotone transform of the target
+    assert verdict(0.93).status == "warn"
+    assert verdict(0.99, valid_rows=20).status == "warn"      # too few validation rows to be sure
+
+
+def test_outliers_verdict():
+    from mltriage.checks.steps.data.leakage import OutlierMeasure, _outliers_verdict
+
+    def verdict(count, fraction):
+        col = {"count": count, "fraction": fraction, "scale": "raw", "median": 5.0, "max_z": 50.0,
+               "repeated_value": -999.0 if count >= 3 else None, "examples": [{"row": 1, "value": -999.0, "z": 50.0}]}
+        per_col = {"x": col} if count else {}
+        return _outliers_verdict(OutlierMeasure(3, 500, 500, per_col, "x" if count else None,
+                                                np.r_[np.ones(499), -999.0] if count else None))
+
+    assert verdict(0, 0.0).status == "pass"
+    f = verdict(4, 0.008)
+    assert f.status == "warn" and "-999" in f.detail          # rare, and a repeated sentinel
+    assert verdict(40, 0.08).status == "info"                 # a heavy tail, not a handful of errors
+
+
+def test_constants_verdict():
+    from mltriage.checks.steps.data.tables import ConstantMeasure, _constants_verdict
+
+    def verdict(constant=(), all_missing=(), quasi=None, varies=None):
+        return _constants_verdict(ConstantMeasure(list(constant), list(all_missing), quasi or {}, varies or {},
+                                                  5, 100, 100))
+
+    assert verdict().status == "pass"
+    assert verdict(constant=["c"]).status == "info"
+    assert verdict(quasi={"q": 0.9995}).status == "info"
+    assert verdict(constant=["c"], varies={"c": ["valid"]}).status == "warn"
+    assert verdict(constant=["c"], all_missing=["c"]).status == "warn"
+
+
+def test_id_verdict():
+    from mltriage.checks.steps.data.tables import _id_verdict
+
+    assert _id_verdict({}, {}).status == "pass"
+    f = _id_verdict({"row_id": "a strictly increasing integer: a row counter"}, {"row_id": [0, 1, 2]})
+    assert f.status == "warn" and "row_id" in f.title
+
+
+def test_label_values_verdict():
+    from mltriage.checks.steps.data.labels import LabelValuesMeasure, _label_values_verdict
+
+    def verdict(problems):
+        return _label_values_verdict(LabelValuesMeasure(problems, {"splits": {}}, [("a", 3), ("b", 2)], "2 classes"))
+
+    assert verdict([]).status == "pass"
+    f = verdict([("info", "stored as text", "x."), ("fail", "spelled twice", "y.")])
+    assert f.status == "fail" and f.title == "spelled twice (+1 more)"
+    assert f.evidence["problems"][0] == {"status": "info", "title": "stored as text"}  # in the order found
+
+
+def test_order_verdict():
+    from mltriage.checks.findings import PlotSpec
+    from mltriage.checks.steps.data.labels import OrderMeasure, _order_verdict
+
+    def verdict(kappa, z, sklearn_model=False):
+        return _order_verdict(OrderMeasure(kappa, z, {"sorted": kappa > 0.99}, "runs", PlotSpec(kind="line", title="order"),
+                                           sklearn_model))
+
+    assert verdict(0.0, 0.0).status == "pass"
+    assert verdict(1.0, 30.0).status == "warn" and "sorted" in verdict(1.0, 30.0).title
+    assert verdict(1.0, 30.0, sklearn_model=True).status == "info"
+    assert verdict(0.3, 30.0).status == "info"
+    assert verdict(0.9, 2.0).status == "pass"                 # blocked-looking but not significant (tiny file)
+
+
+def test_text_verdict():
+    from mltriage.checks.steps.data.text import TextMeasure, _text_verdict
+
+    def verdict(**counts):
+        st = {"rows": 100, "empty": 0, "replacement_char": 0, "mojibake": 0, "control_chars": 0, "length_outliers": 0}
+        st.update(counts)
+        return _text_verdict(TextMeasure(["text"], {"train:text": st}, {}, {}))
+
+    assert verdict().status == "pass"
+    assert verdict(mojibake=5).status == "fail"               # 5% damaged >= 1%
+    assert verdict(replacement_char=0).status == "pass"
+    assert verdict(empty=5).status == "warn"
+    assert verdict(length_outliers=2).status == "info"

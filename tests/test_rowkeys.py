@@ -1,4 +1,4 @@
-"""Row and value keys shared across splits (checks/rowkeys.py): equal exactly when pandas says equal."""
+"""Row and value keys shared across splits (checks/analyses/rowkeys.py): equal exactly when pandas says equal."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mltriage.checks.analyses.rowkeys import (MISSING_KEY, array_keys, first_occurrence_mask, joint_column_keys,
-                                     keys_with_several_labels, mix_into)
+                                              keys_with_several_labels, mix_into)
 
 
 def _keys(*parts):

@@ -3,8 +3,15 @@ training label (cleanlab): read by data.label_issues and errors.confident_mistak
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..engine.analysis import analysis
 from ..engine.context import RunContext
 from .sampling import labelled_positions, numeric_values, one_thread, sample_positions
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 # --- label issues (confident learning) -----------------------------------------------------------
@@ -72,36 +79,67 @@ def _label_model(kind: str, n_features: int, seed: int):
                                           random_state=seed), "histogram gradient boosting"
 
 
-def _compute_oof(ctx: RunContext) -> dict:
+@dataclass
+class LabelModel:
+    """Out-of-fold class probabilities from the quick label model, rows aligned with ctx.train."""
+
+    proba: np.ndarray                # (n_train, C); NaN for rows the model did not score
+    positions: np.ndarray            # training rows cross-validated (a seeded sample on large data)
+    labelled: int                    # training rows with a usable label
+    model: str | None = None         # what was fitted; None when nothing could be
+    accuracy: float | None = None    # out-of-fold accuracy on `positions`
+    features: str | None = None      # what the model read
+    reason: str | None = None        # why no model was fitted
+    present: np.ndarray | None = None  # class indices present in the sample (columns of the fold outputs)
+
+
+@dataclass
+class LabelIssues:
+    """Confident learning's verdict on each training label."""
+
+    mask: np.ndarray                 # bool over ctx.train rows: True where the label is likely wrong
+    oof: LabelModel
+    self_confidence: np.ndarray | None = None  # p(given label) on oof.positions; None without a model
+
+
+def _label_features(ctx: RunContext, pos):
+    """(matrix, kind, description) for the label model: the project's features when it has a featurize
+    (or the table is all numeric), else our own design of codes and TF-IDF."""
     import numpy as np
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
     from ..project.config import ProjectError
 
+    try:
+        if ctx.config.featurize or not (ctx.categorical_columns or ctx.text_columns):
+            X = ctx.X("train")[pos]
+            X = np.where(np.isfinite(X), X, np.nan)
+            return X, "dense", "the project's featurize" if ctx.config.featurize else "numeric columns"
+        raise ProjectError("no featurize")
+    except ProjectError:
+        X, kind = _own_design(ctx, pos)
+        return X, kind, "numeric columns, category codes" + (" and TF-IDF of the text" if kind == "sparse" else "")
+
+
+@analysis
+def label_model(ctx: RunContext) -> LabelModel:
+    """Cross-validate the quick label model on (a sample of) the labelled training rows."""
+    import numpy as np
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
     n_train, n_classes = len(ctx.train), len(ctx.classes)
-    proba = np.full((n_train, n_classes), np.nan)
     y_all = ctx.y("train")
     labelled = labelled_positions(ctx, "train")
     counts = np.bincount(y_all[labelled], minlength=n_classes)
     usable = labelled[counts[y_all[labelled]] >= CV_FOLDS]  # each class needs a row in every fold
     cap = LABEL_ISSUE_SAMPLE if ctx.budget.remaining() > 0 else LABEL_ISSUE_SMALL_SAMPLE
     pos = sample_positions(usable, cap, ctx.seed)
-    result = {"proba": proba, "positions": pos, "labelled": int(len(labelled)), "model": None, "accuracy": None}
+    result = LabelModel(proba=np.full((n_train, n_classes), np.nan), positions=pos, labelled=int(len(labelled)))
     y = y_all[pos]
     if len(pos) < LABEL_ISSUE_MIN_TRAIN or len(np.unique(y)) < 2:
-        result["reason"] = "too few labelled training rows in classes with at least 5 rows"
+        result.reason = "too few labelled training rows in classes with at least 5 rows"
         return result
-    try:
-        if ctx.config.featurize or not (ctx.categorical_columns or ctx.text_columns):
-            X, kind = ctx.X("train")[pos], "dense"
-            X = np.where(np.isfinite(X), X, np.nan)
-            result["features"] = "the project's featurize" if ctx.config.featurize else "numeric columns"
-        else:
-            raise ProjectError("no featurize")
-    except ProjectError:
-        X, kind = _own_design(ctx, pos)
-        result["features"] = "numeric columns, category codes" + (" and TF-IDF of the text" if kind == "sparse" else "")
+    X, kind, result.features = _label_features(ctx, pos)
     if X.shape[1] == 0:
-        result["reason"] = "no features to learn from"
+        result.reason = "no features to learn from"
         return result
     model, name = _label_model(kind, X.shape[1], ctx.seed)
     present = np.unique(y)
@@ -109,9 +147,9 @@ def _compute_oof(ctx: RunContext) -> dict:
     folds = StratifiedKFold(n_splits=CV_FOLDS, shuffle=True, random_state=ctx.seed)
     with ctx.budget.spend(), one_thread():
         p = cross_val_predict(model, X, compact, cv=folds, method="predict_proba")
-    proba[np.ix_(pos, present)] = p
-    proba[pos] = np.nan_to_num(proba[pos])
-    result.update(model=name, accuracy=float((p.argmax(1) == compact).mean()), present=present)
+    result.proba[np.ix_(pos, present)] = p
+    result.proba[pos] = np.nan_to_num(result.proba[pos])
+    result.model, result.accuracy, result.present = name, float((p.argmax(1) == compact).mean()), present
     return result
 
 
@@ -120,32 +158,30 @@ def oof_probabilities(ctx: RunContext):
 
     Rows not used (label missing or outside `classes`, classes with fewer than 5 rows, or left out of the
     sample on large data) are NaN. Cached for the run: errors.confident_mistakes reuses it."""
-    return ctx.shared("data:oof_proba", lambda: _compute_oof(ctx))["proba"]
+    return label_model(ctx).proba
 
 
-def label_issue_analysis(ctx: RunContext) -> dict:
-    def compute():
-        import numpy as np
-        from cleanlab.filter import find_label_issues
+@analysis
+def label_issue_analysis(ctx: RunContext) -> LabelIssues:
+    """Confident learning (cleanlab find_label_issues) over the label model's out-of-fold probabilities."""
+    import numpy as np
+    from cleanlab.filter import find_label_issues
 
-        oof = ctx.shared("data:oof_proba", lambda: _compute_oof(ctx))
-        mask = np.zeros(len(ctx.train), dtype=bool)
-        out = {"mask": mask, "oof": oof}
-        if oof["model"] is None:
-            return out
-        pos, present = oof["positions"], oof["present"]
-        p = oof["proba"][np.ix_(pos, present)]
-        p = p / np.clip(p.sum(axis=1, keepdims=True), 1e-12, None)
-        labels = np.searchsorted(present, ctx.y("train")[pos])
-        flags = find_label_issues(labels, p, n_jobs=1)
-        mask[pos[flags]] = True
-        out["self_confidence"] = p[np.arange(len(pos)), labels]
+    oof = label_model(ctx)
+    out = LabelIssues(mask=np.zeros(len(ctx.train), dtype=bool), oof=oof)
+    if oof.model is None:
         return out
-
-    return ctx.shared("data:label_issues", compute)
+    pos, present = oof.positions, oof.present
+    p = oof.proba[np.ix_(pos, present)]
+    p = p / np.clip(p.sum(axis=1, keepdims=True), 1e-12, None)
+    labels = np.searchsorted(present, ctx.y("train")[pos])
+    flags = find_label_issues(labels, p, n_jobs=1)
+    out.mask[pos[flags]] = True
+    out.self_confidence = p[np.arange(len(pos)), labels]
+    return out
 
 
 def label_issue_mask(ctx: RunContext):
     """Boolean over ctx.train rows: True where confident learning flags the label as likely wrong
     (False for rows that were not examined)."""
-    return label_issue_analysis(ctx)["mask"]
+    return label_issue_analysis(ctx).mask

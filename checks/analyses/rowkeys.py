@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 
+from ..engine.analysis import analysis
 from ..engine.context import RunContext
 
 # Keys for values that have no code of their own. Missing values compare equal to each other (as in
@@ -105,34 +106,30 @@ def _by_split(ctx: RunContext, joint) -> dict:
     return out
 
 
+@analysis
 def all_row_hashes(ctx: RunContext) -> dict:
     """split -> one uint64 per row over the feature columns (the label is not part of it)."""
-    def compute():
-        import numpy as np
+    import numpy as np
 
-        total = sum(_split_lengths(ctx).values())
-        hashes = np.zeros(total, dtype=np.uint64)
-        with np.errstate(over="ignore"):
-            for j, column in enumerate(ctx.feature_columns):
-                mix_into(hashes, joint_column_keys([df[column] for df in ctx.splits.values()]), j)
-        return _by_split(ctx, hashes)
-
-    return ctx.shared("rowkeys:rows", compute)
+    total = sum(_split_lengths(ctx).values())
+    hashes = np.zeros(total, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for j, column in enumerate(ctx.feature_columns):
+            mix_into(hashes, joint_column_keys([df[column] for df in ctx.splits.values()]), j)
+    return _by_split(ctx, hashes)
 
 
-def all_text_codes(ctx: RunContext, column: str, normalize) -> dict:
-    """split -> int64 code per row of a text column after `normalize` (equal codes = equal texts);
+@analysis
+def all_text_codes(ctx: RunContext, column: str) -> dict:
+    """split -> int64 code per row of a text column after normalize_text (equal codes = equal texts);
     -1 for texts that are missing or normalise to nothing, which match no other text."""
-    def compute():
-        import numpy as np
-        import pandas as pd
+    import numpy as np
+    import pandas as pd
 
-        joint = pd.concat([df[column].reset_index(drop=True) for df in ctx.splits.values()], ignore_index=True)
-        normal = normalize(joint)
-        codes, _ = pd.factorize(normal.where(normal != ""), use_na_sentinel=True)
-        return _by_split(ctx, codes.astype(np.int64))
-
-    return ctx.shared(f"rowkeys:text:{column}", compute)
+    joint = pd.concat([df[column].reset_index(drop=True) for df in ctx.splits.values()], ignore_index=True)
+    normal = normalize_text(joint, thorough_text(ctx))
+    codes, _ = pd.factorize(normal.where(normal != ""), use_na_sentinel=True)
+    return _by_split(ctx, codes.astype(np.int64))
 
 
 def first_occurrence_mask(keys):
@@ -212,8 +209,7 @@ def text_codes(ctx: RunContext, split: str, column: str):
     """A code per row of a text column after normalize_text: equal codes mean equal normalised texts,
     in every split; -1 for missing texts and texts that normalise to nothing."""
 
-    thorough = thorough_text(ctx)
-    return all_text_codes(ctx, column, lambda s: normalize_text(s, thorough))[split]
+    return all_text_codes(ctx, column)[split]
 
 
 def prefetch_row_keys(ctx: RunContext) -> None:

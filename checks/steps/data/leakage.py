@@ -1,0 +1,355 @@
+"""What the raw features tell the model too easily or too loudly: a feature that gives the label away,
+inputs far from order one, and gross outliers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ...analyses.sampling import STATS_SAMPLE, numeric_values, sample_note, sample_range
+from ...engine.context import RunContext
+from ...engine.registry import check
+from ...findings import Finding, PlotSpec, Series, SkipCheck, fail, info, passed, warn
+from ._common import records
+
+if TYPE_CHECKING:
+    import numpy as np
+
+# --- target leakage ------------------------------------------------------------------------------
+# One raw feature predicting the label this well on held-out rows means the label is (almost) a function
+# of it: chance-corrected balanced accuracy / R^2 of a one-feature tree.
+LEAK_FAIL_STRENGTH = 0.98
+LEAK_WARN_STRENGTH = 0.9
+# |Spearman| this close to 1 between a numeric feature and a numeric target: a monotone transform of it.
+LEAK_SPEARMAN = 0.995
+# Below this many labelled validation rows, a near-perfect single-feature score is too noisy to judge.
+LEAK_MIN_VALID_ROWS = 30
+
+
+@dataclass
+class LeakageMeasure:
+    """One-feature models on valid (analyses/baselines.py), strongest first."""
+
+    ranked: list[dict]                 # feature, strength (0..1), spearman (regression) ...
+    strength_name: str                 # what `strength` is: chance-corrected balanced accuracy or R^2
+    train_rows_used: int
+    valid_rows_used: int
+    valid_rows_labelled: int
+    leaves: int                        # bins of the one-feature step function
+    examples: list[dict] = field(default_factory=list)  # validation rows of the most suspicious feature
+
+
+def _is_leak(r: dict) -> bool:
+    return (r["strength"] or 0) >= LEAK_FAIL_STRENGTH or abs(r.get("spearman") or 0) >= LEAK_SPEARMAN
+
+
+def _leak_candidates(ranked: list[dict]) -> tuple[list[dict], list[dict]]:
+    """(features that give the label away, features that predict it suspiciously well)."""
+    leaks = [r for r in ranked if _is_leak(r)]
+    suspects = [r for r in ranked if not _is_leak(r) and (r["strength"] or 0) >= LEAK_WARN_STRENGTH]
+    return leaks, suspects
+
+
+def _measure_leakage(ctx: RunContext) -> LeakageMeasure:
+    from ...analyses.baselines import SINGLE_FEATURE_LEAVES, baseline_scores
+
+    b = baseline_scores(ctx)
+    if not b.per_feature:
+        raise SkipCheck("no usable raw feature columns to test one at a time")
+    m = LeakageMeasure(ranked=sorted(b.per_feature, key=lambda r: -(r["strength"] or 0)),
+                       strength_name="balanced accuracy above chance" if ctx.is_classification else "R^2",
+                       train_rows_used=b.train_rows_used, valid_rows_used=b.valid_rows_used,
+                       valid_rows_labelled=b.valid_rows_labelled, leaves=SINGLE_FEATURE_LEAVES)
+    leaks, suspects = _leak_candidates(m.ranked)
+    if leaks or suspects:
+        col = (leaks or suspects)[0]["feature"]
+        m.examples = records(ctx.valid, sample_range(len(ctx.valid), 5, ctx.seed), [col, ctx.target])
+    return m
+
+
+def _leak_detail(m: LeakageMeasure, top: dict) -> str:
+    ranked, note = m.ranked, sample_note(m.valid_rows_used, m.valid_rows_labelled)
+    return (f"A {m.leaves}-bin step function of '{top['feature']}' alone, fitted on train, reaches {m.strength_name} "
+            f"= {top['strength']:.3f}"
+            + (f" (Spearman {top['spearman']:+.4f} with the target)" if top.get("spearman") is not None else "")
+            + f" on {m.valid_rows_used:,} validation rows{note}. Next best feature: "
+            + (f"'{ranked[1]['feature']}' at {ranked[1]['strength'] or 0:.3f}." if len(ranked) > 1 else "none.")
+            + " A feature this predictive is usually computed from the label, recorded after the outcome, "
+              "or a copy of it under another name.")
+
+
+def _leakage_verdict(m: LeakageMeasure) -> Finding:
+    ranked = m.ranked
+    evidence = {"measure": m.strength_name, "valid_rows_used": m.valid_rows_used,
+                "train_rows_used": m.train_rows_used, "top_features": [dict(r) for r in ranked[:10]],
+                "fail_at": LEAK_FAIL_STRENGTH, "warn_at": LEAK_WARN_STRENGTH}
+    plot = PlotSpec(kind="bar", title=f"one-feature model: {m.strength_name} on valid", x_label="feature",
+                    y_label=m.strength_name, series=[Series("strength", [r["feature"] for r in ranked[:15]],
+                                                            [r["strength"] or 0 for r in ranked[:15]])])
+    leaks, suspects = _leak_candidates(ranked)
+    if not (leaks or suspects):
+        best = ranked[0]
+        return passed(f"no single feature gives the label away (best: '{best['feature']}', {best['strength'] or 0:.2f})",
+                      evidence=evidence, plots=[plot])
+    top = (leaks or suspects)[0]
+    col = top["feature"]
+    evidence["examples"] = m.examples
+    detail = _leak_detail(m, top)
+    fix = (f"Find out how '{col}' is produced. If it is known only after the label (or derived from it), drop "
+           f"it (add it to [data] ignore); if it is a legitimate input, the task needs no model.")
+    few = m.valid_rows_used < LEAK_MIN_VALID_ROWS
+    if leaks and not few:
+        names = ", ".join(f"'{r['feature']}'" for r in leaks[:5])
+        return fail(f"{names} predict{'s' if len(leaks) == 1 else ''} the target almost perfectly on its own",
+                    detail=detail, fix=fix, evidence=evidence, plots=[plot])
+    return warn(f"'{col}' alone predicts the target unusually well ({top['strength']:.2f})",
+                detail=detail + (f" Only {m.valid_rows_used} validation rows: too few to be sure." if few else ""),
+                fix=fix, evidence=evidence, plots=[plot])
+
+
+@check("data.target_leakage", title="A single feature that gives the label away")
+def target_leakage(ctx: RunContext):
+    return _leakage_verdict(_measure_leakage(ctx))
+
+
+# --- feature scale -------------------------------------------------------------------------------
+# Gradient-trained networks expect inputs of order one, roughly centred (LeCun et al. 1998, "Efficient
+# BackProp", section 4.3). A column whose typical magnitude (99th percentile of |x|) exceeds 10 is an
+# order of magnitude off; 100 and more (raw pixels 0-255, amounts in the thousands) breaks the default
+# initialisation and learning rates outright.
+SCALE_WARN = 10.0
+SCALE_FAIL = 100.0
+# Columns spanning three orders of magnitude of scale learn at very different speeds with one learning rate.
+SCALE_RATIO_WARN = 1000.0
+
+
+@dataclass
+class ScaleMeasure:
+    source: str                 # what was measured: the featurized matrix or the raw numeric columns
+    model_kind: str | None      # "torch" | "sklearn" | "unknown" | ... ; None without a model
+    names: list[str]            # one per column
+    scale: np.ndarray           # per column: p99 |x| (max |x| for mostly-zero columns)
+    std: np.ndarray
+    mean: np.ndarray
+    sample_rows: int
+    total_rows: int
+
+
+def _column_scales(matrix) -> tuple:
+    """Per column: magnitude (99th percentile of |x|, or max |x| for mostly-zero columns), std, mean."""
+    import numpy as np
+
+    A = np.abs(matrix)
+    with np.errstate(all="ignore"):
+        p99 = np.nanpercentile(A, 99, axis=0) if len(A) else np.zeros(matrix.shape[1])
+        top = np.nanmax(A, axis=0) if len(A) else np.zeros(matrix.shape[1])
+        scale = np.where(p99 > 0, p99, top)
+        std = np.nanstd(matrix, axis=0)
+        mean = np.nanmean(matrix, axis=0)
+    return np.nan_to_num(scale), np.nan_to_num(std), np.nan_to_num(mean)
+
+
+def _measure_scale(ctx: RunContext) -> ScaleMeasure:
+    import warnings
+
+    import numpy as np
+
+    kind = ctx.model_kind if ctx.has_model else None
+    if kind in ("torch", "sklearn", "unknown"):
+        X = ctx.X("train")
+        names = [f"feature {j}" for j in range(X.shape[1])]
+        if X.shape[1] == len(ctx.numeric_columns) and not ctx.config.featurize:
+            names = list(ctx.numeric_columns)
+        source, n = "the featurized matrix (ctx.X)", len(X)
+        pos = sample_range(n, STATS_SAMPLE, ctx.seed)
+        M = np.asarray(X[pos], dtype=float)
+        M[~np.isfinite(M)] = np.nan
+    else:
+        names = list(ctx.numeric_columns)
+        if not names:
+            raise SkipCheck("no numeric feature columns to measure")
+        source, n = "the raw numeric columns", len(ctx.train)
+        pos = sample_range(n, STATS_SAMPLE, ctx.seed)
+        M = np.column_stack([numeric_values(ctx.train[c].iloc[pos]) for c in names])
+    if M.shape[1] == 0:
+        raise SkipCheck("the feature matrix has no columns")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scale, std, mean = _column_scales(M)
+    if not (std > 0).any():
+        raise SkipCheck("every feature is constant")
+    return ScaleMeasure(source, kind, names, scale, std, mean, int(len(pos)), n)
+
+
+def _scale_evidence(m: ScaleMeasure, order, big, ratio: float) -> dict:
+    return {"source": m.source, "model_kind": m.model_kind, "columns": int(len(m.names)),
+            "sample_rows": m.sample_rows, "max_scale": float(m.scale[m.std > 0].max()), "scale_ratio": round(ratio, 2),
+            "above_warn": len(big), "largest": [{"feature": m.names[j], "p99_abs": float(m.scale[j]),
+                                                 "mean": float(m.mean[j]), "std": float(m.std[j])}
+                                                for j in order[:8]],
+            "thresholds": {"warn": SCALE_WARN, "fail": SCALE_FAIL, "ratio_warn": SCALE_RATIO_WARN}}
+
+
+def _scale_verdict(m: ScaleMeasure) -> Finding:
+    import numpy as np
+
+    scale, varying = m.scale, m.std > 0
+    big = [(m.names[j], float(scale[j])) for j in np.argsort(-scale) if varying[j] and scale[j] > SCALE_WARN]
+    live = scale[varying & (scale > 0)]
+    ratio = float(live.max() / live.min()) if len(live) else 1.0
+    order = [j for j in np.argsort(-scale) if varying[j]]
+    evidence = _scale_evidence(m, order, big, ratio)
+    shown = order[:20]
+    plot = PlotSpec(kind="bar", title="typical magnitude per feature (99th percentile of |x|)", x_label="feature",
+                    y_label="p99 |x|", y_log=True, series=[Series("p99 |x|", [m.names[j] for j in shown],
+                                                                   [max(float(scale[j]), 1e-12) for j in shown])])
+    if not (big or ratio >= SCALE_RATIO_WARN):
+        return passed(f"features are of order one (largest typical magnitude {evidence['max_scale']:.3g})",
+                      evidence=evidence, plots=[plot])
+    listing = ", ".join(f"{c} (~{s:.3g})" for c, s in big[:6])
+    detail = (f"Measured on {m.source}{sample_note(m.sample_rows, m.total_rows)}. "
+              + (f"{len(big)} column(s) have typical magnitudes above {SCALE_WARN:g}: {listing}. " if big else "")
+              + f"Largest/smallest column magnitude: {ratio:.3g}x.")
+    fix = ("Standardise in featurize: fit sklearn StandardScaler (or divide by a known range, e.g. /255 for "
+           "pixels) on fit_df and apply it to df.")
+    if m.model_kind == "torch":
+        status = fail if evidence["max_scale"] >= SCALE_FAIL else warn
+        return status(f"inputs reach the network at scale {evidence['max_scale']:.3g} (expected about 1)",
+                      detail=detail + " Default initialisations and learning rates assume inputs of order one; "
+                                      "large inputs give huge first-layer activations and gradients.",
+                      fix=fix, evidence=evidence, plots=[plot])
+    if m.model_kind == "sklearn":
+        return info("features are on very different scales (fine for trees, not for linear/kNN/SVM models)",
+                    detail=detail + " Tree ensembles ignore scale; linear models, SVMs, kNN and MLPs do not.",
+                    fix="If the estimator is not tree-based, put a StandardScaler in front of it.",
+                    evidence=evidence, plots=[plot])
+    return info("raw numeric columns are on very different scales",
+                detail=detail + " No model is configured, so this only matters if you train a neural network, "
+                                "a linear model, an SVM or kNN on them.", fix=fix, evidence=evidence, plots=[plot])
+
+
+@check("data.feature_scale", title="Input scale for the model")
+def feature_scale(ctx: RunContext):
+    return _scale_verdict(_measure_scale(ctx))
+
+
+# --- outliers ------------------------------------------------------------------------------------
+# Iglewicz & Hoaglin (1993) flag |modified z| > 3.5 as potential outliers; we report only gross ones,
+# 10 robust standard deviations out (after a log for right-skewed columns), which ordinary tails rarely reach.
+OUTLIER_Z = 10.0
+# When more than this share of a column is that far out, it is a heavy tail, not a handful of errors.
+OUTLIER_RARE_FRACTION = 0.01
+OUTLIER_MIN_VALUES = 20
+OUTLIER_FEW = 5  # a handful of such values is "rare" whatever the column length
+
+
+def _robust_z(values):
+    """Modified z-scores (|x - median| / (1.4826 MAD)); right-skewed non-negative columns on a log scale.
+    Returns (z, how) with z NaN where a value cannot be judged, or (None, reason)."""
+    import numpy as np
+
+    finite = values[np.isfinite(values)]
+    if len(finite) < OUTLIER_MIN_VALUES:
+        return None, "too few values"
+    lo, mid, hi = np.percentile(finite, [1, 50, 99])
+    how = "raw"
+    t = values
+    if finite.min() >= 0 and (hi - mid) > 3 * (mid - lo):
+        # log1p(x / median): a log scale whatever the units (log1p(x) is linear for values << 1)
+        unit = mid if mid > 0 else (hi if hi > 0 else 1.0)
+        t, how = np.log1p(values / unit), "log scale"
+    tf = t[np.isfinite(t)]
+    med = np.median(tf)
+    mad = 1.4826 * np.median(np.abs(tf - med))
+    judged = np.isfinite(t)
+    if mad == 0:
+        # One value covers half the column (zero-inflated counts, blank pixels): the other values are
+        # the signal, not outliers, and a robust scale does not exist.
+        return None, "one value covers at least half of the rows"
+    z = np.full(len(values), np.nan)
+    z[judged] = np.abs(t[judged] - med) / mad
+    return z, how
+
+
+def _column_outliers(values, pos) -> dict | None:
+    """The far-out values of one sampled column (evidence entry), or None when there are none."""
+    import numpy as np
+
+    z, how = _robust_z(values)
+    if z is None:
+        return None
+    far = np.flatnonzero(np.nan_to_num(z) > OUTLIER_Z)
+    if not len(far):
+        return None
+    frac = len(far) / np.isfinite(values).sum()
+    far_values, counts = np.unique(values[far], return_counts=True)
+    top = np.argsort(-np.nan_to_num(z[far]))[:5]
+    return {"count": int(len(far)), "fraction": round(float(frac), 5), "scale": how,
+            "median": float(np.nanmedian(values)), "max_z": float(np.nanmax(z)),
+            "repeated_value": float(far_values[counts.argmax()]) if counts.max() >= 3 else None,
+            "examples": [{"row": int(pos[i]), "value": float(values[i]), "z": round(float(z[i]), 1)}
+                         for i in far[top]]}
+
+
+@dataclass
+class OutlierMeasure:
+    columns_checked: int
+    sample_rows: int
+    train_rows: int
+    per_col: dict[str, dict]           # column -> its far-out values (count, fraction, examples ...)
+    worst: str | None = None           # the column reaching the largest robust z
+    worst_values: np.ndarray | None = None  # that column's sampled values, for the histogram
+
+
+def _measure_outliers(ctx: RunContext) -> OutlierMeasure:
+    cols = list(ctx.numeric_columns)
+    if not cols:
+        raise SkipCheck("no numeric feature columns")
+    train = ctx.train
+    pos = sample_range(len(train), STATS_SAMPLE, ctx.seed)
+    m = OutlierMeasure(len(cols), int(len(pos)), len(train), {})
+    for c in cols:
+        found = _column_outliers(numeric_values(train[c].iloc[pos]), pos)
+        if found is None:
+            continue
+        m.per_col[c] = found
+        if m.worst is None or found["max_z"] > m.per_col[m.worst]["max_z"]:
+            m.worst = c
+    if m.worst is not None:
+        m.worst_values = numeric_values(train[m.worst].iloc[pos])
+    return m
+
+
+def _outliers_verdict(m: OutlierMeasure) -> Finding:
+    per_col = m.per_col
+    evidence = {"columns_checked": m.columns_checked, "sample_rows": m.sample_rows, "threshold_z": OUTLIER_Z,
+                "columns": per_col}
+    if not per_col:
+        return passed(f"no value lies more than {OUTLIER_Z:g} robust standard deviations out", evidence=evidence)
+    rare = {c: v for c, v in per_col.items()
+            if v["fraction"] <= OUTLIER_RARE_FRACTION or v["count"] <= OUTLIER_FEW}
+    plot = PlotSpec.histogram(f"{m.worst}: distribution in train", {"train": m.worst_values}, x_label=m.worst)
+    plot.y_log = True
+    listing = ", ".join(f"{c} ({v['count']}, e.g. {v['examples'][0]['value']:.4g} vs median {v['median']:.4g})"
+                        for c, v in sorted(per_col.items(), key=lambda kv: -kv[1]["max_z"])[:5])
+    detail = (f"Values more than {OUTLIER_Z:g} robust standard deviations (median/MAD; log scale for skewed "
+              f"columns) from the median{sample_note(m.sample_rows, m.train_rows)}: {listing}.")
+    sentinels = {c: v["repeated_value"] for c, v in per_col.items() if v["repeated_value"] is not None}
+    if sentinels:
+        detail += f" Repeated extreme values look like placeholders for 'unknown': {sentinels}."
+    if rare:
+        return warn(f"{len(rare)} column(s) hold rare extreme values: {', '.join(map(str, list(rare)[:5]))}",
+                    detail=detail + f" They are rare (at most {OUTLIER_RARE_FRACTION:.0%} of values), the pattern of "
+                                    f"entry errors, unit mix-ups or sentinel codes such as -999.",
+                    fix="Look at the example rows: fix unit errors at the source, turn sentinel codes into missing "
+                        "values (plus an indicator), or clip/winsorise at plausible limits fitted on train.",
+                    evidence=evidence, plots=[plot])
+    return info(f"{len(per_col)} column(s) have heavy tails", detail=detail + " More than "
+                f"{OUTLIER_RARE_FRACTION:.0%} of their values are that far out, which is a long-tailed distribution "
+                f"rather than isolated errors.", fix="Consider a log or rank transform for these columns.",
+                evidence=evidence, plots=[plot])
+
+
+@check("data.outliers", title="Extreme values")
+def outliers(ctx: RunContext):
+    return _outliers_verdict(_measure_outliers(ctx))

@@ -1,0 +1,221 @@
+"""Checks that compare whole rows: duplicates (and contradictory labels) within a split, and rows
+shared between train and the evaluation splits. Both read the joint row keys of analyses/rowkeys.py."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from ...analyses.rowkeys import (first_occurrence_mask, keyed_with_labels, keys_with_several_labels,
+                                 prefetch_row_keys, row_hashes, text_codes, thorough_text)
+from ...engine.context import RunContext
+from ...engine.registry import check
+from ...findings import Finding, PlotSpec, Series, SkipCheck, fail, info, passed, warn
+from ._common import records
+
+# --- duplicates ----------------------------------------------------------------------------------
+# More than this share of exact duplicate rows in a split over-weights the repeated rows in training
+# and inflates evaluation; deduplication practice (e.g. Lee et al. 2022, "Deduplicating training data
+# makes language models better") treats a few percent as worth removing.
+DUPLICATE_WARN_FRACTION = 0.01
+# Inputs seen with two different labels: a handful can be honest ambiguity, beyond this share of rows
+# (and this many rows) the labels contradict each other systematically.
+CONFLICT_FAIL_FRACTION = 0.001
+CONFLICT_FAIL_MIN_ROWS = 5
+# When at most this share of rows are distinct, the features are coarse and repeats are expected.
+COARSE_UNIQUE_SHARE = 0.5
+
+
+@dataclass
+class SplitDuplicates:
+    """Duplicate counts of one split (the evidence's per_split entry, in this field order)."""
+
+    rows: int
+    duplicate_rows: int          # rows repeating an earlier row exactly, features and label
+    unique_share: float          # share of distinct inputs (features only)
+    conflict_rows: int = 0       # rows whose exact inputs also occur with another label
+    conflict_groups: int = 0
+    duplicate_fraction: float = 0.0
+
+
+@dataclass
+class DuplicatesMeasure:
+    per_split: dict[str, SplitDuplicates]
+    examples: dict[str, list[dict]] = field(default_factory=dict)
+
+    @property
+    def train_unique_share(self) -> float:
+        return self.per_split["train"].unique_share
+
+
+def _split_duplicates(ctx: RunContext, split: str, show_cols: list[str], examples: dict) -> SplitDuplicates:
+    """Count one split's duplicates and contradictions; add example rows of both to `examples`."""
+    import numpy as np
+
+    hashes = row_hashes(ctx, split)
+    y = ctx.y(split)
+    n = len(hashes)
+    exact = ~first_occurrence_mask(keyed_with_labels(hashes, y))  # same features and same label
+    st = SplitDuplicates(rows=n, duplicate_rows=int(exact.sum()),
+                         unique_share=float(first_occurrence_mask(hashes).sum() / n) if n else 1.0)
+    st.duplicate_fraction = st.duplicate_rows / n if n else 0.0
+    if ctx.is_classification:
+        bad, in_conflict = keys_with_several_labels(hashes, np.asarray(y))
+        st.conflict_rows, st.conflict_groups = int(in_conflict.sum()), int(len(bad))
+        if st.conflict_rows:
+            conflict = np.flatnonzero(in_conflict)
+            group = conflict[hashes[conflict] == hashes[conflict[0]]][:4]  # one group, its labels side by side
+            examples[f"{split}_conflicting_labels"] = records(ctx.splits[split], group, show_cols)
+    if st.duplicate_rows:
+        examples[f"{split}_duplicates"] = records(ctx.splits[split], np.flatnonzero(exact)[:5], show_cols, 3)
+    return st
+
+
+def _measure_duplicates(ctx: RunContext) -> DuplicatesMeasure:
+    show_cols = ctx.feature_columns[:5] + [ctx.target]
+    m = DuplicatesMeasure(per_split={})
+    for s in ctx.splits:
+        m.per_split[s] = _split_duplicates(ctx, s, show_cols, m.examples)
+    return m
+
+
+def _conflict_verdict(s: str, st: SplitDuplicates, **kw) -> Finding:
+    frac = st.conflict_rows / st.rows
+    title = (f"{st.conflict_rows} {s} rows share their exact inputs with a row of another label "
+             f"({st.conflict_groups} groups)")
+    detail = (f"{st.conflict_rows} of {st.rows} {s} rows ({frac:.2%}) have identical feature values "
+              f"but different labels. The model is asked to predict two answers for one input: either "
+              f"labels are wrong, or the features miss what decides the label. Threshold for fail: "
+              f"{CONFLICT_FAIL_FRACTION:.1%} of rows and at least {CONFLICT_FAIL_MIN_ROWS} rows.")
+    fix = ("Look at the example groups: relabel or drop the contradicting copies, or add the feature that "
+           "tells them apart.")
+    bad = frac >= CONFLICT_FAIL_FRACTION and st.conflict_rows >= CONFLICT_FAIL_MIN_ROWS
+    return (fail if bad else warn)(title, detail=detail, fix=fix, **kw)
+
+
+def _duplicate_verdict(m: DuplicatesMeasure, s: str, st: SplitDuplicates, has_conflicts: bool, **kw) -> Finding:
+    detail = (f"{st.duplicate_rows} of {st.rows} {s} rows ({st.duplicate_fraction:.2%}) repeat an "
+              f"earlier row exactly (features and label).")
+    if m.train_unique_share <= COARSE_UNIQUE_SHARE:
+        return info(f"{st.duplicate_rows} exact duplicate rows in {s}, expected with such coarse features",
+                    detail=detail + f" Only {m.train_unique_share:.0%} of training inputs are "
+                                    f"distinct, so repeats happen naturally.", **kw)
+    if has_conflicts:
+        detail += " Some inputs repeat with different labels; with features this coarse that is expected noise."
+    if st.duplicate_fraction >= DUPLICATE_WARN_FRACTION:
+        return warn(f"{st.duplicate_fraction:.1%} of {s} rows are exact duplicates",
+                    detail=detail + f" Above {DUPLICATE_WARN_FRACTION:.0%}, repeated rows weigh more in "
+                                    f"training and, in evaluation splits, count the same answer twice.",
+                    fix="Drop exact duplicates (df.drop_duplicates()) before splitting, unless repeats are "
+                        "real, independent events.", **kw)
+    return info(f"{st.duplicate_rows} exact duplicate rows in {s}", detail=detail,
+                fix="Drop them unless they are real repeated events.", **kw)
+
+
+def _duplicates_verdict(m: DuplicatesMeasure) -> Finding:
+    per_split = m.per_split
+    evidence = {"per_split": {s: asdict(st) for s, st in per_split.items()}, "examples": m.examples}
+    plot = PlotSpec(kind="bar", title="duplicate and contradictory rows per split", x_label="split",
+                    y_label="rows", series=[
+                        Series("exact duplicates", list(per_split), [st.duplicate_rows for st in per_split.values()]),
+                        Series("same input, different label", list(per_split),
+                               [st.conflict_rows for st in per_split.values()])])
+    kw = {"evidence": evidence, "plots": [plot]}
+    coarse = m.train_unique_share <= COARSE_UNIQUE_SHARE
+    conflicts = {s: st for s, st in per_split.items() if st.conflict_rows}
+    dups = {s: st for s, st in per_split.items() if st.duplicate_rows}
+    if conflicts and not coarse:
+        s, st = max(conflicts.items(), key=lambda kv: kv[1].conflict_rows / kv[1].rows)
+        return _conflict_verdict(s, st, **kw)
+    if dups:
+        s, st = max(dups.items(), key=lambda kv: kv[1].duplicate_fraction)
+        return _duplicate_verdict(m, s, st, bool(conflicts), **kw)
+    if conflicts:
+        s, st = next(iter(conflicts.items()))
+        return info(f"{st.conflict_rows} rows repeat an input with another label, expected with coarse features",
+                    detail=f"Only {m.train_unique_share:.0%} of training inputs are distinct.", **kw)
+    return passed("no duplicate rows in any split", evidence=evidence)
+
+
+@check("data.duplicates", title="Duplicate rows and contradictory labels", prefetch=prefetch_row_keys)
+def duplicates(ctx: RunContext):
+    return _duplicates_verdict(_measure_duplicates(ctx))
+
+
+# --- split overlap -------------------------------------------------------------------------------
+# Share of validation rows found in train beyond which scores are inflated enough to matter.
+OVERLAP_FAIL_FRACTION = 0.01
+OVERLAP_FAIL_MIN_ROWS = 5
+# When train rows are themselves mostly repeats (at most this share distinct: few, coarse features),
+# equal rows across splits are expected by chance and do not mean a leak.
+OVERLAP_COARSE_UNIQUE_SHARE = 0.5
+
+
+@dataclass
+class OverlapMeasure:
+    overlap: dict[str, dict]               # split -> rows, of, exact_rows, same_text, fraction
+    examples: dict[str, list[dict]]
+    train_unique_share: float
+    text_match: str = ""                   # how texts were compared ("" without text columns)
+
+
+def _split_overlap_counts(ctx: RunContext, split: str, train_index):
+    """(mask of the split's rows found in train, by equal rows or equal normalised text; counts)."""
+    import numpy as np
+    import pandas as pd
+
+    rows = row_hashes(ctx, split)
+    shared = pd.Index(rows).isin(train_index)
+    by_text = np.zeros(len(rows), dtype=bool)
+    for column in ctx.text_columns:  # blank texts (code -1) match nothing
+        codes, train_codes = text_codes(ctx, split, column), text_codes(ctx, "train", column)
+        by_text |= pd.Index(codes).isin(pd.Index(train_codes[train_codes >= 0]))
+    hit = shared | by_text
+    return hit, {"rows": int(hit.sum()), "of": int(len(rows)), "exact_rows": int(shared.sum()),
+                 "same_text": int(by_text.sum()), "fraction": float(hit.mean()) if len(rows) else 0.0}
+
+
+def _measure_overlap(ctx: RunContext) -> OverlapMeasure:
+    import numpy as np
+    import pandas as pd
+
+    train_rows = row_hashes(ctx, "train")
+    train_index = pd.Index(train_rows)
+    overlaps, examples = {}, {}
+    for split in [s for s in ("valid", "test") if s in ctx.splits]:
+        hit, overlaps[split] = _split_overlap_counts(ctx, split, train_index)
+        cols = (ctx.text_columns or ctx.feature_columns)[:4] + [ctx.target]
+        examples[split] = ctx.splits[split].iloc[np.flatnonzero(hit)[:5]][cols].astype(str).to_dict("records")
+    if not overlaps:
+        raise SkipCheck("only one split")
+    text_match = ""
+    if ctx.text_columns:
+        text_match = ("lower-casing and dropping punctuation" if thorough_text(ctx)
+                      else "lower-casing and trimming punctuation at both ends")
+    return OverlapMeasure(overlaps, examples, len(pd.unique(train_rows)) / max(len(train_rows), 1), text_match)
+
+
+def _overlap_verdict(m: OverlapMeasure) -> Finding:
+    evidence = {"overlap": m.overlap, "examples": m.examples, "train_unique_share": round(m.train_unique_share, 3)}
+    worst_split = max(m.overlap, key=lambda s: m.overlap[s]["fraction"])
+    worst = m.overlap[worst_split]
+    if worst["rows"] == 0:
+        return passed("no rows shared between train and the other splits", evidence=evidence)
+    text_note = f" (including texts that match after {m.text_match})" if m.text_match else ""
+    detail = (f"{worst['rows']} of {worst['of']} {worst_split} rows ({worst['fraction']:.1%}) also appear in "
+              f"train{text_note}. The model has seen them, so {worst_split} scores overstate how it does on new data.")
+    fix = ("Deduplicate before splitting, then split by a group key (user, product, document) so near-copies "
+           "land on one side; drop the shared rows from the evaluation splits now.")
+    coarse = m.train_unique_share <= OVERLAP_COARSE_UNIQUE_SHARE
+    if worst["fraction"] >= OVERLAP_FAIL_FRACTION and worst["rows"] >= OVERLAP_FAIL_MIN_ROWS and not coarse:
+        return fail(f"{worst['rows']} {worst_split} rows also appear in train", detail=detail, fix=fix,
+                    evidence=evidence)
+    if coarse:
+        return info(f"{worst['rows']} {worst_split} rows equal a train row, expected with such coarse features",
+                    detail=detail + f" Only {m.train_unique_share:.0%} of train rows are distinct, so matches "
+                                    f"happen by chance.", evidence=evidence)
+    return warn(f"{worst['rows']} {worst_split} rows also appear in train", detail=detail, fix=fix, evidence=evidence)
+
+
+@check("data.split_overlap", title="Rows shared between train and valid/test", prefetch=prefetch_row_keys)
+def split_overlap(ctx: RunContext):
+    return _overlap_verdict(_measure_overlap(ctx))

@@ -1,0 +1,360 @@
+"""Counting checks on the raw tables: missing values, constant features, row identifiers."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from ...analyses.sampling import STATS_SAMPLE, numeric_values, sample_note, sample_range
+from ...engine.analysis import analysis
+from ...engine.context import RunContext
+from ...engine.registry import check
+from ...findings import Finding, PlotSpec, Series, fail, info, passed, warn
+from ._common import short
+
+# --- missing values ------------------------------------------------------------------------------
+# Share of missing values in one column above which a feature is "largely missing". Common practice
+# (e.g. scikit-learn's SimpleImputer guidance, survey methodology) treats >5% as needing a deliberate strategy.
+MISSING_WARN_FRACTION = 0.05
+# Missingness counts as concentrated in a group when that group's missing share is at least this many
+# times the rest's (and the group is not tiny): a source or site that never recorded the column.
+MISSING_GROUP_RATIO = 3.0
+MISSING_GROUP_MIN_ROWS = 10
+MISSING_GROUP_MAX_LEVELS = 50
+
+
+@dataclass
+class MissingMeasure:
+    target: str
+    missing: dict[str, dict[str, int]]            # split -> column -> missing cells (columns with any)
+    rows: dict[str, int]                          # split -> rows
+    nonfinite: dict[str, int] | None = None       # split -> NaN/inf cells after featurize; None: not built
+    groups: dict[str, dict] = field(default_factory=dict)  # column -> the group it is missing in
+
+    @property
+    def target_missing(self) -> dict[str, int]:
+        return {name: m.get(self.target, 0) for name, m in self.missing.items() if m.get(self.target)}
+
+    def worst_columns(self) -> list[tuple[str, float]]:
+        """(column, largest missing share over the splits), worst first."""
+        per_col: dict[str, float] = {}
+        for name, m in self.missing.items():
+            for c, n in m.items():
+                per_col[c] = max(per_col.get(c, 0.0), n / max(self.rows[name], 1))
+        return sorted(per_col.items(), key=lambda kv: -kv[1])
+
+
+def _missing_table(ctx: RunContext) -> dict[str, dict[str, int]]:
+    cols = list(ctx.feature_columns) + [ctx.target]
+    # column by column: df[cols] would copy the whole table first
+    counts = {name: {c: int(df[c].isna().sum()) for c in cols} for name, df in ctx.splits.items()}
+    return {name: {c: n for c, n in per.items() if n} for name, per in counts.items()}
+
+
+def _featurized_nonfinite(ctx: RunContext) -> dict[str, int] | None:
+    """Non-finite values per split after featurize, or None when the features cannot be built."""
+    import numpy as np
+
+    try:
+        return {name: int((~np.isfinite(ctx.X(name))).sum()) for name in ctx.splits}
+    except Exception:
+        return None
+
+
+def _best_group(ctx: RunContext, miss, pos, column: str) -> dict | None:
+    """The categorical value (of any other column) where `column` is missing most, if concentrated."""
+    train, best = ctx.train, None
+    for g in ctx.categorical_columns:
+        if g == column:
+            continue
+        keys = train[g].iloc[pos].astype("string").fillna("<missing>")
+        counts = keys.value_counts()
+        if len(counts) > MISSING_GROUP_MAX_LEVELS:
+            continue
+        for value, n in counts.items():
+            if n < MISSING_GROUP_MIN_ROWS or n == len(keys):
+                continue
+            inside = (keys == value).to_numpy()
+            there, elsewhere = miss[inside].mean(), miss[~inside].mean()
+            if there >= 0.5 and there >= MISSING_GROUP_RATIO * max(elsewhere, 1e-9) and \
+                    (best is None or there - elsewhere > best["missing_there"] - best["missing_elsewhere"]):
+                best = {"column": g, "value": str(value), "missing_there": round(float(there), 3),
+                        "missing_elsewhere": round(float(elsewhere), 3), "rows": int(n)}
+    return best
+
+
+def _missing_by_group(ctx: RunContext, columns: list[str]) -> dict[str, dict]:
+    """For each largely-missing column, the categorical value where it is missing most, if concentrated."""
+    if not columns:
+        return {}
+    pos = sample_range(len(ctx.train), STATS_SAMPLE, ctx.seed)
+    found = {}
+    for c in columns:
+        best = _best_group(ctx, ctx.train[c].iloc[pos].isna().to_numpy(), pos, c)
+        if best:
+            found[c] = best
+    return found
+
+
+def _measure_missing(ctx: RunContext) -> MissingMeasure:
+    m = MissingMeasure(ctx.target, _missing_table(ctx), {name: len(df) for name, df in ctx.splits.items()})
+    worst = m.worst_columns()
+    if m.target_missing or not worst:
+        return m
+    # Without model code there is no feature matrix to poison; judge the raw columns only.
+    m.nonfinite = _featurized_nonfinite(ctx) if ctx.has_model else None
+    if not (m.nonfinite and any(m.nonfinite.values())):
+        m.groups = _missing_by_group(ctx, [c for c, f in worst if f > MISSING_WARN_FRACTION][:5])
+    return m
+
+
+def _missing_verdict(m: MissingMeasure) -> Finding:
+    evidence = {"missing_per_split": m.missing, "rows": m.rows}
+    if m.target_missing:
+        return fail(f"{sum(m.target_missing.values())} row(s) have no label",
+                    detail=f"Missing target '{m.target}' per split: {m.target_missing}. Rows without a label "
+                           f"are dropped or mis-encoded silently by most training loops.",
+                    fix="Drop unlabelled rows at export, or label them.", evidence=evidence)
+    worst = m.worst_columns()
+    if not worst:
+        return passed("no missing values in features or target", evidence=evidence)
+    nonfinite = m.nonfinite
+    evidence["nonfinite_after_featurize"] = nonfinite
+    listing = ", ".join(f"{c} ({f:.1%})" for c, f in worst[:8])
+    plot = PlotSpec(kind="bar", title="missing share per column (worst split)", x_label="column",
+                    y_label="fraction missing", series=[Series("missing", [c for c, _ in worst[:15]],
+                                                               [f for _, f in worst[:15]])])
+    if nonfinite and any(nonfinite.values()):
+        return fail(f"missing values reach the model: {sum(nonfinite.values()):,} NaN/inf in the feature matrix",
+                    detail=f"Columns with missing values: {listing}. After featurize, the matrices still hold "
+                           f"non-finite values {nonfinite}; one NaN in a batch makes the loss NaN.",
+                    fix="Impute in featurize (e.g. sklearn SimpleImputer fitted on fit_df, plus a missing-indicator "
+                        "column), or drop the column.", evidence=evidence, plots=[plot])
+    handled = nonfinite is not None and not any(nonfinite.values())
+    evidence["concentrated_in"] = m.groups
+    group_note = "".join(f" '{c}' is missing mostly where {g['column']} = {g['value']!r} ({g['missing_there']:.0%} "
+                         f"missing there vs {g['missing_elsewhere']:.0%} elsewhere)." for c, g in m.groups.items())
+    (top, top_share), n_cols = worst[0], len(worst)
+    if handled and top_share <= MISSING_WARN_FRACTION:
+        return info(f"{n_cols} column(s) have missing values, handled by featurize",
+                    detail=f"Columns: {listing}. The feature matrices are finite, so featurize fills them.",
+                    evidence=evidence, plots=[plot])
+    if handled:
+        return warn(f"'{top}' is {top_share:.0%} missing; featurize fills it in",
+                    detail=f"Columns: {listing}. The feature matrices are finite, so featurize imputes them, but "
+                           f"above {MISSING_WARN_FRACTION:.0%} the filled value stands in for many rows and hides "
+                           f"whatever made them missing.{group_note}",
+                    fix="Find out why the values are missing (an export or a source that lacks the column); add an "
+                        "is-missing indicator column beside the imputed value, and check the model per group.",
+                    evidence=evidence, plots=[plot])
+    if top_share > MISSING_WARN_FRACTION:
+        return warn(f"{n_cols} column(s) have missing values, up to {top_share:.0%}",
+                    detail=f"Columns: {listing}. Above {MISSING_WARN_FRACTION:.0%} missing, how you fill a column "
+                           f"changes what the model learns; check whether missingness itself predicts the target."
+                           + group_note,
+                    fix="Impute deliberately (median/most-frequent fitted on train, plus an is-missing column) "
+                        "or drop columns that are mostly empty.", evidence=evidence, plots=[plot])
+    return info(f"{n_cols} column(s) have a few missing values", detail=f"Columns: {listing}.",
+                evidence=evidence, plots=[plot])
+
+
+@check("data.missing_values", title="Missing values")
+def missing_values(ctx: RunContext):
+    return _missing_verdict(_measure_missing(ctx))
+
+
+# --- constant features ---------------------------------------------------------------------------
+# A column whose most common value covers at least this share of rows carries almost no signal.
+QUASI_CONSTANT_SHARE = 0.999
+
+
+def _top_value_share(sample) -> tuple[float, bool]:
+    """(share of the most common value, whether there is only one value), missing values counting as
+    one value. For numbers, a value covering more than half the rows is the median, so comparing
+    against the median answers in linear time without counting every distinct value."""
+    import numpy as np
+    import pandas as pd
+
+    n = len(sample)
+    if n == 0:
+        return 0.0, True
+    if pd.api.types.is_numeric_dtype(sample) and not pd.api.types.is_bool_dtype(sample):
+        values = sample.to_numpy(dtype=np.float64, na_value=np.nan)
+        missing = np.isnan(values)
+        n_missing = int(missing.sum())
+        if n_missing == n:
+            return 1.0, True
+        present = values[~missing]
+        median = np.partition(present, len(present) // 2)[len(present) // 2]
+        at_median = int((present == median).sum())
+        single = at_median == len(present) and n_missing == 0
+        return max(at_median, n_missing) / n, single
+    counts = sample.value_counts(dropna=False)
+    return float(counts.iloc[0] / n), len(counts) <= 1
+
+
+def _constant_after_featurize(ctx: RunContext) -> int | None:
+    """Columns of the training feature matrix with zero spread (on a sample), or None if it cannot be built."""
+    import numpy as np
+
+    try:
+        X = ctx.X("train")
+        return int((np.nanstd(X[sample_range(len(X), STATS_SAMPLE, ctx.seed)], axis=0) == 0).sum())
+    except Exception:
+        return None
+
+
+@dataclass
+class ConstantMeasure:
+    constant: list[str]                       # one value in every training row
+    all_missing: list[str]                    # ... that value being "missing"
+    quasi_constant: dict[str, float]          # column -> share of its most common value
+    varies_in_other_splits: dict[str, list[str]]
+    columns: int
+    sample_rows: int
+    train_rows: int
+    constant_after_featurize: int | None = None  # None: no model, or the features cannot be built
+
+
+def _measure_constants(ctx: RunContext) -> ConstantMeasure:
+    train = ctx.train
+    pos = sample_range(len(train), STATS_SAMPLE, ctx.seed)
+    m = ConstantMeasure([], [], {}, {}, len(ctx.feature_columns), int(len(pos)), len(train))
+    for c in ctx.feature_columns:
+        top_share, single = _top_value_share(train[c].iloc[pos])
+        if single and train[c].nunique(dropna=False) <= 1:  # confirm on every row
+            m.constant.append(c)
+            if train[c].isna().all():
+                m.all_missing.append(c)
+            for s in ("valid", "test"):
+                if s in ctx.splits and ctx.splits[s][c].nunique(dropna=False) > 1:
+                    m.varies_in_other_splits.setdefault(c, []).append(s)
+        elif top_share >= QUASI_CONSTANT_SHARE:
+            m.quasi_constant[c] = round(float(top_share), 5)
+    m.constant_after_featurize = _constant_after_featurize(ctx) if ctx.has_model else None
+    return m
+
+
+def _constants_verdict(m: ConstantMeasure) -> Finding:
+    constant, all_missing, quasi, varies_elsewhere = (m.constant, m.all_missing, m.quasi_constant,
+                                                      m.varies_in_other_splits)
+    evidence = {"constant": constant, "all_missing": all_missing, "quasi_constant": quasi,
+                "varies_in_other_splits": varies_elsewhere, "columns": m.columns, "sample_rows": m.sample_rows}
+    if m.constant_after_featurize is not None:
+        evidence["constant_after_featurize"] = m.constant_after_featurize
+    fix = "Drop constant columns (they only cost memory and time), and find out why a column is empty."
+    if all_missing or varies_elsewhere:
+        named = all_missing + [c for c in varies_elsewhere if c not in all_missing]
+        return warn(f"{len(named)} feature(s) are empty or constant in train but not elsewhere: {', '.join(named[:6])}",
+                    detail=(f"Entirely missing in train: {all_missing or 'none'}. Constant in train but varying in "
+                            f"{varies_elsewhere or 'no other split'}: the model cannot learn from a column that "
+                            f"never changes during training, yet will meet other values later; this usually means "
+                            f"a broken join or export step."),
+                    fix="Check how these columns are produced for the training file.", evidence=evidence)
+    if constant:
+        return info(f"{len(constant)} constant feature(s): {', '.join(map(str, constant[:6]))}",
+                    detail="These columns hold a single value in every training row and carry no information."
+                           + (f" {len(quasi)} more are at least {QUASI_CONSTANT_SHARE:.1%} one value." if quasi else ""),
+                    fix=fix, evidence=evidence)
+    if quasi:
+        return info(f"{len(quasi)} feature(s) are nearly constant", detail=(
+            f"Columns whose most common value covers at least {QUASI_CONSTANT_SHARE:.1%} of training rows"
+            f"{sample_note(m.sample_rows, m.train_rows)}: {', '.join(list(map(str, quasi))[:8])}. Fine if the rare "
+            f"values matter (rare events); otherwise they are noise."), evidence=evidence)
+    return passed("every feature varies", evidence=evidence)
+
+
+@check("data.constant_features", title="Features that never change")
+def constant_features(ctx: RunContext):
+    return _constants_verdict(_measure_constants(ctx))
+
+
+# --- id columns ----------------------------------------------------------------------------------
+_ID_NAME = re.compile(r"(^|[_\W])(id|ids|uuid|guid|key|index|idx|row|rownum|record)$|^(id|index)[_\W]", re.I)
+# A row identifier: distinct in (almost) every row. 0.99 allows a few repeated or missing ids.
+ID_UNIQUE_SHARE = 0.99
+# Monotonic columns shorter than this are too short to call a row counter.
+ID_MIN_ROWS = 20
+ID_PROBE_ROWS = 5_000
+
+
+def _numeric_id_reason(col, n: int, probe, named: bool) -> str | None:
+    """Why a numeric column identifies rows (a counter, an index, a dense id), or None."""
+    import numpy as np
+
+    values = numeric_values(col)
+    finite = values[np.isfinite(values)]
+    if len(finite) < ID_MIN_ROWS:
+        return None
+    diffs = np.diff(finite)
+    strictly = bool(np.all(diffs > 0) or np.all(diffs < 0))
+    head = finite[probe[probe < len(finite)]]
+    integral = bool(np.all(head == np.round(head))) and (strictly or bool(np.all(finite == np.round(finite))))
+    if strictly:
+        return ("a strictly increasing integer: a row counter" if integral
+                else "strictly monotonic over the file: an index or timestamp")
+    if not integral or len(np.unique(head)) < ID_UNIQUE_SHARE * len(head):
+        return None
+    unique = len(np.unique(finite))
+    if unique >= ID_UNIQUE_SHARE * n and (finite.max() - finite.min() + 1) <= 1.5 * n:
+        return "a distinct integer per row covering a dense range: a row id"
+    if named and unique >= ID_UNIQUE_SHARE * len(finite):
+        return "named like an id and distinct per row"
+    return None
+
+
+def _other_id_reason(col, n: int, probe, named: bool) -> str | None:
+    """Why a string (or other non-numeric) column identifies rows, or None."""
+    head = col.iloc[probe]
+    if head.nunique(dropna=True) < (ID_UNIQUE_SHARE if not named else 0.5) * len(head):
+        return None
+    distinct = col.nunique(dropna=True)
+    if distinct >= ID_UNIQUE_SHARE * n:
+        return "a distinct string per row: an identifier"
+    if named and distinct >= 0.5 * n:
+        return "named like an id with mostly distinct values"
+    return None
+
+
+@analysis
+def id_like_columns(ctx: RunContext) -> dict[str, str]:
+    """Feature columns that identify rows rather than describe them, with the reason (read by
+    data.id_columns, and by data.drift, which leaves them out)."""
+    import pandas as pd
+
+    train = ctx.raw_splits["train"]  # file order: a held-out valid split shuffles ctx.train
+    n = len(train)
+    found = {}
+    if n < ID_MIN_ROWS:
+        return found
+    text = set(ctx.text_columns)
+    probe = sample_range(n, ID_PROBE_ROWS, ctx.seed)  # cheap look first; the full column only for candidates
+    for c in ctx.feature_columns:
+        if c in text:
+            continue
+        col = train[c]
+        named = bool(_ID_NAME.search(str(c)))
+        is_number = pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)
+        why = (_numeric_id_reason if is_number else _other_id_reason)(col, n, probe, named)
+        if why:
+            found[c] = why
+    return found
+
+
+def _id_verdict(found: dict[str, str], examples: dict[str, list]) -> Finding:
+    evidence = {"id_like": found, "examples": examples}
+    if not found:
+        return passed("no feature looks like a row identifier", evidence=evidence)
+    listing = "; ".join(f"'{c}' ({why})" for c, why in list(found.items())[:6])
+    return warn(f"{len(found)} feature(s) look like row identifiers: {', '.join(map(str, list(found)[:5]))}",
+                detail=f"{listing}. An id carries no information about new rows; the model can only memorise it, "
+                       f"and when ids follow collection time or were assigned by class it becomes a leak.",
+                fix="List these columns under [data] ignore (and drop them in featurize); keep them only to join "
+                    "or trace rows.", evidence=evidence)
+
+
+@check("data.id_columns", title="Row identifiers used as features")
+def id_columns(ctx: RunContext):
+    found = id_like_columns(ctx)
+    train = ctx.raw_splits["train"]
+    return _id_verdict(found, {c: [short(v) for v in train[c].head(5).tolist()] for c in found})
