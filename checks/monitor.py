@@ -177,8 +177,14 @@ class Monitor:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(self.path, "a", buffering=1, encoding="utf-8")  # line-buffered: whole lines
         n_params = sum(p.numel() for p in model.parameters())
+        layers = weight_layers(model)
+        modules = dict(model.named_modules())
         self._emit({"monitor": FORMAT_VERSION, "model": type(model).__name__, "parameters": n_params,
-                    "layers": list(weight_layers(model)), "every": self.every, "time": time.time()})
+                    "layers": list(layers), "every": self.every, "time": time.time(),
+                    "layer_types": {n: type(modules.get(n, model)).__name__ for n in layers},
+                    # layers with a weight matrix or kernel (not norms and biases): the ones whose gradient
+                    # flow the checks compare, as mltriage's own probe does
+                    "matrix": [n for n, params in layers.items() if any(p.dim() >= 2 for p in params)]})
         optimizer = self._optimizer() if self._optimizer else None
         if optimizer is not None and hasattr(optimizer, "register_step_post_hook"):
             self._hook = optimizer.register_step_post_hook(self._after_optimizer_step)

@@ -48,7 +48,14 @@ def training_log(ctx: RunContext) -> TrainingCurves:
 
 
 def curve_source(ctx: RunContext) -> CurveSource:
-    """The project's training log when given, else the probe; SkipCheck when neither is available."""
+    """The user's monitored run when a monitor file exists (DESIGN §9), else the project's training log
+    when given, else the probe; SkipCheck when none is available."""
+    from .monitored import monitor_curves, monitored
+
+    source = monitored(ctx)
+    if source is not None:
+        curves = monitor_curves(source.run)
+        return CurveSource(curves, f"{source.run.describe()}, {source.note}", from_log=True)
     if ctx.config.training_log is not None:
         curves = training_log(ctx)
         label = f"the training log {ctx.config.training_log.name} (read as {curves.source_format})"

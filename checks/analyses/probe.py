@@ -56,8 +56,11 @@ class Probe:
     grads_missing: bool = False   # the project's step cleared .grad before we could read it
     model: Any = None             # the trained model: the reference model of the later steps
     nonfinite_grad_steps: int = 0
+    source: str = ""              # set when the records come from elsewhere (the monitored run)
 
     def describe(self) -> str:
+        if self.source:
+            return self.source
         epochs = len(self.epochs) - 1
         why = {"budget": ", stopped by its time share", "diverged": ", stopped when the loss became non-finite"}
         return (f"mltriage's probe run ({len(self.loss)} steps, {epochs} full epoch(s) in {self.seconds:.1f} s"

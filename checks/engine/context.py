@@ -406,6 +406,12 @@ class RunContext:
         if need == "model":
             return None if self.has_model else ('model code: [model] code = "model.py" and '
                                                 'build = "build_model"')
+        if need == "gradients":  # per-layer gradient records: the user's monitored run, or a probe of the model
+            from ..io.monitor_file import find_monitor_file
+
+            if find_monitor_file(cfg.monitor, self.root)[0] is not None:
+                return None
+            need = "torch_model"
         if need == "torch_model":
             if not self.has_model:
                 return 'a PyTorch model: [model] code = "model.py" and build = "build_model"'

@@ -60,6 +60,7 @@ class ProjectConfig:
     predict: str | None = None
     checkpoint: Path | None = None
     training_log: Path | None = None
+    monitor: Path | None = None        # [artifacts] monitor: a monitor file or folder (DESIGN §9)
     predictions: Path | None = None
     previous_predictions: Path | None = None
     slices: list[SliceSpec] = field(default_factory=list)
@@ -98,6 +99,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...] | str, str]]] = {
     "artifacts": {
         "training_log": (_STR, "a path string"), "predictions": (_STR, "a path string"),
         "previous_predictions": (_STR, "a path string"),
+        "monitor": (_STR, "a path string (a monitor file or folder)"),
     },
     "budget": {"seconds": (_NUM, "a number of seconds")},
 }
@@ -279,6 +281,8 @@ def load_project(target: str | Path = ".") -> ProjectConfig:
     cfg.predictions = _resolve(root, file, "[artifacts] predictions", artifacts.get("predictions"))
     cfg.previous_predictions = _resolve(root, file, "[artifacts] previous_predictions",
                                         artifacts.get("previous_predictions"))
+    # the monitor file may not exist yet: the run that writes it may start after the project file
+    cfg.monitor = _resolve(root, file, "[artifacts] monitor", artifacts.get("monitor"), must_exist=False)
     cfg.slices = _load_slices(file, doc.get("slices", []))
     if "seconds" in budget:
         if budget["seconds"] <= 0:

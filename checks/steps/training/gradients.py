@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ...analyses.monitored import monitor_probe, monitored
 from ...analyses.probe import Probe, probe
 from ...engine.context import RunContext
 from ...engine.registry import check
@@ -35,6 +36,13 @@ UPDATE_RATIO_LOW = 1e-6
 
 
 def _gradient_probe(ctx: RunContext) -> Probe:
+    """Per-layer gradient and update records: the user's monitored run when there is one, else the probe."""
+    source = monitored(ctx)
+    if source is not None:
+        result = monitor_probe(source)
+        if not result.layers:
+            raise SkipCheck(f"{result.describe()} has no per-layer gradient records")
+        return result
     result = probe(ctx)
     if not result.loss:
         raise SkipCheck(f"the probe ran no training step within its {result.seconds_allowed:.1f} s share")
@@ -97,7 +105,7 @@ def _measure_grad_norms(ctx: RunContext, result: Probe) -> GradNormMeasure:
                            result.nonfinite_grad_steps, scale)
 
 
-@check("training.exploding_gradients", title="Gradient norms stay bounded", needs=("torch_model",))
+@check("training.exploding_gradients", title="Gradient norms stay bounded", needs=("gradients",))
 def exploding_gradients(ctx: RunContext):
     result = _gradient_probe(ctx)
     finding = exploding_verdict(_measure_grad_norms(ctx, result))
@@ -157,7 +165,7 @@ def _measure_layer_grads(result: Probe) -> LayerGradMeasure:
                             {k: sum(v) / len(v) for k, v in result.relu_zero.items() if v})
 
 
-@check("training.vanishing_gradients", title="Gradients reach the first layers", needs=("torch_model",))
+@check("training.vanishing_gradients", title="Gradients reach the first layers", needs=("gradients",))
 def vanishing_gradients(ctx: RunContext):
     result = _gradient_probe(ctx)
     finding = vanishing_verdict(_measure_layer_grads(result))
@@ -228,7 +236,7 @@ def _update_plot(result: Probe) -> PlotSpec:
                     y_label="||update|| / ||weight||", y_log=True)
 
 
-@check("training.update_ratio", title="Updates are about 1e-3 of the weights", needs=("torch_model",))
+@check("training.update_ratio", title="Updates are about 1e-3 of the weights", needs=("gradients",))
 def update_ratio(ctx: RunContext):
     result = _gradient_probe(ctx)
     finding = update_ratio_verdict(_measure_update_ratios(ctx, result))

@@ -1,0 +1,96 @@
+"""The user's own training run, as the monitor recorded it (DESIGN §9), in the shapes the training checks
+read: curves (step losses, eval points) and per-layer gradient and update series like mltriage's probe.
+
+Found from `[artifacts] monitor` (a file, or a folder whose newest file is read) or, by default, the newest
+file in `.mltriage/monitor/` next to mltriage.toml. When one is found, the training checks judge the real
+run instead of the probe and say so.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ..engine.analysis import analysis
+from ..engine.context import RunContext
+from ..io.logs import TrainingCurves, classify_column
+from ..io.monitor_file import MonitoredRun, find_monitor_file, read_monitor
+from ..vocab import higher_is_better
+from .probe import Probe
+
+
+@dataclass
+class MonitorSource:
+    run: MonitoredRun
+    note: str                 # how the file was chosen, for the evidence
+
+
+@analysis
+def monitored(ctx: RunContext) -> MonitorSource | None:
+    """The monitored run when a monitor file with at least one step record exists, else None."""
+    path, note = find_monitor_file(ctx.config.monitor, ctx.root)
+    if path is None:
+        return None
+    run = read_monitor(path)
+    return MonitorSource(run, note) if run.records else None
+
+
+def monitor_curves(run: MonitoredRun, metric: str | None = None) -> TrainingCurves:
+    """Step losses as the step series; each eval record a point of the eval series, with the mean of the
+    step losses recorded since the previous point as its train loss (unless the eval names one)."""
+    curves = TrainingCurves(path=run.path, source_format="mltriage monitor", index_name="step",
+                            step=[float(s) for s in run.steps], step_loss=list(run.loss))
+    roles = _eval_roles(run)
+    curves.columns = sorted({k for e in run.evals for k in e})
+    curves.mapped = {role: key for role, key in roles.items()}
+    if "valid_metric" in roles or "train_metric" in roles:
+        name = roles.get("valid_metric") or roles.get("train_metric")
+        kind = classify_column(name)[0]
+        curves.metric_name = kind
+        curves.metric_higher_is_better = higher_is_better(kind) if kind in _KNOWN_METRICS else True
+    previous = -math.inf
+    for step, values in zip(run.eval_steps, run.evals):
+        curves.index.append(float(step))
+        for role in ("valid_loss", "train_metric", "valid_metric"):
+            getattr(curves, role).append(values.get(roles[role], math.nan) if role in roles else math.nan)
+        if "train_loss" in roles:
+            curves.train_loss.append(values.get(roles["train_loss"], math.nan))
+        else:
+            since = [loss for s, loss in zip(run.steps, run.loss) if previous < s <= step and math.isfinite(loss)]
+            curves.train_loss.append(sum(since) / len(since) if since else math.nan)
+        previous = step
+    return curves
+
+
+_KNOWN_METRICS = ("accuracy", "balanced_accuracy", "f1_macro", "f1_weighted", "roc_auc", "log_loss", "rmse",
+                  "mae", "r2", "error_rate")
+
+
+def _eval_roles(run: MonitoredRun) -> dict[str, str]:
+    """Eval keys by role (valid_loss, train_loss, valid_metric, train_metric), read like log columns."""
+    roles: dict[str, str] = {}
+    for key in sorted({k for e in run.evals for k in e}):
+        kind = classify_column(key)
+        if kind is None or kind[1] == "test":
+            continue
+        what, phase, _ = kind
+        if phase == "train" and "train" not in key.lower():
+            phase = "valid"  # mon.eval(loss=..., accuracy=...) reports an evaluation, not training
+        roles.setdefault(f"{phase}_{'loss' if what == 'loss' else 'metric'}", key)
+    return roles
+
+
+def monitor_probe(source: MonitorSource) -> Probe:
+    """The monitored run in the probe's shape, so the gradient and update checks read it unchanged."""
+    run = source.run
+    names = run.matrix_layers or [n for n, s in run.layers.items() if "grad_norm" in s]
+    names = [n for n in names if "grad_norm" in run.layers.get(n, {})]
+    label = {n: f"{n} ({run.layer_types[n]})" if n in run.layer_types else n for n in names}
+    grad_norms = {label[n]: list(run.layers[n]["grad_norm"]) for n in names}
+    update_ratios = {label[n]: list(run.layers[n].get("update_ratio", [])) for n in names}
+    total = [math.sqrt(sum(g[i] ** 2 for g in grad_norms.values())) if grad_norms else math.nan
+             for i in range(run.records)]
+    return Probe(loss=list(run.loss), layers=[label[n] for n in names], grad_norms=grad_norms,
+                 total_grad_norm=total, update_ratios=update_ratios,
+                 nonfinite_grad_steps=sum(1 for t in total if not math.isfinite(t)),
+                 source=f"{run.describe()}, {source.note}")
