@@ -8,6 +8,8 @@ import textwrap
 import numpy as np
 import pytest
 from helpers import context_for, run_check
+
+from mltriage.checks.analyses.model_trace import model_trace
 from test_sanity_checks import SKLEARN_MODEL, classification_frames, project, regression_frames
 
 
@@ -189,7 +191,7 @@ def test_sklearn_summary_and_skips(tmp_path):
 def test_trace_is_shared_between_checks(tmp_path):
     ctx = context_for(project(tmp_path, net(MLP.format(tail="")), extra=""))
     run_check(ctx, "architecture.summary")
-    trace = ctx.shared("model:trace", lambda: None)
+    trace = ctx.shared((model_trace.analysis_name,), lambda: None)  # the cached analysis, not a new trace
     assert trace is not None and np.asarray(trace.output).shape == (240, 3)  # every one of 240 train rows
 
 
@@ -198,3 +200,96 @@ def test_output_layer_value_based_sigmoid_guess_only_warns(tmp_path):
     code = net("nn.Linear(n_inputs, 1)", forward="return 0.5 + 0.001 * self.body(x)")
     f = check(tmp_path, "architecture.output_layer", code, loss="mse", frames=regression_frames(), task="regression")
     assert f.evidence["found_by"] == "values" and f.status == "warn"
+
+
+# ---- verdicts, without a project: a planted value fires, its clean twin stays quiet --------------
+
+def _head(kind, loss="cross_entropy", how="module", module="body.2", targets=None):
+    from mltriage.checks.analyses.model_trace import FinalActivation
+    from mltriage.checks.steps.architecture.output_layer import OutputHead
+
+    return OutputHead(activation=FinalActivation(kind, module, how), loss=loss, n_outputs=3, targets=targets)
+
+
+@pytest.mark.parametrize("kind, loss, status", [
+    ("softmax", "cross_entropy", "fail"), ("none", "cross_entropy", "pass"), ("log_softmax", "cross_entropy", "pass"),
+    ("relu", "cross_entropy", "warn"), ("softmax", "nll", "fail"), ("log_softmax", "nll", "pass"),
+    ("none", "nll", "fail"), ("sigmoid", "bce_with_logits", "fail"), ("none", "bce_with_logits", "pass"),
+    ("sigmoid", "bce", "pass"), ("none", "bce", "fail"), ("softmax", "my_focal_loss", "info"),
+])
+def test_output_layer_verdicts(kind, loss, status):
+    from mltriage.checks.steps.architecture.output_layer import _output_head_verdict
+
+    f = _output_head_verdict(_head(kind, loss))
+    assert f.status == status, f.title
+    assert f.evidence["final_activation"] == kind and f.evidence["loss"] == loss
+
+
+def test_output_layer_verdicts_from_values_and_regression():
+    from mltriage.checks.steps.architecture.output_layer import TargetCoverage, _output_head_verdict
+
+    guessed = _output_head_verdict(_head("sigmoid", "cross_entropy", how="values", module=None))
+    assert guessed.status == "warn" and guessed.title.endswith("(inferred from the output values)")
+    capped = _output_head_verdict(_head("relu", "mse", targets=TargetCoverage(-2.0, 3.0, outside=0.4)))
+    assert capped.status == "fail" and capped.evidence["fraction_targets_out_of_range"] == 0.4
+    covered = _output_head_verdict(_head("relu", "mse", targets=TargetCoverage(0.5, 3.0, outside=0.0)))
+    assert covered.status == "pass" and covered.evidence["target_min"] == 0.5
+    linear = _output_head_verdict(_head("none", "huber", targets=TargetCoverage(-2.0, 3.0)))
+    assert linear.status == "pass" and "fraction_targets_out_of_range" not in linear.evidence
+
+
+def _relu_layer(dead, units=32):
+    return {"layer": "body.1", "units": units, "dead": dead, "dead_fraction": dead / units, "zero_fraction": 0.5}
+
+
+@pytest.mark.parametrize("dead, status", [(24, "fail"), (10, "warn"), (1, "pass")])
+def test_dead_units_verdict(dead, status):
+    from mltriage.checks.steps.architecture.units import DeadUnits, _dead_units_verdict
+
+    f = _dead_units_verdict(DeadUnits(layers=[_relu_layer(0), _relu_layer(dead)], rows=256))
+    assert f.status == status and f.evidence["batch_rows"] == 256
+    assert _dead_units_verdict(DeadUnits(layers=[], rows=256)).evidence == {"relu_layers": 0}
+
+
+@pytest.mark.parametrize("share, status", [(0.95, "fail"), (0.6, "warn"), (0.1, "pass")])
+def test_saturation_verdict(share, status):
+    from mltriage.checks.steps.architecture.units import Saturation, _saturation_verdict
+
+    layer = {"layer": "body.1", "kind": "tanh", "saturated_fraction": share, "pre_std": 4.0, "pre_abs_mean": 3.0}
+    assert _saturation_verdict(Saturation([layer])).status == status
+    assert _saturation_verdict(Saturation([])).status == "pass"
+
+
+@pytest.mark.parametrize("p, after_output, status", [
+    (0.9, [], "fail"), (0.6, [], "warn"), (0.25, [], "pass"), (0.25, ["body.3"], "fail"),
+])
+def test_dropout_verdict(p, after_output, status):
+    from mltriage.checks.steps.architecture.units import DropoutLayers, _dropout_verdict
+
+    rates = [{"layer": "body.2", "type": "Dropout", "p": p}]
+    f = _dropout_verdict(DropoutLayers(rates=rates, after_output=after_output, called_order=["body.0", "body.2"]))
+    assert f.status == status and f.evidence["after_last_layer"] == after_output
+    assert _dropout_verdict(DropoutLayers(rates=[], after_output=[], called_order=[])).status == "pass"
+
+
+def _linear_row(layer, weight_std, output_std, weight_mean=0.0, fan_in=32, last=False):
+    import math
+
+    return {"layer": layer, "type": "Linear", "fan_in": fan_in, "weight_std": weight_std, "weight_mean": weight_mean,
+            "default_std": 1 / math.sqrt(3 * fan_in), "he_std": math.sqrt(2 / fan_in), "output_std": output_std,
+            "last": last, "numel": 32 * fan_in}
+
+
+def test_init_scale_verdict():
+    from mltriage.checks.steps.architecture.units import _init_scale_verdict
+
+    sound = [_linear_row("fc1", 0.1, 0.6), _linear_row("fc2", 0.1, 0.5), _linear_row("fc3", 0.1, 0.4, last=True)]
+    assert _init_scale_verdict(sound).status == "pass"
+    huge = _init_scale_verdict([_linear_row("fc1", 5.0, 0.6)] + sound[1:])
+    assert huge.status == "warn" and huge.title.startswith("fc1 weights have std 5, over 10x the He scale")
+    uncentred = _init_scale_verdict([_linear_row("fc1", 0.01, 0.6, weight_mean=-0.05)] + sound[1:])
+    assert uncentred.status == "warn" and "not centred" in uncentred.detail
+    exploding = [_linear_row("fc1", 0.1, 0.5), _linear_row("fc2", 0.1, 5.0), _linear_row("fc3", 0.1, 500.0)]
+    f = _init_scale_verdict(exploding)
+    assert f.status == "warn" and "grows 1000x" in f.title
+    assert _init_scale_verdict([]).evidence == {}

@@ -371,3 +371,222 @@ def test_overfit_small_batch_is_not_a_fail_for_a_small_slow_model(tmp_path):
     write_project(tmp_path, df, valid_df=df, model_code=code,
                   toml_extra="[model]\ncode = 'model.py'\nbuild = 'build_model'")
     assert run_check(tmp_path, "sanity.overfit_small_batch").status in ("pass", "info")
+
+
+# ---- verdicts, without a project: a planted value fires, its clean twin stays quiet --------------
+
+def _init_loss(measured, theory=2.3, loss="cross_entropy", classification=True, **kw):
+    from mltriage.checks.steps.sanity.model import InitLoss
+
+    extra = {"label_entropy": 1.1} if classification else {"target_mean": 3.0}
+    return InitLoss(loss=loss, is_classification=classification, rows=512, theory=theory, theory_is="theory",
+                    measured=measured, **{**extra, **kw})
+
+
+def test_loss_at_init_verdict_thresholds():
+    from mltriage.checks.findings import SkipCheck
+    from mltriage.checks.steps.sanity.model import _init_loss_verdict
+
+    assert _init_loss_verdict(_init_loss(2.31)).status == "pass"
+    huge = _init_loss_verdict(_init_loss(30.0))
+    assert huge.status == "fail" and "13x theory" in huge.title and huge.evidence["ratio"] == pytest.approx(30 / 2.3)
+    assert _init_loss_verdict(_init_loss(6.0)).status == "warn"
+    assert "far below" in _init_loss_verdict(_init_loss(0.2)).title
+    assert "negative" in _init_loss_verdict(_init_loss(-0.5, loss="nll")).title
+    assert _init_loss_verdict(_init_loss(float("nan"))).title == "the loss of the fresh model is not finite"
+    broken = _init_loss_verdict(_init_loss(float("nan"), error="RuntimeError: shape mismatch"))
+    assert broken.status == "fail" and broken.evidence == {"loss": "cross_entropy"}
+    regression = _init_loss_verdict(_init_loss(1.1, theory=1.0, loss="mse", classification=False))
+    assert regression.status == "pass" and regression.evidence["target_mean"] == 3.0
+    with pytest.raises(SkipCheck):
+        _init_loss_verdict(_init_loss(0.0, theory=0.0, loss="mse", classification=False))
+
+
+def _attempt(memorised, stopped=None, final=0.01, steps=50, curve=None, accuracy=1.0):
+    stopped = stopped or ("memorised" if memorised else "steps")
+    return {"memorised": memorised, "stopped": stopped, "goal": 0.05, "steps": steps, "seconds": 0.1,
+            "curve": curve or [(1, 1.0), (steps, final)], "final_loss": final, "accuracy": accuracy,
+            "min_loss": final}
+
+
+def _memorising(**attempts):
+    from mltriage.checks.steps.sanity.fitting import Memorising
+
+    return Memorising(rows=32, setting="adam lr=0.01", cap_seconds=6.0, attempts=attempts)
+
+
+def test_overfit_small_batch_verdicts():
+    from mltriage.checks.steps.sanity.fitting import _memorising_verdict
+
+    ok = _memorising_verdict(_memorising(configured=_attempt(True)))
+    assert ok.status == "pass" and ok.evidence["attempts"]["configured"]["steps"] == 50
+    assert "curve" not in ok.evidence["attempts"]["configured"]
+    lr = _memorising_verdict(_memorising(configured=_attempt(False, final=0.9), reference=_attempt(True)))
+    assert lr.status == "warn" and "Adam lr=0.001 can" in lr.title
+    slow_cfg = _memorising_verdict(_memorising(configured=_attempt(False, "time"), reference=_attempt(True)))
+    assert slow_cfg.status == "info"
+    four = _memorising_verdict(_memorising(configured=_attempt(False), reference=_attempt(False),
+                                           four_rows=_attempt(True)))
+    assert four.status == "warn" and "only 4" in four.title
+    cut = _memorising_verdict(_memorising(configured=_attempt(False), reference=_attempt(False, "time"),
+                                          four_rows=_attempt(False)))
+    assert cut.status == "info" and "inconclusive" in cut.title
+    floor = [(s, 1.5) for s in range(1, 500, 10)]
+    blocked = _memorising_verdict(_memorising(configured=_attempt(False, final=1.5), reference=_attempt(False, final=1.5),
+                                              four_rows=_attempt(False, final=1.5, curve=floor, accuracy=0.5)))
+    assert blocked.status == "fail" and "floors at 1.5" in blocked.title
+    falling = [(s, 1.0 * 0.97 ** i) for i, s in enumerate(range(1, 500, 10))]
+    slow = _memorising_verdict(_memorising(configured=_attempt(False), reference=_attempt(False),
+                                           four_rows=_attempt(False, curve=falling, final=falling[-1][1])))
+    assert slow.status == "info" and "still falling" in slow.title
+
+
+def test_gradient_flow_verdicts():
+    from mltriage.checks.steps.sanity.fitting import GradientFlow, _gradient_flow_verdict
+
+    clean = GradientFlow(loss=1.1, grad_norms={"0.weight": 0.3, "0.bias": 0.1})
+    assert _gradient_flow_verdict(clean).status == "pass"
+    dead = GradientFlow(loss=1.1, zero_gradient=["0.weight"], grad_norms={"0.weight": 0.0, "0.bias": 0.1})
+    f = _gradient_flow_verdict(dead)
+    assert f.status == "fail" and f.title.startswith("1 of 2") and f.evidence["zero_gradient"] == ["0.weight"]
+    unused = GradientFlow(loss=1.1, no_gradient_unused=["spare.weight"], grad_norms={"0.weight": 0.3})
+    assert _gradient_flow_verdict(unused).status == "warn"
+    detached = _gradient_flow_verdict(GradientFlow(loss=1.1, connected=False))
+    assert detached.status == "fail" and detached.evidence == {"loss": 1.1}
+
+
+def _inputs(real, zero, real_stopped="", zero_stopped=""):
+    from mltriage.checks.steps.sanity.fitting import InputComparison
+
+    return InputComparison(loss="cross_entropy", train_rows=240, valid_rows=120, real_curve=real, zero_curve=zero,
+                           real_stopped=real_stopped, zero_stopped=zero_stopped)
+
+
+def test_input_independent_verdicts():
+    from mltriage.checks.steps.sanity.fitting import _input_dependence_verdict
+
+    flat = [1.1, 1.0, 1.0, 1.0, 1.0]
+    win = _input_dependence_verdict(_inputs([1.1, 0.6, 0.4, 0.3, 0.3], flat))
+    assert win.status == "pass" and win.evidence["epochs_compared"] == 4
+    assert win.evidence["relative_gain"] == pytest.approx(0.7)
+    assert _input_dependence_verdict(_inputs(list(flat), flat)).status == "fail"
+    assert _input_dependence_verdict(_inputs([1.1, 0.99, 0.99, 0.99, 0.99], flat)).status == "warn"
+    short = _input_dependence_verdict(_inputs([1.1, 0.5], [1.1, 1.0], "budget", "budget"))
+    assert short.status == "info" and "inconclusive" in short.title
+    # A diverged run is compared over the longer curve, and never called inconclusive.
+    diverged = _input_dependence_verdict(_inputs([1.1, float("nan")], flat, real_stopped="diverged"))
+    assert diverged.status == "fail" and diverged.evidence["epochs_compared"] == 4
+
+
+def test_uninformed_prediction_and_labels_follow_vocab():
+    import math
+    from types import SimpleNamespace
+
+    import torch
+
+    from mltriage.checks.analyses.modeling import (TORCH_LOSS_CLASSES, predicted_labels, theory_description,
+                                                   uninformed_prediction)
+    from mltriage.checks.findings import SkipCheck
+    from mltriage.checks.vocab import LOSS_NAMES
+
+    assert set(TORCH_LOSS_CLASSES) == set(LOSS_NAMES)
+    y = torch.tensor([1.0, 2.0, 6.0])
+    ctx = lambda loss: SimpleNamespace(loss_name=loss, n_outputs=4)  # noqa: E731
+    assert torch.equal(uninformed_prediction(ctx("cross_entropy"), y), torch.zeros(3, 4))
+    assert torch.allclose(uninformed_prediction(ctx("nll"), y), torch.full((3, 4), -math.log(4)))
+    assert torch.equal(uninformed_prediction(ctx("bce_with_logits"), y), torch.zeros(3))
+    assert torch.equal(uninformed_prediction(ctx("bce"), y), torch.full((3,), 0.5))
+    assert torch.equal(uninformed_prediction(ctx("huber"), y), torch.full((3,), 3.0))
+    assert torch.equal(uninformed_prediction(ctx("l1"), y), torch.full((3,), 2.0))
+    with pytest.raises(SkipCheck):
+        uninformed_prediction(ctx("focal"), y)
+    assert theory_description(ctx("nll")).startswith("ln 4 = 1.386")
+    assert theory_description(ctx("bce")).startswith("ln 2")
+    assert theory_description(ctx("l1")) == "the l1 loss of predicting the target median"
+    assert predicted_labels(ctx("bce"), torch.tensor([0.4, 0.6])).tolist() == [0, 1]
+    assert predicted_labels(ctx("bce_with_logits"), torch.tensor([-0.1, 0.1])).tolist() == [0, 1]
+    assert predicted_labels(ctx("cross_entropy"), torch.tensor([[0.0, 2.0], [3.0, 1.0]])).tolist() == [1, 0]
+
+
+def _probe(**changes):
+    from mltriage.checks.steps.sanity.steps import StepProbe
+
+    train_mode = {"model": True, "mode_dependent_training": [True]}
+    fields = {"n_mode_dependent": 1, "predict_ran": True, "returned_1": 1.1, "returned_2": 1.0,
+              "mode_step_1": train_mode, "mode_step_2": train_mode, "changed": ["0.weight", "0.bias"],
+              "unchanged": [], "loss_calls": [], "accumulation": {"verdict": "fresh"}}
+    return StepProbe(**{**fields, **changes})
+
+
+def test_train_step_verdicts():
+    from mltriage.checks.steps.sanity.steps import _train_step_verdict
+
+    good = _train_step_verdict(_probe())
+    assert good.status == "pass" and good.title.startswith("train_step updates 2 parameter tensors")
+    piled = _train_step_verdict(_probe(accumulation={"verdict": "accumulated", "relative_error_vs_fresh": 0.9,
+                                                     "relative_error_vs_accumulated": 1e-7}))
+    assert piled.status == "fail" and "zero_grad" in piled.title and "Measured: after step 2" in piled.detail
+    frozen = _train_step_verdict(_probe(changed=[], unchanged=["0.weight"]))
+    assert frozen.status == "fail" and frozen.title == "no weight changed after a train_step call"
+    eval_mode = {"model": False, "mode_dependent_training": [False]}
+    evald = _train_step_verdict(_probe(mode_step_2=eval_mode))
+    assert evald.status == "fail" and "after predict() ran" in evald.title
+    graph = _train_step_verdict(_probe(returned_1=torch_scalar_with_graph()))
+    assert graph.status == "warn" and "graph attached" in graph.title
+    two = _train_step_verdict(_probe(changed=[], returned_2=None))
+    assert two.status == "fail" and two.title.endswith("(+1 more)")
+
+
+def torch_scalar_with_graph():
+    import torch
+
+    w = torch.ones(1, requires_grad=True)
+    return (w * 2).sum()
+
+
+def test_gradient_accumulation_is_told_from_a_fresh_gradient():
+    import torch
+
+    from mltriage.checks.steps.sanity.steps import _compare_gradients
+
+    g1, fresh = torch.tensor([1.0, -2.0, 0.5]), torch.tensor([0.3, 0.1, -0.4])
+    assert _compare_gradients(g1, fresh, fresh.clone())["verdict"] == "fresh"
+    assert _compare_gradients(g1, fresh, fresh + g1)["verdict"] == "accumulated"
+    assert _compare_gradients(g1, fresh, torch.zeros(3))["verdict"] == "cleared"
+    assert _compare_gradients(g1, fresh, None)["verdict"] == "cleared"
+    assert _compare_gradients(g1, fresh, 0.5 * fresh)["verdict"] == "unknown"
+
+
+def test_eval_determinism_verdicts():
+    from mltriage.checks.steps.sanity.steps import Determinism, _determinism_verdict
+
+    out = np.arange(12, dtype=np.float64).reshape(6, 2)
+    same = Determinism(rows=6, first=out, second=out.copy(), alone=out[:3].copy(), model_training=False)
+    assert _determinism_verdict(same).status == "pass"
+    noisy = out.copy()
+    noisy[1] += 0.01
+    dropout = _determinism_verdict(Determinism(rows=6, first=out, second=noisy, alone=out[:3], model_training=True))
+    assert dropout.status == "fail" and dropout.evidence["differing_rows"] == 1 and "train mode" in dropout.detail
+    batch = _determinism_verdict(Determinism(rows=6, first=out, second=out, alone=out[:3] + 0.1, model_training=True))
+    assert batch.status == "fail" and "other rows in the batch" in batch.title
+    reshaped = _determinism_verdict(Determinism(rows=6, first=out, second=out.T, alone=out[:3], model_training=False))
+    assert reshaped.status == "fail" and "differently shaped" in reshaped.title
+
+
+def test_loss_shapes_verdicts():
+    from mltriage.checks.steps.sanity.steps import LossCalls, _loss_shapes_verdict
+
+    def calls(pred, target, loss="mse", own_step=True):
+        shapes = [{"shapes": [pred, target], "dtypes": ["torch.float32", "torch.float32"]}]
+        return _loss_shapes_verdict(LossCalls(loss, own_step, "the project's train_step", shapes))
+
+    assert calls((32,), (32,)).status == "pass"
+    broadcast = calls((32, 1), (32,))
+    assert broadcast.status == "fail" and broadcast.evidence["broadcast_shape"] == [32, 32]
+    assert calls((32, 1), (32,), own_step=False).status == "info"  # mltriage's own loop squeezes it
+    assert calls((32, 3), (32,), loss="cross_entropy").status == "pass"
+    assert calls((32, 3), (32, 3), loss="nll").status == "pass"
+    assert calls((32,), (16,), loss="cross_entropy").status == "fail"
+    assert calls((32, 2), (32, 3)).title == "mse gets predictions (32, 2) and targets (32, 3)"
+    never = _loss_shapes_verdict(LossCalls("mse", True, "the project's train_step", []))
+    assert never.status == "fail" and never.evidence == {"calls": 0}

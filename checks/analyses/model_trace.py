@@ -11,7 +11,8 @@ Shared by the sanity, architecture and training steps. Stable API (other modules
   forward hooks on every module and a torch-function mode that sees functional activations
   (torch.relu, F.softmax, x.sigmoid(), ...). Weights are not changed; the model's mode is restored.
 - ``model_trace(ctx) -> ModelTrace``: trace_forward of a fresh model on a fixed batch of
-  TRACE_ROWS training rows, eval mode, cached per run under ctx.shared("model:trace").
+  TRACE_ROWS training rows, eval mode; an @analysis, computed once per run.
+- ``torch_trace(ctx, why) -> ModelTrace``: require_torch_model, then model_trace.
 - ``final_activation(trace) -> FinalActivation``: what the model applies last (softmax, log_softmax,
   sigmoid, tanh, relu, none), found from the last module called or, for functional calls, from the
   output values.
@@ -38,8 +39,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..engine.analysis import analysis
 from ..engine.context import RunContext
 from ..findings import SkipCheck
+from .modeling import first_tensor, labelled_rows
 
 TRACE_ROWS = 256
 # Pre-activation magnitude beyond which sigmoid/tanh are "saturated": sigmoid'(5) = 0.0066 and
@@ -157,8 +160,6 @@ def sample_rows(ctx: RunContext, n: int, split: str = "train", salt: int = 0):
     """Up to n labelled rows of a split, a fixed random sample (sorted back into file order)."""
     import numpy as np
 
-    from .modeling import labelled_rows
-
     X, y = labelled_rows(ctx, split)
     if len(X) <= n:
         return X, y
@@ -203,16 +204,6 @@ def _unit_fired(t, unit_dim: int) -> list[float] | None:
     if active.ndim == 3:
         active = active.any(dim=2)
     return active.float().mean(dim=0).tolist()
-
-
-def _first_tensor(value):
-    import torch
-
-    if isinstance(value, torch.Tensor):
-        return value
-    if isinstance(value, (tuple, list)) and value and isinstance(value[0], torch.Tensor):
-        return value[0]
-    return None
 
 
 class _Recorder:
@@ -268,8 +259,8 @@ def _function_mode(recorder: _Recorder):
             if kind == "dropout" and not (args and isinstance(args[0], torch.Tensor)):
                 return out
             where = recorder.names.get(id(inner), "") if inner is not None else ""
-            inp = _first_tensor(args)
-            res = _first_tensor(out)
+            inp = first_tensor(args)
+            res = first_tensor(out)
             if res is not None and res.dtype.is_floating_point:
                 with torch._C.DisableTorchFunction():
                     recorder.record(f"{where or 'forward'}.{name}()", name, kind, "function", inp, res)
@@ -298,7 +289,7 @@ def trace_forward(model, X, device: str = "cpu", train_mode: bool = False) -> Mo
         kind = MODULE_KINDS.get(type_name) or ("param" if n_own else "other")
         with torch._C.DisableTorchFunction():
             recorder.record(recorder.names.get(id(module), type_name), type_name, kind, "module",
-                            _first_tensor(args), _first_tensor(output), is_leaf=is_leaf, n_params=n_own)
+                            first_tensor(args), first_tensor(output), is_leaf=is_leaf, n_params=n_own)
 
     for m in model.modules():
         if m is model:
@@ -315,7 +306,7 @@ def trace_forward(model, X, device: str = "cpu", train_mode: bool = False) -> Mo
         for h in handles:
             h.remove()
         model.train(was_training)
-    tensor = _first_tensor(out)
+    tensor = first_tensor(out)
     output = tensor.detach().float().cpu().numpy() if tensor is not None else None
     trace = ModelTrace(model=model, calls=recorder.calls, output=output, output_type=type(out).__name__,
                        input_shape=tuple(xb.shape))
@@ -323,16 +314,20 @@ def trace_forward(model, X, device: str = "cpu", train_mode: bool = False) -> Mo
     return trace
 
 
+@analysis
 def model_trace(ctx: RunContext) -> ModelTrace:
     """A fresh model traced on TRACE_ROWS training rows in eval mode (computed once per run)."""
-    def compute():
-        from ..project.usercode import call_user
+    from ..project.usercode import call_user
 
-        X, _ = sample_rows(ctx, TRACE_ROWS)
-        model = fresh_model(ctx)
-        return call_user(ctx.config, "the model's forward()", trace_forward, model, X, ctx.device)
+    X, _ = sample_rows(ctx, TRACE_ROWS)
+    model = fresh_model(ctx)
+    return call_user(ctx.config, "the model's forward()", trace_forward, model, X, ctx.device)
 
-    return ctx.shared("model:trace", compute)
+
+def torch_trace(ctx: RunContext, why: str) -> ModelTrace:
+    """The run's model trace; SkipCheck (saying `why`) unless the project builds a torch model."""
+    require_torch_model(ctx, why)
+    return model_trace(ctx)
 
 
 def values_kind(output) -> str:

@@ -1,5 +1,6 @@
 """Shared model machinery: losses, optimizers, mltriage's own training loop, scoring a model, and the
-reference model every later step uses when the project gives no predictions.
+reference model every later step uses when the project gives no predictions. Also what an uninformed
+model scores under the configured loss (the sanity step compares a fresh model with it).
 
 Everything here honours the run's training budget (ctx.budget) and fixed seeds.
 """
@@ -11,11 +12,15 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..engine.context import RunContext
+from ..findings import SkipCheck
 from ..project.usercode import call_user, resolve_function
+from ..vocab import loss_info
 
-BUILTIN_LOSSES = ("cross_entropy", "nll", "bce", "bce_with_logits", "mse", "l1", "huber")
-INDEX_TARGET_LOSSES = ("cross_entropy", "nll")
 PREDICT_BATCH = 4096
+# vocab.LOSSES name -> torch.nn class name (a test checks every vocab loss has one).
+TORCH_LOSS_CLASSES = {"cross_entropy": "CrossEntropyLoss", "nll": "NLLLoss", "bce": "BCELoss",
+                      "bce_with_logits": "BCEWithLogitsLoss", "mse": "MSELoss", "l1": "L1Loss",
+                      "huber": "HuberLoss"}
 
 
 def make_loss(ctx: RunContext):
@@ -23,11 +28,8 @@ def make_loss(ctx: RunContext):
     import torch.nn as nn
 
     name = ctx.loss_name
-    builtin = {"cross_entropy": nn.CrossEntropyLoss, "nll": nn.NLLLoss, "bce": nn.BCELoss,
-               "bce_with_logits": nn.BCEWithLogitsLoss, "mse": nn.MSELoss, "l1": nn.L1Loss,
-               "huber": nn.HuberLoss}
-    if name in builtin:
-        return builtin[name]()
+    if name in TORCH_LOSS_CLASSES:
+        return getattr(nn, TORCH_LOSS_CLASSES[name])()
     fn = resolve_function(ctx.config, ctx.code, "loss", name)
     return call_user(ctx.config, f"loss function {name}", fn)
 
@@ -51,9 +53,10 @@ def index_targets(ctx: RunContext) -> bool:
     """Whether the loss takes class indices: cross_entropy/nll, and a project's own loss on a
     multi-output classifier (DESIGN §3 leaves custom losses open; class indices are what such
     losses almost always take, e.g. a label-smoothed or focal cross-entropy)."""
-    if ctx.loss_name in INDEX_TARGET_LOSSES:
-        return True
-    return ctx.loss_name not in BUILTIN_LOSSES and ctx.is_classification and ctx.n_outputs > 1
+    builtin = loss_info(ctx.loss_name)
+    if builtin is not None:
+        return builtin.takes_class_indices
+    return ctx.is_classification and ctx.n_outputs > 1
 
 
 def target_tensor(ctx: RunContext, y):
@@ -196,16 +199,99 @@ def scores_to_proba(ctx: RunContext, scores):
     s = np.asarray(scores, dtype=np.float64)
     if s.ndim == 2 and s.shape[1] == 1:
         s = s[:, 0]
+    activation = _expected_activation(ctx)
     if s.ndim == 1:  # one output: binary
-        p1 = s if ctx.loss_name == "bce" or (np.all(s >= 0) and np.all(s <= 1)) else 1 / (1 + np.exp(-s))
+        p1 = s if activation == "sigmoid" or (np.all(s >= 0) and np.all(s <= 1)) else 1 / (1 + np.exp(-s))
         return np.column_stack([1 - p1, p1])
     rows = s.sum(axis=1)
     if np.all(s >= 0) and np.allclose(rows, 1.0, atol=1e-3):
         return s
-    if ctx.loss_name == "nll" or (np.all(s <= 1e-6) and np.allclose(np.exp(s).sum(axis=1), 1.0, atol=1e-3)):
+    if activation == "log_softmax" or (np.all(s <= 1e-6) and np.allclose(np.exp(s).sum(axis=1), 1.0, atol=1e-3)):
         return np.exp(s)
     z = s - s.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
 
 
+
+
+def _expected_activation(ctx: RunContext) -> str | None:
+    """What the configured loss expects the model's last layer to produce (None for a project's own loss)."""
+    builtin = loss_info(ctx.loss_name)
+    return builtin.activation if builtin is not None else None
+
+
+def first_tensor(value):
+    """The tensor a forward() returned: itself, or the first element of a tuple/list of tensors."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, (tuple, list)) and value and isinstance(value[0], torch.Tensor):
+        return value[0]
+    return None
+
+
+# ---- the uninformed model: what a model that knows nothing about the input scores -----------------
+
+def uninformed_prediction(ctx: RunContext, yt):
+    """The output of a model that knows nothing about the input, in the form the loss expects:
+    uniform logits / log-probabilities / probabilities, or the target mean (median for l1)."""
+    import math
+
+    import torch
+
+    n = len(yt)
+    builtin = loss_info(ctx.loss_name)
+    if builtin is None:
+        raise SkipCheck(f"custom loss {ctx.loss_name!r}: mltriage has no theoretical value for an uninformed model")
+    if builtin.task == "regression":
+        centre = yt.float().median() if builtin.init_theory == "mad" else yt.float().mean()
+        return torch.full((n,), float(centre))
+    shape = (n, ctx.n_outputs) if builtin.per_class_outputs else (n,)
+    if builtin.activation == "log_softmax":
+        return torch.full(shape, -math.log(ctx.n_outputs))
+    if builtin.activation == "sigmoid":
+        return torch.full(shape, 0.5)
+    return torch.zeros(shape)  # raw logits: all zero is uniform
+
+
+def theory_description(ctx: RunContext) -> str:
+    """The uninformed loss in words, for titles: "ln 10 = 2.303 (uniform over 10 classes)"."""
+    import math
+
+    builtin = loss_info(ctx.loss_name)
+    theory = builtin.init_theory if builtin is not None else "none"
+    if theory == "ln_classes":
+        return f"ln {ctx.n_outputs} = {math.log(ctx.n_outputs):.3f} (uniform over {ctx.n_outputs} classes)"
+    if theory == "ln_2":
+        return f"ln 2 = {math.log(2):.3f} (probability 0.5)"
+    if theory == "variance":
+        return "var(y), the loss of predicting the target mean"
+    return f"the {ctx.loss_name} loss of predicting the target {'median' if theory == 'mad' else 'mean'}"
+
+
+def eval_loss(ctx: RunContext, model, X, y, loss_fn=None) -> float:
+    """mltriage's loss of a model on (X, y) in eval mode, without gradients (mode restored)."""
+    import torch
+
+    loss_fn = loss_fn or make_loss(ctx)
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            xb = torch.as_tensor(X, dtype=torch.float32, device=ctx.device)
+            out = first_tensor(model(xb))
+            return float(loss_value(ctx, loss_fn, out, target_tensor(ctx, y).to(ctx.device)))
+    finally:
+        model.train(was)
+
+
+def predicted_labels(ctx: RunContext, out):
+    """Class predictions from raw outputs in the form the configured loss implies."""
+    builtin = loss_info(ctx.loss_name)
+    if (builtin is not None and builtin.per_class_outputs) or (out.ndim == 2 and out.shape[1] > 1):
+        return out.argmax(dim=1)
+    scores = out.reshape(len(out))
+    threshold = 0.5 if _expected_activation(ctx) == "sigmoid" else 0.0
+    return (scores > threshold).long()

@@ -1,0 +1,11 @@
+"""Step 4, architecture: output layer vs loss, output size, capacity, dead or saturated units,
+initialisation scale and dropout, read from one hooked forward pass of a fresh model (model_trace).
+
+Importing this package registers every check (catalog order comes from the registry):
+
+- layers: summary, output_size, capacity
+- output_layer: output_layer
+- units: dead_units, saturation, init_scale, dropout
+"""
+
+from . import layers, output_layer, units  # noqa: F401  (imported to register their checks)

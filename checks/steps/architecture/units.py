@@ -1,0 +1,270 @@
+"""architecture.dead_units, architecture.saturation, architecture.init_scale, architecture.dropout: how the
+units of a fresh model behave on one real batch (model_trace), and how its weights and dropout are set.
+
+Each check measures (`_measure_*`) and then decides in a pure `_*_verdict`, so the thresholds are
+unit-tested without building a project."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ...analyses.model_trace import SATURATION_PRE, call_labels, single_threaded, torch_trace
+from ...engine.context import RunContext
+from ...engine.registry import check
+from ...findings import Finding, PlotSpec, Series, fail, passed, warn
+
+# Dying ReLU: a unit whose output is zero for every example of the batch gets no gradient and stays
+# dead. Lu et al. 2019 ("Dying ReLU and Initialization: Theory and Numerical Examples") show a network
+# whose layers are mostly dead collapses to a constant function; we call a layer broken when at least
+# 70% of its units are dead, and worth a look from 25% (under He/default initialisation on a real batch
+# of TRACE_ROWS examples practically no unit is dead, so a quarter dead is already abnormal).
+DEAD_FAIL_FRACTION = 0.70
+DEAD_WARN_FRACTION = 0.25
+# Saturation (Glorot & Bengio 2010): sigmoid/tanh units whose pre-activations sit beyond |5| pass
+# almost no gradient. "Most" pre-activations saturated -> warn; nearly all -> fail.
+SATURATED_WARN_FRACTION = 0.5
+SATURATED_FAIL_FRACTION = 0.9
+# Initialisation scale (He et al. 2015, "Delving Deep into Rectifiers"; Glorot & Bengio 2010): a good
+# initialisation keeps the activation scale roughly constant with depth. We warn when the output
+# standard deviation of the last parametrised layer differs from the first one by more than two orders
+# of magnitude, and when a layer's weight std is more than WEIGHT_STD_FACTOR times outside the range
+# between PyTorch's default (1/sqrt(3 fan_in)) and He (sqrt(2/fan_in)).
+ACTIVATION_DRIFT_WARN = 100.0
+WEIGHT_STD_FACTOR = 10.0
+# A weight tensor whose mean is larger than its spread is not a zero-centred initialisation: every unit
+# starts biased the same way (e.g. all-negative weights feeding ReLUs).
+WEIGHT_MEAN_OVER_STD = 1.0
+# Dropout: Srivastava et al. 2014 (JMLR, "Dropout", section 7.3) find test error flat for retention
+# probabilities 0.4-0.8 in hidden layers and rising steeply below 0.4; they recommend dropping 0.5 at most
+# in hidden layers. Above 0.5 we warn; at 0.8 and beyond most of the signal is thrown away: fail.
+DROPOUT_WARN_RATE = 0.5
+DROPOUT_FAIL_RATE = 0.8
+
+
+# ---- dead_units --------------------------------------------------------------------------------
+
+@dataclass
+class DeadUnits:
+    """Per ReLU layer (JSON evidence): units, units zero on every example, their fraction, zero outputs."""
+
+    layers: list[dict]
+    rows: int  # examples in the traced batch
+
+
+def _measure_dead_units(ctx: RunContext) -> DeadUnits:
+    trace = torch_trace(ctx, "there are no ReLU units to inspect")
+    layers = []
+    for label, c in zip(call_labels(trace.calls), trace.calls):
+        if c.kind != "relu" or not c.unit_fired:
+            continue
+        fired = c.unit_fired
+        dead = sum(1 for f in fired if f == 0.0)
+        layers.append({"layer": label, "units": len(fired), "dead": dead, "dead_fraction": dead / max(len(fired), 1),
+                       "zero_fraction": c.out.get("frac_zero", 0.0)})
+    return DeadUnits(layers=layers, rows=trace.input_shape[0])
+
+
+def _dead_units_verdict(m: DeadUnits) -> Finding:
+    if not m.layers:
+        return passed("no ReLU layers in the model", evidence={"relu_layers": 0})
+    layers, rows = m.layers, m.rows
+    worst = max(layers, key=lambda r: r["dead_fraction"])
+    evidence = {"layers": layers, "batch_rows": rows, "fail_fraction": DEAD_FAIL_FRACTION,
+                "warn_fraction": DEAD_WARN_FRACTION}
+    plots = [PlotSpec(kind="bar", title=f"dead ReLU units per layer (zero on all {rows} examples)",
+                      series=[Series("dead fraction", [r["layer"] for r in layers],
+                                     [r["dead_fraction"] for r in layers])], y_label="fraction of units")]
+    measured = (f"{worst['dead']} of {worst['units']} units of {worst['layer']} output zero for every one of {rows} "
+                f"training examples ({worst['dead_fraction']:.0%})")
+    fix = ("Normalise the inputs, use He initialisation with zero or small positive biases, lower the learning rate, "
+           "or use LeakyReLU/GELU.")
+    detail = ("A ReLU unit that is zero for every input passes no gradient to its weights and cannot recover. "
+              "Typical causes: large negative biases, weights initialised with a negative mean, inputs on a scale "
+              "far from the initialisation's assumptions.")
+    if worst["dead_fraction"] >= DEAD_FAIL_FRACTION:
+        return fail(f"dead ReLU layer: {measured}", detail=detail, fix=fix, evidence=evidence, plots=plots)
+    if worst["dead_fraction"] >= DEAD_WARN_FRACTION:
+        return warn(f"many dead ReLU units: {measured}", detail=detail, fix=fix, evidence=evidence, plots=plots)
+    return passed(f"at most {worst['dead_fraction']:.0%} dead units in {len(layers)} ReLU layer(s) on a fresh model",
+                  evidence=evidence, plots=plots)
+
+
+@check("architecture.dead_units", title="ReLU units that never fire", needs=("model",))
+@single_threaded
+def dead_units(ctx: RunContext):
+    return _dead_units_verdict(_measure_dead_units(ctx))
+
+
+# ---- saturation --------------------------------------------------------------------------------
+
+@dataclass
+class Saturation:
+    """Per sigmoid/tanh layer (JSON evidence): the share of pre-activations beyond |SATURATION_PRE|."""
+
+    layers: list[dict]
+
+
+def _measure_saturation(ctx: RunContext) -> Saturation:
+    trace = torch_trace(ctx, "there are no sigmoid/tanh units to inspect")
+    return Saturation([{"layer": label, "kind": c.kind, "saturated_fraction": c.pre_saturated,
+                        "pre_std": c.pre.get("std"), "pre_abs_mean": c.pre.get("abs_mean")}
+                       for label, c in zip(call_labels(trace.calls), trace.calls)
+                       if c.kind in ("sigmoid", "tanh") and c.pre_saturated is not None])
+
+
+def _saturation_verdict(m: Saturation) -> Finding:
+    if not m.layers:
+        return passed("no sigmoid or tanh units in the model", evidence={"bounded_layers": 0})
+    layers = m.layers
+    worst = max(layers, key=lambda r: r["saturated_fraction"])
+    evidence = {"layers": layers, "threshold_abs_preactivation": SATURATION_PRE,
+                "warn_fraction": SATURATED_WARN_FRACTION, "fail_fraction": SATURATED_FAIL_FRACTION}
+    plots = [PlotSpec(kind="bar", title=f"share of pre-activations beyond |{SATURATION_PRE:g}|",
+                      series=[Series("saturated", [r["layer"] for r in layers],
+                                     [r["saturated_fraction"] for r in layers])], y_label="fraction")]
+    measured = (f"{worst['saturated_fraction']:.0%} of the pre-activations of {worst['layer']} ({worst['kind']}) "
+                f"lie beyond |{SATURATION_PRE:g}|")
+    detail = (f"Beyond |{SATURATION_PRE:g}| the derivative of sigmoid is below 0.007 and that of tanh below 0.0002: "
+              "saturated units barely learn. Causes: unnormalised inputs, weights initialised too large, or a "
+              "sigmoid placed after a layer whose outputs are large.")
+    fix = "Standardise the inputs and use Glorot (Xavier) initialisation for sigmoid/tanh layers."
+    if worst["saturated_fraction"] >= SATURATED_FAIL_FRACTION:
+        return fail(f"saturated units: {measured}", detail=detail, fix=fix, evidence=evidence, plots=plots)
+    if worst["saturated_fraction"] >= SATURATED_WARN_FRACTION:
+        return warn(f"mostly saturated units: {measured}", detail=detail, fix=fix, evidence=evidence, plots=plots)
+    return passed(f"at most {worst['saturated_fraction']:.0%} of sigmoid/tanh pre-activations beyond "
+                  f"|{SATURATION_PRE:g}|", evidence=evidence, plots=plots)
+
+
+@check("architecture.saturation", title="Sigmoid/tanh units pinned at their bounds", needs=("model",))
+@single_threaded
+def saturation(ctx: RunContext):
+    return _saturation_verdict(_measure_saturation(ctx))
+
+
+# ---- init_scale --------------------------------------------------------------------------------
+
+def _fan_in(weight) -> int:
+    return int(weight.shape[1] * (weight[0][0].numel() if weight.ndim > 2 else 1)) if weight.ndim >= 2 else 0
+
+
+def _measure_init_scale(ctx: RunContext) -> list[dict]:
+    """Per linear/convolutional layer (JSON evidence): fan-in, weight std and mean next to PyTorch's default
+    and He scales, and the std of the layer's output on the traced batch."""
+    import math
+
+    trace = torch_trace(ctx, "there are no layer weights to inspect")
+    modules = dict(trace.model.named_modules())
+    rows = []
+    layers = [c for c in trace.parametrized() if c.type == "Linear" or c.type.startswith("Conv")]
+    for i, c in enumerate(layers):
+        m = modules.get(c.name)
+        w = getattr(m, "weight", None)
+        if w is None or w.ndim < 2:
+            continue
+        fan_in = _fan_in(w)
+        wd = w.detach().float()
+        rows.append({"layer": c.name, "type": c.type, "fan_in": fan_in, "weight_std": float(wd.std()),
+                     "weight_mean": float(wd.mean()), "default_std": 1 / math.sqrt(3 * fan_in),
+                     "he_std": math.sqrt(2 / fan_in), "output_std": c.out.get("std", float("nan")),
+                     "last": i == len(layers) - 1, "numel": wd.numel()})
+    return rows
+
+
+def _weight_problems(r: dict) -> list[str]:
+    problems = []
+    low, high = r["default_std"] / WEIGHT_STD_FACTOR, r["he_std"] * WEIGHT_STD_FACTOR
+    if r["weight_std"] > high:
+        problems.append(f"{r['layer']} weights have std {r['weight_std']:.3g}, over {WEIGHT_STD_FACTOR:g}x the He "
+                        f"scale sqrt(2/fan_in) = {r['he_std']:.3g}")
+    elif r["weight_std"] < low and not r["last"]:
+        problems.append(f"{r['layer']} weights have std {r['weight_std']:.3g}, under 1/{WEIGHT_STD_FACTOR:g} of the "
+                        f"default scale {r['default_std']:.3g} (near-zero init makes hidden units identical)")
+    if r["numel"] >= 16 and abs(r["weight_mean"]) > WEIGHT_MEAN_OVER_STD * max(r["weight_std"], 1e-12):
+        problems.append(f"{r['layer']} weights are not centred: mean {r['weight_mean']:.3g} vs std "
+                        f"{r['weight_std']:.3g}")
+    return problems
+
+
+def _init_scale_verdict(rows: list[dict]) -> Finding:
+    import math
+
+    if not rows:
+        return passed("no linear or convolutional layers to inspect", evidence={})
+    problems = [p for r in rows for p in _weight_problems(r)]
+    stds = [r["output_std"] for r in rows if math.isfinite(r["output_std"]) and r["output_std"] > 0]
+    drift = stds[-1] / stds[0] if len(stds) >= 2 else 1.0
+    evidence = {"layers": rows, "activation_std_last_over_first": drift, "drift_warn": ACTIVATION_DRIFT_WARN}
+    if len(stds) >= 3 and (drift > ACTIVATION_DRIFT_WARN or drift < 1 / ACTIVATION_DRIFT_WARN):
+        problems.append(f"the activation scale {'grows' if drift > 1 else 'shrinks'} {max(drift, 1 / drift):.0f}x "
+                        f"from the first to the last layer ({stds[0]:.3g} -> {stds[-1]:.3g})")
+    plots = [PlotSpec(kind="line", title="output std per layer (fresh model, one batch)", x_label="layer index",
+                      y_label="std", y_log=True,
+                      series=[Series("activation std", list(range(len(rows))), [r["output_std"] for r in rows]),
+                              Series("weight std", list(range(len(rows))), [r["weight_std"] for r in rows])])]
+    if problems:
+        return warn(problems[0] + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""),
+                    detail="; ".join(problems) + ". Initialisation that does not preserve the signal's scale "
+                           "from layer to layer makes gradients vanish or explode before training starts.",
+                    fix="Use the default PyTorch initialisation or nn.init.kaiming_normal_ (ReLU) / xavier_normal_ "
+                        "(tanh, sigmoid), with zero biases; standardise the inputs.", evidence=evidence, plots=plots)
+    return passed(f"{len(rows)} layers initialised on a sound scale; activation std changes {drift:.2g}x with depth",
+                  evidence=evidence, plots=plots)
+
+
+@check("architecture.init_scale", title="Initial weight and activation scale across depth", needs=("model",))
+@single_threaded
+def init_scale(ctx: RunContext):
+    return _init_scale_verdict(_measure_init_scale(ctx))
+
+
+# ---- dropout -----------------------------------------------------------------------------------
+
+@dataclass
+class DropoutLayers:
+    rates: list[dict]          # per dropout module (JSON evidence): layer, type, p
+    after_output: list[str]    # dropout calls after the last layer with parameters
+    called_order: list[str]    # module calls in the order forward() made them
+
+
+def _measure_dropout(ctx: RunContext) -> DropoutLayers:
+    trace = torch_trace(ctx, "estimators have no dropout")
+    drops = [(name, m) for name, m in trace.model.named_modules() if "Dropout" in type(m).__name__]
+    rates = [{"layer": name, "type": type(m).__name__, "p": float(getattr(m, "p", 0.0))} for name, m in drops]
+    order = [c.name for c in trace.calls if c.source == "module"]
+    last_param = max((i for i, c in enumerate(trace.calls) if c.source == "module" and c.n_params), default=-1)
+    after_output = [c.name for i, c in enumerate(trace.calls)
+                    if i > last_param and c.kind == "dropout" and c.source == "module"]
+    return DropoutLayers(rates=rates, after_output=after_output, called_order=order)
+
+
+def _dropout_verdict(m: DropoutLayers) -> Finding:
+    if not m.rates:
+        return passed("no dropout layers", evidence={"dropout_layers": []})
+    rates, after_output = m.rates, m.after_output
+    evidence = {"dropout_layers": rates, "after_last_layer": after_output, "called_order": m.called_order[:100],
+                "warn_rate": DROPOUT_WARN_RATE, "fail_rate": DROPOUT_FAIL_RATE}
+    worst = max(rates, key=lambda r: r["p"])
+    if after_output:
+        return fail(f"dropout {after_output[0]} is applied to the model's output",
+                    detail="Dropout after the last layer zeroes random outputs (logits or predicted values) during "
+                           "training and rescales the others, so the loss trains against corrupted predictions.",
+                    fix="Move the dropout before the last layer, or remove it.", evidence=evidence)
+    if worst["p"] >= DROPOUT_FAIL_RATE:
+        return fail(f"dropout rate {worst['p']:g} in {worst['layer']}",
+                    detail=f"Dropping {worst['p']:.0%} of the units leaves too little signal to learn from; "
+                           f"rates above {DROPOUT_WARN_RATE:g} are rarely useful in hidden layers.",
+                    fix="Use 0.1-0.5 (0.5 for wide fully-connected layers, lower for convolutional ones).",
+                    evidence=evidence)
+    if worst["p"] > DROPOUT_WARN_RATE:
+        return warn(f"high dropout rate {worst['p']:g} in {worst['layer']}",
+                    detail=f"Above {DROPOUT_WARN_RATE:g} dropout usually costs more accuracy than it saves in "
+                           f"overfitting.", fix="Try 0.1-0.5.", evidence=evidence)
+    return passed(f"{len(rates)} dropout layer(s), rates up to {worst['p']:g}, none on the output",
+                  evidence=evidence)
+
+
+@check("architecture.dropout", title="Dropout rates and placement", needs=("model",))
+@single_threaded
+def dropout(ctx: RunContext):
+    return _dropout_verdict(_measure_dropout(ctx))

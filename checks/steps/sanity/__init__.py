@@ -1,0 +1,12 @@
+"""Step 2, sanity: the data loads, the model builds and runs, and the project's own code behaves.
+
+One module per group of checks; importing this package registers all of them (catalog order comes
+from the registry, not from the order of these imports):
+
+- loading: data_loads
+- model: model_builds, forward_pass, loss_at_init
+- steps: loss_shapes, train_step, eval_determinism (the project's train_step/predict under observation)
+- fitting: overfit_small_batch, gradient_flow, input_independent (short training runs)
+"""
+
+from . import fitting, loading, model, steps  # noqa: F401  (imported to register their checks)
