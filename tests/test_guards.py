@@ -50,3 +50,16 @@ def test_readme_points_at_nothing_outside_the_repository():
     links = re.findall(r"\]\(([^)#]+)\)", text)
     missing = [link for link in links if not link.startswith(("http://", "https://")) and not (ROOT / link).exists()]
     assert links and missing == []
+
+
+def test_every_package_folder_is_listed_for_installation():
+    """A package folder missing from pyproject's list works in an editable install and vanishes from a wheel."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = set()
+    for top, name in (("checks", "mltriage.checks"), ("tui", "mltriage.tui")):
+        for init in (ROOT / top).rglob("__init__.py"):
+            rel = init.parent.relative_to(ROOT / top).parts
+            found.add(".".join((name, *rel)))
+    assert found - listed == set()

@@ -151,7 +151,7 @@ def require_torch_model(ctx: RunContext, why: str) -> None:
     if kind == "torch":
         return
     if kind == "sklearn":
-        name = type(ctx.shared("model:probe", ctx.build_model)).__name__
+        name = type(ctx.first_model()).__name__
         raise SkipCheck(f"scikit-learn estimator ({name}): {why}")
     raise SkipCheck("build_model did not return a torch.nn.Module (see sanity.model_builds)")
 

@@ -2,8 +2,8 @@
 
 Checks receive a RunContext. Expensive inputs (the splits, the featurised matrices, the project's
 code, shared analyses such as out-of-fold probabilities or a reference training run) are cached
-here so that every check that needs them pays for them once. Use `ctx.shared(key, compute)` for
-any analysis more than one check reads.
+here so that every check that needs them pays for them once. An analysis more than one check reads is
+declared with `@analysis` (engine/analysis.py), which caches it here through `shared`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import time
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Hashable
 
 from ..project.config import ProjectConfig, ProjectError, did_you_mean
 from ..io.readers import read_table
@@ -58,13 +58,13 @@ class RunContext:
         self.seed = seed
         self.device = device
         self.budget = Budget(budget_seconds if budget_seconds is not None else config.budget_seconds)
-        self._shared: dict[str, Any] = {}
-        self._shared_locks: dict[str, threading.RLock] = {}
+        self._shared: dict[Hashable, Any] = {}
+        self._shared_locks: dict[Hashable, threading.RLock] = {}
         self._locks_guard = threading.Lock()
         self.notices: list[str] = []  # run-level facts a check should mention (e.g. a sample was used)
 
     # --- sharing -------------------------------------------------------------------------------
-    def shared(self, key: str, compute: Callable[[], Any]) -> Any:
+    def shared(self, key: Hashable, compute: Callable[[], Any]) -> Any:
         """Compute once per run and cache; an exception is cached too, so a broken input fails fast.
 
         Thread-safe: the engine may compute some analyses ahead on a background thread (CheckSpec.
@@ -344,7 +344,7 @@ class RunContext:
         name = getattr(self.config, role, None)
         if not name or self.code is None:
             return None
-        key = f"fn:{role}"
+        key = ("RunContext.function", role)
         if key not in self._shared:
             self._shared[key] = ("ok", resolve_function(self.config, self.code, role, name))
         return self._shared[key][1]
@@ -361,6 +361,10 @@ class RunContext:
         n_inputs = int(self.X("train").shape[1])
         self.seed_everything()
         return call_user(self.config, "build_model", build, n_inputs, self.n_outputs)
+
+    def first_model(self):
+        """The model built once per run to look at (its kind, its summary): never trained or changed."""
+        return self.shared(("RunContext.first_model",), self.build_model)
 
     def seed_everything(self) -> None:
         import random
@@ -381,7 +385,7 @@ class RunContext:
         """'torch', 'sklearn' or None (no model configured). Builds one model to find out."""
         if not self.has_model:
             return None
-        model = self.shared("model:probe", self.build_model)
+        model = self.first_model()
         if hasattr(model, "fit") and (hasattr(model, "predict") or hasattr(model, "predict_proba")):
             return "sklearn"
         try:

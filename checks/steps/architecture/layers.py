@@ -50,7 +50,7 @@ def summary(ctx: RunContext):
 
 
 def _sklearn_summary(ctx: RunContext):
-    model = ctx.shared("model:probe", ctx.build_model)
+    model = ctx.first_model()
     steps = getattr(model, "steps", None) or [(type(model).__name__, model)]
     rows = [{"step": name, "type": type(est).__name__,
              "params": {k: repr(v)[:40] for k, v in list(est.get_params(deep=False).items())[:12]}
