@@ -79,3 +79,57 @@ def test_damaged_state_file_is_moved_aside(tmp_path):
     data, notice = read_json(path)
     assert data is None and "moved to session.json.damaged-" in notice
     assert not path.exists() and len(list(tmp_path.glob("session.json.damaged-*"))) == 1
+
+
+PARENT = r'''
+import os, sys
+os.environ["MLTRIAGE_TEST_MARKER"] = sys.argv[2]  # inherited by the worker: how the test finds it
+from mltriage.checks.project.config import load_project
+from mltriage.checks.engine.supervisor import RunOptions, run_checks
+run_checks(load_project(sys.argv[1]), RunOptions(checks=["sanity.model_builds"], check_timeout=120),
+           on_start=lambda check: print("started", check, flush=True))
+'''
+
+
+def _processes_with(marker: str) -> list[int]:
+    needle = f"MLTRIAGE_TEST_MARKER={marker}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if needle in (entry / "environ").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue  # gone, or not ours to read
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_worker_dies_with_its_parent(tmp_path):
+    import uuid
+
+    import pandas as pd
+
+    from helpers import write_project
+
+    df = pd.DataFrame({"a": [float(i) for i in range(20)], "label": [0, 1] * 10})
+    code = "import time\n\ndef build_model(n_inputs, n_outputs):\n    time.sleep(600)\n"
+    root = write_project(tmp_path, df, valid_df=df, model_code=code,
+                         toml_extra="[model]\ncode = 'model.py'\nbuild = 'build_model'")
+    marker = uuid.uuid4().hex
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, str(root), marker], stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert parent.stdout.readline().startswith("started sanity.model_builds")
+        assert _processes_with(marker), "the worker should be running build_model"
+    finally:
+        parent.kill()  # SIGKILL: no chance to clean up after itself
+        parent.wait()
+    deadline = time.monotonic() + 5
+    while _processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    survivors = _processes_with(marker)
+    for pid in survivors:  # leave no sleeping worker behind when the test fails
+        os.kill(pid, signal.SIGKILL)
+    assert not survivors

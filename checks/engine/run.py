@@ -1,7 +1,7 @@
 """Running checks inside one process: the loop the worker process uses, also usable in-process.
 
-The runner (runner.py) normally calls this in a child process so that project code that hangs or
-crashes can be killed without taking mltriage down. Tests may call it directly (isolate=False).
+The run setup (serve.py) normally calls this in the worker process, so that project code that hangs
+or crashes can be killed without taking mltriage down; with isolate=False it runs in the caller's.
 """
 
 from __future__ import annotations

@@ -8,7 +8,6 @@ an `error` finding and the run carries on in a fresh child with the remaining ch
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import select
@@ -18,12 +17,14 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
 from ..findings import Finding, errored, skipped, summarize
 from ..project.config import ProjectConfig, ProjectError
+from .messages import (PARENT_PID_VAR, Done, FindingMessage, Message, Plan, PlannedCheck, ProjectFailed,
+                       RunRequest, Started, decode, encode)
 
 # A hung check is killed after its own limit or, by default, the training budget plus this slack:
 # model-touching checks spend at most the budget, data checks take seconds.
@@ -64,10 +65,14 @@ class RunOptions:
     isolate: bool = True
 
 
-class _Worker:
-    """One child process and the pipe its messages come through."""
+# What _Worker.read returns when the worker has closed its end of the pipe.
+EOF = object()
 
-    def __init__(self, request: dict, log_path: Path):
+
+class _Worker:
+    """One child process and the pipe its messages come through: start, read, dump stack, kill."""
+
+    def __init__(self, request: RunRequest, log_path: Path):
         read_fd, write_fd = os.pipe()
         self.log = open(log_path, "ab")
         env = dict(os.environ)
@@ -80,6 +85,7 @@ class _Worker:
         # steps 10-50x slower on two cores. Users who set these themselves keep their values.
         for var in SINGLE_THREAD_VARS:
             env.setdefault(var, "1")
+        env[PARENT_PID_VAR] = str(os.getpid())
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mltriage.checks.engine.worker", str(write_fd)],
             stdin=subprocess.PIPE, stdout=self.log, stderr=self.log, pass_fds=(write_fd,),
@@ -87,11 +93,11 @@ class _Worker:
         os.close(write_fd)
         self.fd = read_fd
         self.buffer = b""
-        self.proc.stdin.write(json.dumps(request).encode())
+        self.proc.stdin.write(encode(request).encode())
         self.proc.stdin.close()
 
-    def read(self, timeout: float) -> dict | None | str:
-        """The next message; None on timeout; 'eof' when the child closed the pipe."""
+    def read(self, timeout: float) -> Message | None | object:
+        """The next message; None on timeout; EOF when the child closed the pipe."""
         deadline = time.monotonic() + max(0.0, timeout)
         while b"\n" not in self.buffer:
             left = deadline - time.monotonic()
@@ -102,10 +108,10 @@ class _Worker:
                 continue
             chunk = os.read(self.fd, 65536)
             if not chunk:
-                return "eof"
+                return EOF
             self.buffer += chunk
         line, self.buffer = self.buffer.split(b"\n", 1)
-        return json.loads(line)
+        return decode(line)
 
     def dump_stack(self, log_path: Path) -> str:
         """Ask a hung worker for its Python stacks (faulthandler) and return what it wrote."""
@@ -161,113 +167,175 @@ def run_checks(config: ProjectConfig, options: RunOptions | None = None,
                cancel: threading.Event | None = None) -> RunResult:
     """Run the selected steps' checks. Raises ProjectError when the project cannot be checked."""
     options = options or RunOptions()
+    run = _Run(config, options, on_plan, on_start, on_finding)
     if not options.isolate:
-        return _run_in_process(config, options, on_plan, on_start, on_finding)
-    result = RunResult(project=config.name)
-    t0 = time.monotonic()
-    budget = options.budget if options.budget is not None else config.budget_seconds
-    default_timeout = options.check_timeout or budget + CHECK_TIMEOUT_SLACK
-    request = {"project": str(config.path), "steps": options.steps, "checks": options.checks,
-               "budget": budget, "budget_used": 0.0, "device": options.device}
-    plan: list[dict] | None = None
-    pending: list[str] = []
+        return _run_in_process(run)
     log_dir = Path(tempfile.mkdtemp(prefix="mltriage-"))
     log_path = log_dir / "worker.log"
+    try:
+        while True:
+            worker = _Worker(run.request, log_path)
+            outcome = _follow(worker, run, cancel, log_path)
+            if not _carry_on(run, outcome, log_path):
+                break
+    finally:
+        run.result.seconds = time.monotonic() - run.t0
+        _cleanup(log_dir)
+    return run.result
 
-    def emit(finding: Finding) -> None:
-        result.findings.append(finding)
-        if finding.check in pending:
-            pending.remove(finding.check)
-        if on_finding:
-            on_finding(finding)
 
-    while True:
-        worker = _Worker(request, log_path)
-        current, started = None, time.monotonic()
-        outcome = "done"
-        try:
-            while True:
-                if cancel is not None and cancel.is_set():
-                    outcome = "cancelled"
+class _Run:
+    """What the supervisor knows of a run, across the workers it takes: the plan, the checks still
+    pending, the one running now, and the request for the next worker."""
+
+    def __init__(self, config: ProjectConfig, options: RunOptions, on_plan, on_start, on_finding):
+        self.config, self.options = config, options
+        self.on_plan, self.on_start, self.on_finding = on_plan, on_start, on_finding
+        self.t0 = time.monotonic()
+        self.result = RunResult(project=config.name)
+        budget = options.budget if options.budget is not None else config.budget_seconds
+        self.default_timeout = options.check_timeout or budget + CHECK_TIMEOUT_SLACK
+        self.request = RunRequest(project=str(config.path), steps=options.steps, checks=options.checks,
+                                  budget=budget, budget_used=0.0, device=options.device)
+        self.plan: list[PlannedCheck] | None = None
+        self.pending: list[str] = []
+        self.current: str | None = None   # the check the current worker is running
+
+    def handle(self, message: Message) -> str | None:
+        """Apply one message: "done" at the end of the worker's run, "progress" when the check clock
+        restarts, None otherwise. Raises ProjectError when the project cannot be checked."""
+        if isinstance(message, ProjectFailed):
+            raise ProjectError(message.message)
+        if isinstance(message, Plan):
+            if self.plan is not None:
+                return None  # a restarted worker plans its remaining checks: the run's plan stands
+            self.plan = message.checks
+            self.pending = [c.id for c in self.plan]
+            if self.on_plan:
+                self.on_plan([asdict(c) for c in self.plan])
+        elif isinstance(message, Started):
+            self.current = message.check
+            if self.on_start:
+                self.on_start(message.check)
+        elif isinstance(message, FindingMessage):
+            self.request.budget_used = message.budget_used
+            self.emit(message.finding)
+            self.current = None
+        elif isinstance(message, Done):
+            return "done"
+        return "progress"
+
+    def emit(self, finding: Finding) -> None:
+        self.result.findings.append(finding)
+        if finding.check in self.pending:
+            self.pending.remove(finding.check)
+        if self.on_finding:
+            self.on_finding(finding)
+
+    def limit(self, check_id: str | None) -> float:
+        """Seconds the worker may take: to get ready (no check running), else for this check."""
+        if check_id is None:
+            return PREPARE_TIMEOUT
+        return _timeout_for(self.plan, check_id, self.default_timeout)
+
+    def past_total_timeout(self) -> bool:
+        total = self.options.total_timeout
+        return bool(total) and time.monotonic() - self.t0 > total
+
+
+@dataclass
+class _Outcome:
+    """How one worker ended: done, crashed, timeout (of the check running), cancelled, total_timeout."""
+    kind: str
+    stack: str = ""                 # a timed-out worker's Python stacks (faulthandler)
+    exit_code: int | None = None
+
+
+def _follow(worker: _Worker, run: _Run, cancel: threading.Event | None, log_path: Path) -> _Outcome:
+    """Read the worker's messages into the run until it ends, hangs, or the run is cancelled."""
+    run.current, started = None, time.monotonic()
+    kind = "done"
+    try:
+        while True:
+            if cancel is not None and cancel.is_set():
+                kind = "cancelled"
+                break
+            if run.past_total_timeout():
+                kind = "total_timeout"
+                break
+            limit = run.limit(run.current)
+            message = worker.read(min(0.2, max(0.0, limit - (time.monotonic() - started))))
+            if message is None:
+                if time.monotonic() - started > limit:
+                    kind = "timeout"
                     break
-                if options.total_timeout and time.monotonic() - t0 > options.total_timeout:
-                    outcome = "total_timeout"
-                    break
-                limit = PREPARE_TIMEOUT if current is None else _timeout_for(plan, current, default_timeout)
-                message = worker.read(min(0.2, max(0.0, limit - (time.monotonic() - started))))
-                if message is None:
-                    if time.monotonic() - started > limit:
-                        outcome = "timeout"
-                        break
-                    continue
-                if message == "eof":
-                    outcome = "done" if not pending else "crashed"
-                    break
-                kind = message["type"]
-                if kind == "project_error":
-                    raise ProjectError(message["message"])
-                if kind == "plan":
-                    if plan is None:
-                        plan = message["checks"]
-                        pending = [c["id"] for c in plan]
-                        if on_plan:
-                            on_plan(plan)
-                        started = time.monotonic()
-                elif kind == "start":
-                    current, started = message["check"], time.monotonic()
-                    if on_start:
-                        on_start(current)
-                elif kind == "finding":
-                    request["budget_used"] = message.get("budget_used", request["budget_used"])
-                    emit(Finding.from_dict(message["finding"]))
-                    current = None
-                    started = time.monotonic()
-                elif kind == "done":
-                    outcome = "done"
-                    break
-        finally:
-            stack = worker.dump_stack(log_path) if outcome == "timeout" else ""
-            worker.kill()
-        if outcome == "done" and not pending:
-            break
-        if outcome == "cancelled":
-            result.cancelled = True
-            break
-        if outcome == "total_timeout":
-            for cid in list(pending):
-                emit(_finished(skipped("not run: the run's time limit was reached",
-                                       detail=f"The whole run is limited to {options.total_timeout:.0f} s."), cid))
-            break
-        victim = current or (pending[0] if pending else None)
-        if victim is None:
-            break
-        if outcome == "timeout":
-            limit = _timeout_for(plan, victim, default_timeout)
-            role, where = hung_project_role(stack, config)
-            if role:
-                request.setdefault("hung", {})[role] = where
-                title = f"timed out after {limit:.0f} s inside the project's {getattr(config, role)}()"
-                detail = (f"The check did not finish within {limit:.0f} s and its process was stopped. It was "
-                          f"stuck in project code ({role} = \"{getattr(config, role)}\"); later checks will not "
-                          f"call it again in this run.\n\n{where}")
-            else:
-                title = f"timed out after {limit:.0f} s"
-                detail = (f"The check did not finish within {limit:.0f} s and its process was stopped. If project "
+                continue
+            if message is EOF:
+                kind = "done" if not run.pending else "crashed"
+                break
+            handled = run.handle(message)
+            if handled == "done":
+                break
+            if handled == "progress":
+                started = time.monotonic()
+    finally:
+        stack = worker.dump_stack(log_path) if kind == "timeout" else ""
+        worker.kill()
+    return _Outcome(kind, stack=stack, exit_code=worker.proc.returncode)
+
+
+def _carry_on(run: _Run, outcome: _Outcome, log_path: Path) -> bool:
+    """The restart policy: after a worker ends, report what its end means and say whether a fresh
+    worker should run the remaining checks (then run.request asks for them)."""
+    if outcome.kind == "done" and not run.pending:
+        return False
+    if outcome.kind == "cancelled":
+        run.result.cancelled = True
+        return False
+    if outcome.kind == "total_timeout":
+        for cid in list(run.pending):
+            run.emit(_finished(_out_of_run_time(run.options.total_timeout), cid))
+        return False
+    victim = run.current or (run.pending[0] if run.pending else None)
+    if victim is None:
+        return False
+    if outcome.kind == "timeout":
+        limit = run.limit(victim)
+        role, where = hung_project_role(outcome.stack, run.config)
+        if role:
+            run.request.hung[role] = where  # the next worker does not call it again
+        run.emit(_finished(_timed_out(limit, role, getattr(run.config, role) if role else None, where), victim))
+    else:
+        run.emit(_finished(_process_died(outcome.exit_code, _log_tail(log_path)), victim))
+    if not run.pending:
+        return False
+    run.request = replace(run.request, checks=list(run.pending), steps=None)
+    return True
+
+
+# --- the prose of the findings the supervisor itself reports -------------------------------------
+
+def _out_of_run_time(total_timeout: float) -> Finding:
+    return skipped("not run: the run's time limit was reached",
+                   detail=f"The whole run is limited to {total_timeout:.0f} s.")
+
+
+def _timed_out(limit: float, role: str | None, function: str | None, where: str) -> Finding:
+    if role:
+        return errored(f"timed out after {limit:.0f} s inside the project's {function}()",
+                       detail=f"The check did not finish within {limit:.0f} s and its process was stopped. It was "
+                              f"stuck in project code ({role} = \"{function}\"); later checks will not "
+                              f"call it again in this run.\n\n{where}")
+    return errored(f"timed out after {limit:.0f} s",
+                   detail=f"The check did not finish within {limit:.0f} s and its process was stopped. If project "
                           f"code can hang (a loop, a lock, a sleep), fix that; if it is just slow, lower the data "
                           f"size or raise --budget.")
-            emit(_finished(errored(title, detail=detail), victim))
-        else:
-            code = worker.proc.returncode
-            emit(_finished(errored(f"the check process died (exit code {code})",
-                                   detail="The process running this check ended without a result: project code "
-                                          "crashed it, or it ran out of memory.\n\nLast output:\n"
-                                          + _log_tail(log_path)), victim))
-        if not pending:
-            break
-        request = dict(request, checks=list(pending), steps=None)
-    result.seconds = time.monotonic() - t0
-    _cleanup(log_dir)
-    return result
+
+
+def _process_died(exit_code: int | None, last_output: str) -> Finding:
+    return errored(f"the check process died (exit code {exit_code})",
+                   detail="The process running this check ended without a result: project code "
+                          "crashed it, or it ran out of memory.\n\nLast output:\n" + last_output)
 
 
 _FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+) in (?P<func>\S+)')
@@ -291,10 +359,10 @@ def hung_project_role(stack: str, config: ProjectConfig) -> tuple[str | None, st
     return None, where
 
 
-def _timeout_for(plan: list[dict] | None, check_id: str, default: float) -> float:
+def _timeout_for(plan: list[PlannedCheck] | None, check_id: str, default: float) -> float:
     for item in plan or []:
-        if item["id"] == check_id and item.get("timeout"):
-            return float(item["timeout"])
+        if item.id == check_id and item.timeout:
+            return float(item.timeout)
     return default
 
 
@@ -309,19 +377,11 @@ def _cleanup(folder: Path) -> None:
     folder.rmdir()
 
 
-def _run_in_process(config, options, on_plan, on_start, on_finding) -> RunResult:
-    from .context import RunContext
-    from .run import run_specs
-    from .registry import checks_for
+def _run_in_process(run: _Run) -> RunResult:
+    """The same run setup as the worker's (serve.py), in this process: its messages are handled as
+    they come. Checks run one at a time here, so that each gets its in-process SIGALRM limit."""
+    from .serve import serve
 
-    t0 = time.monotonic()
-    ctx = RunContext(config, budget_seconds=options.budget, device=options.device)
-    specs = checks_for(options.steps)
-    if options.checks is not None:
-        specs = [s for s in checks_for(None) if s.id in options.checks]
-    if on_plan:
-        on_plan([{"id": s.id, "step": s.step, "title": s.title, "timeout": s.timeout} for s in specs])
-    ctx.prepare()
-    findings = run_specs(specs, ctx, on_start=(lambda s: on_start(s.id)) if on_start else None,
-                         on_finding=on_finding, default_timeout=options.check_timeout)
-    return RunResult(project=config.name, findings=findings, seconds=time.monotonic() - t0)
+    serve(run.request, run.handle, config=run.config, concurrency=1, default_timeout=run.options.check_timeout)
+    run.result.seconds = time.monotonic() - run.t0
+    return run.result

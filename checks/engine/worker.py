@@ -1,54 +1,76 @@
-"""The worker process: loads the project, runs checks, streams JSON messages back.
+"""The worker process: loads the project, runs checks, streams the protocol's messages back.
 
-Started by runner.py as `python -m mltriage.checks.engine.worker FD`. The request comes as one JSON
-object on stdin; messages go out as JSON lines on file descriptor FD, so that whatever the
-project's code prints cannot corrupt them (its stdout/stderr go to a log file of the runner's).
+Started by the supervisor as `python -m mltriage.checks.engine.worker FD`. The request comes as one
+JSON object on stdin; messages go out as JSON lines on file descriptor FD (messages.py), so that
+whatever the project's code prints cannot corrupt them (its stdout/stderr go to a log file of the
+supervisor's). The run itself is engine/serve.py's, the same the in-process path uses.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
+import threading
+import time
+
+# How often the watcher thread checks that the parent is still there, seconds.
+PARENT_POLL_SECONDS = 0.5
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
-def _send(stream, message: dict) -> None:
-    stream.write(json.dumps(message) + "\n")
-    stream.flush()
+def serve(request, out) -> None:
+    """Run the request, writing each message to `out` as one JSON line."""
+    from .messages import encode
+    from .serve import serve as run
+
+    def send(message) -> None:
+        out.write(encode(message) + "\n")
+        out.flush()
+
+    run(request, send)
 
 
-def serve(request: dict, out) -> None:
-    from .context import RunContext
-    from .run import run_specs
-    from ..project.config import ProjectError, load_project
-    from ..io.readers import parse_ahead
-    from .registry import all_checks, checks_for
+def die_with_parent() -> None:
+    """Never outlive the supervisor: a worker left behind by a killed app would go on training.
 
-    from ..project import usercode
+    On Linux the kernel sends SIGKILL when the parent goes (prctl PR_SET_PDEATHSIG; strictly, when the
+    parent *thread* that started us ends: the supervisor waits for us on that thread, so it is the same).
+    A thread that watches os.getppid() covers other systems and the moment before prctl takes effect."""
+    from .messages import PARENT_PID_VAR
 
-    usercode.HUNG_ROLES.update(request.get("hung") or {})
-    try:
-        config = load_project(request["project"])
-        parse_ahead([config.train, config.valid, config.test])  # overlaps the imports below
-        ctx = RunContext(config, budget_seconds=request.get("budget"), device=request.get("device", "cpu"))
-        ctx.budget.used = float(request.get("budget_used", 0.0))
-        if request.get("checks") is not None:
-            registered = all_checks()
-            specs = [registered[c] for c in request["checks"] if c in registered]
-        else:
-            specs = checks_for(request.get("steps"))
-        _send(out, {"type": "plan", "project": config.name,
-                    "checks": [{"id": s.id, "step": s.step, "title": s.title, "timeout": s.timeout}
-                               for s in specs]})
-        ctx.prepare()
-    except ProjectError as exc:
-        _send(out, {"type": "project_error", "message": str(exc)})
+    expected = int(os.environ.get(PARENT_PID_VAR) or os.getppid())
+    _set_parent_death_signal()
+    if os.getppid() != expected:  # the parent died before the signal was armed
+        _kill_own_group()
+    threading.Thread(target=_watch_parent, args=(expected,), name="mltriage-parent-watch", daemon=True).start()
+
+
+def _set_parent_death_signal() -> None:
+    if not sys.platform.startswith("linux"):
         return
-    run_specs(specs, ctx, concurrency=min(2, os.cpu_count() or 1),
-              on_start=lambda spec: _send(out, {"type": "start", "check": spec.id}),
-              on_finding=lambda f: _send(out, {"type": "finding", "finding": f.to_dict(),
-                                               "budget_used": ctx.budget.used}))
-    _send(out, {"type": "done", "budget_used": ctx.budget.used})
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    except (OSError, AttributeError):
+        pass  # no prctl: the watcher thread still notices
+
+
+def _watch_parent(expected: int) -> None:
+    while os.getppid() == expected:
+        time.sleep(PARENT_POLL_SECONDS)
+    _kill_own_group()
+
+
+def _kill_own_group() -> None:
+    """SIGKILL our process group (we lead it: the supervisor starts us in a new session), which takes
+    any process the project's code started along; just exit when we are not its leader."""
+    import signal
+
+    if os.getpgrp() == os.getpid():
+        os.killpg(os.getpid(), signal.SIGKILL)
+    os._exit(1)
 
 
 # Project code that allocates far too much gets a MemoryError (an `error` finding) instead of
@@ -74,17 +96,20 @@ def limit_memory() -> None:
 
 def main(argv: list[str]) -> int:
     fd = int(argv[1])
+    die_with_parent()
     sys.dont_write_bytecode = True
     limit_memory()
-    # On SIGUSR1 dump every thread's Python stack into our log (stderr): the runner asks for it
+    # On SIGUSR1 dump every thread's Python stack into our log (stderr): the supervisor asks for it
     # before killing a check that hangs, to tell the user where in their code it was stuck.
     import faulthandler
     import signal
 
+    from .messages import decode_request
+
     faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
     out = os.fdopen(fd, "w", encoding="utf-8")
-    request = json.loads(sys.stdin.read())
-    # Project code must never write into the terminal of the app or the CLI's output: the runner
+    request = decode_request(sys.stdin.read())
+    # Project code must never write into the terminal of the app or the CLI's output: the supervisor
     # already points our stdout/stderr at a log file.
     serve(request, out)
     out.close()

@@ -27,11 +27,38 @@ SIGNATURES = {
 }
 
 
-# Project functions by role, so that a role that hung in an earlier check (and had its process
-# killed) is not called again in the same run: every later check gets a quick error instead of
-# hanging for its whole time limit. The runner fills HUNG_ROLES when it restarts the worker.
-ROLE_OF: dict[int, str] = {}
-HUNG_ROLES: dict[str, str] = {}   # role -> how it hung (for the message)
+# Roles whose function hung in an earlier worker of this run (role -> where it hung, for the message):
+# such a function is not called again, so every later check gets a quick error instead of hanging for
+# its whole time limit. The run setup (engine/serve.py) sets them from the request before the context
+# resolves any function; resolve_function copies a role's entry into the ProjectFunction it returns.
+_hung_roles: dict[str, str] = {}
+
+
+def set_hung_roles(roles: dict[str, str] | None) -> None:
+    """The hung roles of this run (replacing any earlier run's in this process)."""
+    _hung_roles.clear()
+    _hung_roles.update(roles or {})
+
+
+class ProjectFunction:
+    """A project function resolved for a role. Calls pass straight through; call_user reads `role`
+    and `hung` (where it hung in an earlier worker, or None) from here."""
+
+    __slots__ = ("fn", "role", "hung")
+
+    def __init__(self, fn, role: str, hung: str | None = None):
+        self.fn, self.role, self.hung = fn, role, hung
+
+    def __call__(self, *args, **kwargs):
+        return self.fn(*args, **kwargs)
+
+    def __getattr__(self, name):  # only for names not found on the wrapper itself
+        if name in ProjectFunction.__slots__:
+            raise AttributeError(name)  # not yet set (copy, pickle): never recurse
+        return getattr(self.fn, name)
+
+    def __repr__(self) -> str:
+        return f"ProjectFunction({self.role}: {self.fn!r})"
 
 
 class UserCodeError(Exception):
@@ -89,8 +116,10 @@ def import_project_code(config: ProjectConfig) -> ModuleType:
         ) from None
 
 
-def resolve_function(config: ProjectConfig, module: ModuleType, role: str, name: str):
-    """The function `name` of the project module, checked against the contract signature of `role`."""
+def resolve_function(config: ProjectConfig, module: ModuleType, role: str, name: str,
+                     hung: dict[str, str] | None = None) -> ProjectFunction:
+    """The function `name` of the project module, checked against the contract signature of `role`.
+    `hung`: the run's hung roles (default: those set by set_hung_roles)."""
     params, described = SIGNATURES[role]
     fn = getattr(module, name, None)
     if fn is None:
@@ -113,16 +142,13 @@ def resolve_function(config: ProjectConfig, module: ModuleType, role: str, name:
         ) from None
     except ValueError:
         pass  # builtins without a signature: trust them
-    ROLE_OF[id(fn)] = role
-    return fn
+    return ProjectFunction(fn, role, (_hung_roles if hung is None else hung).get(role))
 
 
 def call_user(config: ProjectConfig, what: str, fn, *args, **kwargs):
     """Call project code; an exception becomes UserCodeError with the project's frames."""
-    role = ROLE_OF.get(id(fn))
-    if role in HUNG_ROLES:
-        raise UserCodeError(f"{what} was not called: it hung in an earlier check and was stopped",
-                            HUNG_ROLES[role])
+    if isinstance(fn, ProjectFunction) and fn.hung is not None:
+        raise UserCodeError(f"{what} was not called: it hung in an earlier check and was stopped", fn.hung)
     try:
         return fn(*args, **kwargs)
     except Exception as exc:

@@ -1,0 +1,56 @@
+"""One run setup, used by the worker process and by the in-process path alike.
+
+`serve` selects the checks, loads the project, builds and prepares the run context, runs the checks
+and reports through `send` with the protocol's messages (messages.py). The worker passes a `send`
+that writes JSON lines to its pipe; the supervisor's in-process path (isolate=False) passes one that
+handles the message objects directly, so the two paths cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+from .messages import Done, FindingMessage, Message, Plan, PlannedCheck, ProjectFailed, RunRequest, Started
+
+
+def serve(request: RunRequest, send: Callable[[Message], None], config=None, concurrency: int | None = None,
+          default_timeout: float | None = None) -> None:
+    """Run what `request` asks for. `config`: an already loaded ProjectConfig (else loaded from
+    request.project). `concurrency`: checks that may run ahead (default: up to 2, one per core).
+    `default_timeout`: the in-process SIGALRM limit per check (the worker is killed instead)."""
+    from .context import RunContext
+    from .run import run_specs
+    from ..project.config import ProjectError, load_project
+    from ..io.readers import parse_ahead
+    from ..project import usercode
+
+    usercode.set_hung_roles(request.hung)
+    try:
+        config = config if config is not None else load_project(request.project)
+        parse_ahead([config.train, config.valid, config.test])  # overlaps the imports below
+        ctx = RunContext(config, budget_seconds=request.budget, device=request.device)
+        ctx.budget.used = float(request.budget_used)
+        specs = select_specs(request.steps, request.checks)
+        send(Plan(project=config.name, checks=[PlannedCheck(s.id, s.step, s.title, s.timeout) for s in specs]))
+        ctx.prepare()
+    except ProjectError as exc:
+        send(ProjectFailed(message=str(exc)))
+        return
+    if concurrency is None:
+        concurrency = min(2, os.cpu_count() or 1)
+    run_specs(specs, ctx, concurrency=concurrency, default_timeout=default_timeout,
+              on_start=lambda spec: send(Started(check=spec.id)),
+              on_finding=lambda finding: send(FindingMessage(finding=finding, budget_used=ctx.budget.used)))
+    send(Done(budget_used=ctx.budget.used))
+
+
+def select_specs(steps: list[str] | None, checks: list[str] | None) -> list:
+    """The checks to run: explicit ids in the order given (unknown ids dropped), else the steps' checks
+    in catalog order. A restarted worker gets its remaining checks as explicit ids, in plan order."""
+    from .registry import all_checks, checks_for
+
+    if checks is not None:
+        registered = all_checks()
+        return [registered[c] for c in checks if c in registered]
+    return checks_for(steps)
