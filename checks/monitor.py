@@ -159,8 +159,11 @@ class Monitor:
             self._guard(self._write_eval, step, metrics)
 
     def close(self) -> None:
+        """End the record: `mltriage watch` takes the closing line as the end of the run."""
         if self._pending is not None:
             self._guard(self._write_pending)
+        if self.enabled and self._file is not None:
+            self._guard(self._emit, {"step": self.steps, "time": time.time(), "end": True})
         self._teardown()
 
     def __enter__(self):

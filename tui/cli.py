@@ -15,7 +15,7 @@ from mltriage.checks.findings import SEVERITY
 from mltriage.checks.project.config import ProjectError
 from mltriage.checks.engine.registry import STEPS
 
-SUBCOMMANDS = ("check", "init", "report", "tour")
+SUBCOMMANDS = ("check", "init", "report", "tour", "watch")
 EXIT_OK, EXIT_FINDINGS, EXIT_UNUSABLE = 0, 1, 2
 
 
@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "open the app, or `mltriage check` to run the checks headless.",
         epilog="PROJECT is a folder with mltriage.toml, or the file itself (default: the current folder).")
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks for unexpected errors")
-    sub = parser.add_subparsers(dest="command", metavar="{check,init,report,tour}")
+    sub = parser.add_subparsers(dest="command", metavar="{check,init,report,tour,watch}")
 
     check = sub.add_parser("check", help="run the checks headless and print the findings",
                            description="Run the checks headless. Exit 0: nothing at or above --fail-on; "
@@ -60,6 +60,20 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--format", choices=("markdown", "html", "json"), default="markdown")
     report.add_argument("--output", "-o", help="write to this file instead of standard output")
     report.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+
+    watch = sub.add_parser("watch", help="follow a training run while it trains and print alarms",
+                           description="Follow the run's monitor file (mltriage.monitor) or training log as it "
+                                       "grows and print alarms as they happen. Exit 0 when the run ends, 1 with "
+                                       "--until-alarm at the first fail, 2 when there is nothing to watch.")
+    watch.add_argument("project", nargs="?", default=".", help="project folder or mltriage.toml (default: .)")
+    watch.add_argument("--log", help="the log or monitor file to follow (default: the project's monitor file, "
+                                     "else its [artifacts] training_log)")
+    watch.add_argument("--until-alarm", action="store_true", help="exit 1 at the first fail alarm")
+    watch.add_argument("--format", choices=("text", "jsonl"), default="text")
+    watch.add_argument("--idle", type=float, default=None,
+                       help="end when the log has not grown for this many seconds (default: wait for the "
+                            "monitor's closing line)")
+    watch.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
 
     tour = sub.add_parser("tour", help="the onboarding bug hunts on the sample projects")
     tour.add_argument("--list", action="store_true", help="print the exercises and exit")
@@ -179,6 +193,12 @@ def cmd_tour(args) -> int:
     return run_tour(list_only=args.list)
 
 
+def cmd_watch(args) -> int:
+    from mltriage.tui.watch import cmd_watch as watch
+
+    return watch(args)
+
+
 def cmd_app(project: str | None) -> int:
     try:
         from mltriage.tui.app import run_app
@@ -204,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
         if args.command is None:
             return cmd_app(None)
-        handler = {"check": cmd_check, "init": cmd_init, "report": cmd_report, "tour": cmd_tour}[args.command]
+        handler = {"check": cmd_check, "init": cmd_init, "report": cmd_report, "tour": cmd_tour,
+                   "watch": cmd_watch}[args.command]
         return handler(args)
     except ProjectError as exc:
         print(f"mltriage: {exc}", file=sys.stderr)

@@ -52,8 +52,10 @@ class Budget:
 
 class RunContext:
     def __init__(self, config: ProjectConfig, budget_seconds: float | None = None, device: str = "cpu",
-                 seed: int = SEED):
+                 seed: int = SEED, hung_roles: dict[str, str] | None = None):
         self.config = config
+        # project functions that hung in an earlier worker of this run (role -> where): not called again
+        self.hung_roles = dict(hung_roles or {})
         self.root: Path = config.root
         self.seed = seed
         self.device = device
@@ -346,7 +348,8 @@ class RunContext:
             return None
         key = ("RunContext.function", role)
         if key not in self._shared:
-            self._shared[key] = ("ok", resolve_function(self.config, self.code, role, name))
+            self._shared[key] = ("ok", resolve_function(self.config, self.code, role, name,
+                                                             hung=self.hung_roles))
         return self._shared[key][1]
 
     @property

@@ -23,13 +23,10 @@ def serve(request: RunRequest, send: Callable[[Message], None], config=None, con
     from .run import run_specs
     from ..project.config import ProjectError, load_project
     from ..io.readers import parse_ahead
-    from ..project import usercode
-
-    usercode.set_hung_roles(request.hung)
     try:
         config = config if config is not None else load_project(request.project)
         parse_ahead([config.train, config.valid, config.test])  # overlaps the imports below
-        ctx = RunContext(config, budget_seconds=request.budget, device=request.device)
+        ctx = RunContext(config, budget_seconds=request.budget, device=request.device, hung_roles=request.hung)
         ctx.budget.used = float(request.budget_used)
         specs = select_specs(request.steps, request.checks)
         send(Plan(project=config.name, checks=[PlannedCheck(s.id, s.step, s.title, s.timeout) for s in specs]))

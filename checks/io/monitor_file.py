@@ -37,6 +37,7 @@ class MonitoredRun:
     eval_steps: list[int] = field(default_factory=list)
     evals: list[dict[str, float]] = field(default_factory=list)
     skipped_lines: int = 0
+    ended: bool = False                                           # the monitor's closing line was read
 
     @property
     def records(self) -> int:
@@ -50,6 +51,8 @@ class MonitoredRun:
         """Take one parsed line; anything that is not a header, step or eval record is counted as skipped."""
         if "monitor" in record and "step" not in record:
             self._add_header(record)
+        elif record.get("end") is True:
+            self.ended = True
         elif isinstance(record.get("eval"), dict) and _is_int(record.get("step")):
             self.eval_steps.append(int(record["step"]))
             self.evals.append({str(k): _number(v) for k, v in record["eval"].items()})

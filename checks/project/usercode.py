@@ -27,19 +27,6 @@ SIGNATURES = {
 }
 
 
-# Roles whose function hung in an earlier worker of this run (role -> where it hung, for the message):
-# such a function is not called again, so every later check gets a quick error instead of hanging for
-# its whole time limit. The run setup (engine/serve.py) sets them from the request before the context
-# resolves any function; resolve_function copies a role's entry into the ProjectFunction it returns.
-_hung_roles: dict[str, str] = {}
-
-
-def set_hung_roles(roles: dict[str, str] | None) -> None:
-    """The hung roles of this run (replacing any earlier run's in this process)."""
-    _hung_roles.clear()
-    _hung_roles.update(roles or {})
-
-
 class ProjectFunction:
     """A project function resolved for a role. Calls pass straight through; call_user reads `role`
     and `hung` (where it hung in an earlier worker, or None) from here."""
@@ -119,7 +106,8 @@ def import_project_code(config: ProjectConfig) -> ModuleType:
 def resolve_function(config: ProjectConfig, module: ModuleType, role: str, name: str,
                      hung: dict[str, str] | None = None) -> ProjectFunction:
     """The function `name` of the project module, checked against the contract signature of `role`.
-    `hung`: the run's hung roles (default: those set by set_hung_roles)."""
+    `hung`: the run's hung roles (role -> where it hung in an earlier worker): such a function is not
+    called again, so later checks get a quick error instead of waiting out their time limit."""
     params, described = SIGNATURES[role]
     fn = getattr(module, name, None)
     if fn is None:
@@ -142,7 +130,7 @@ def resolve_function(config: ProjectConfig, module: ModuleType, role: str, name:
         ) from None
     except ValueError:
         pass  # builtins without a signature: trust them
-    return ProjectFunction(fn, role, (_hung_roles if hung is None else hung).get(role))
+    return ProjectFunction(fn, role, (hung or {}).get(role))
 
 
 def call_user(config: ProjectConfig, what: str, fn, *args, **kwargs):
