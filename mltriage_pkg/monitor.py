@@ -1,5 +1,8 @@
-"""`from mltriage.monitor import Monitor` (DESIGN §9): the hook for the user's training loop."""
+"""`from mltriage.monitor import Monitor` (DESIGN §9): the hook for the user's training loop.
 
-from mltriage.checks.monitor import Monitor, default_path, weight_layers  # noqa: F401
+`LightningMonitor()` (a Lightning Callback) and `HFMonitor()` (a transformers TrainerCallback) import their
+framework only when called."""
 
-__all__ = ["Monitor", "default_path", "weight_layers"]
+from mltriage.checks.monitor import HFMonitor, LightningMonitor, Monitor, default_path, weight_layers  # noqa: F401
+
+__all__ = ["HFMonitor", "LightningMonitor", "Monitor", "default_path", "weight_layers"]

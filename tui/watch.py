@@ -14,6 +14,7 @@ watched.
 from __future__ import annotations
 
 import json
+import math
 import signal
 import sys
 import time
@@ -21,7 +22,9 @@ from pathlib import Path
 
 from mltriage.checks.project.config import ProjectError
 
+EVENT_MARK = "tfevents"        # TensorBoard event files (events.out.tfevents.*)
 POLL_SECONDS = 0.25            # the fallback poll: a stat per interval, well under 1% of a core
+MIN_POLL_SECONDS = 0.2         # at most 5 reads a second however fast the log grows (latency stays < 0.5 s)
 EXIT_OK, EXIT_ALARM, EXIT_UNUSABLE = 0, 1, 2
 
 
@@ -93,41 +96,33 @@ class MonitorSource:
 
 
 class LogSource:
-    """Any other training log mltriage reads: re-read when it changes, new points fed."""
+    """Any other training log mltriage reads, followed incrementally (checks/io/logs.LogFollower): only
+    what was appended is parsed, so an update costs the same at line 100 and at line 1,000,000."""
 
     def __init__(self, path: Path):
+        from mltriage.checks.io.logs import LogFollower
+
         self.path = path
-        self.steps_seen = self.evals_seen = 0
-        self.signature = None
+        self.follower = LogFollower(path)
+        self.restarts = 0
         self.error: str | None = None
 
-    def changed(self, watcher_factory):
-        from mltriage.checks.io.logs import read_training_log
+    @property
+    def curves(self):
+        """The log as read so far (the app's live view draws it)."""
+        return self.follower.curves()
 
-        try:
-            stat = self.path.stat()
-        except OSError:
-            return []
-        signature = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
-        if signature == self.signature:
-            return []
-        self.signature = signature
-        try:
-            curves = read_training_log(self.path)
-        except ProjectError as exc:  # half-written or not yet a log: say it once, try again on the next change
-            message = str(exc).splitlines()[0]
-            self.error, fresh = message, message != self.error
-            return [("unreadable", 0, message, None)] if fresh else []
-        self.error = None
-        steps = curves.step_loss if curves.step_loss else curves.train_loss
-        index = curves.step if curves.step_loss else curves.index
-        if len(steps) < self.steps_seen:  # rewritten shorter: a new run
-            self.steps_seen = self.evals_seen = 0
+    def changed(self, watcher_factory):
+        points = self.follower.poll()
+        items = []
+        if self.follower.restarted != self.restarts:  # replaced or truncated: a new run
+            self.restarts = self.follower.restarted
             watcher_factory()
-        items = [("step", int(index[i]), steps[i], None) for i in range(self.steps_seen, len(steps))]
-        items += [("eval", int(curves.index[i]), curves.valid_loss[i], None)
-                  for i in range(self.evals_seen, len(curves.valid_loss))]
-        self.steps_seen, self.evals_seen = len(steps), len(curves.valid_loss)
+        error = self.follower.error
+        if error and error != self.error:  # half-written or not yet a log: said once, tried again on change
+            items.append(("unreadable", 0, error, None))
+        self.error = error
+        items += [(kind, int(step) if math.isfinite(step) else 0, value, None) for kind, step, value in points]
         return items
 
     ended = False
@@ -135,21 +130,39 @@ class LogSource:
 
 def find_source(args):
     """(source, description) from --log or the project; ProjectError when there is nothing to watch."""
-    from mltriage.checks.io.monitor_file import find_monitor_file
 
     if args.log:
         path = Path(args.log)
-        if path.exists() and not path.is_file():
+        if path.is_dir():  # a Lightning or Hugging Face run folder: its newest metrics file
+            from mltriage.checks.io.logs import find_run_log
+
+            found, _ = find_run_log(path)
+            if found.is_dir() and not any(EVENT_MARK in p.name for p in found.rglob("*")):
+                raise ProjectError(f"--log {path}: not a file, and no metrics.csv, trainer_state.json or "
+                                   f"TensorBoard events in it. Name the log or monitor file to follow.")
+            return LogSource(found), f"{found}"
+        elif path.exists() and not path.is_file():
             raise ProjectError(f"--log {path}: not a file. Name the log or monitor file to follow.")
+        if path.suffix.lower() == ".jsonl" and (not path.exists() or _first_line(path) is None):
+            return DeferredSource(path), f"{path}"   # the run has not written its first line yet
         return (MonitorSource(path) if is_monitor_file(path) else LogSource(path)), f"{path}"
     from mltriage.checks.project.config import load_project
 
-    config = load_project(args.project)
+    return source_for_config(load_project(args.project))
+
+
+def source_for_config(config, wait: bool = True):
+    """(source, description) of a project: its monitor file, else its training log, else (with `wait`) the
+    monitor folder the run will write to; None when there is nothing to follow and `wait` is False."""
+    from mltriage.checks.io.monitor_file import find_monitor_file
+
     path, note = find_monitor_file(config.monitor, config.root)
     if path is not None:
         return MonitorSource(path), f"the monitor file {path} ({note})"
     if config.training_log is not None:
         return LogSource(config.training_log), f"the training log {config.training_log}"
+    if not wait:
+        return None
     folder = config.monitor or config.root / ".mltriage" / "monitor"
     return PendingMonitor(config, folder), f"{folder}/ (waiting for the run's monitor file)"
 
@@ -166,6 +179,35 @@ def is_monitor_file(path: Path) -> bool:
     except ValueError:
         return False
     return isinstance(record, dict) and ("monitor" in record or "layers" in record)
+
+
+def _first_line(path: Path) -> bytes | None:
+    """The file's first complete line, None while there is none."""
+    try:
+        with open(path, "rb") as handle:
+            line = handle.readline(65536)
+    except OSError:
+        return None
+    return line if line.endswith(b"\n") else None
+
+
+class DeferredSource:
+    """A JSON-lines file not written yet: once its first line is there, a monitor file is followed as one,
+    anything else as a training log."""
+
+    def __init__(self, path: Path):
+        self.path, self.inner = path, None
+
+    def changed(self, watcher_factory):
+        if self.inner is None:
+            if _first_line(self.path) is None:
+                return []
+            self.inner = MonitorSource(self.path) if is_monitor_file(self.path) else LogSource(self.path)
+        return self.inner.changed(watcher_factory)
+
+    @property
+    def ended(self) -> bool:
+        return self.inner is not None and self.inner.ended
 
 
 class PendingMonitor:
@@ -191,20 +233,57 @@ class PendingMonitor:
         return self.inner is not None and self.inner.ended
 
 
+class ChangeWaiter:
+    """Sleeps until the followed file (or its folder) changes, at most `seconds`.
+
+    One watchfiles watcher lives as long as the folder is followed (changes that arrive while the
+    watcher is busy are kept for its next wait, and no inotify watch is set up per wake-up); without
+    watchfiles, or while the folder does not exist, a stat poll every POLL_SECONDS. Wake-ups come at most
+    every MIN_POLL_SECONDS: a log written 200 times a second is read in a few batches a second, which
+    keeps the watcher's CPU low and the alarm latency well under a second.
+    """
+
+    def __init__(self):
+        self.folder: Path | None = None
+        self.changes = None
+        self.last = 0.0
+
+    def wait(self, path: Path, seconds: float) -> None:
+        pause = MIN_POLL_SECONDS - (time.monotonic() - self.last)
+        if pause > 0:
+            time.sleep(pause)
+        try:
+            self._wait(path, seconds)
+        finally:
+            self.last = time.monotonic()
+
+    def _wait(self, path: Path, seconds: float) -> None:
+        folder = path if path.is_dir() else path.parent
+        if not folder.exists():
+            self.changes = None
+            time.sleep(min(seconds, POLL_SECONDS))
+            return
+        if self.changes is None or folder != self.folder:
+            try:
+                import watchfiles
+            except ImportError:
+                time.sleep(min(seconds, POLL_SECONDS))
+                return
+            self.folder = folder
+            self.changes = watchfiles.watch(folder, rust_timeout=int(min(seconds, 1.0) * 1000),
+                                            yield_on_timeout=True, debounce=50, step=20, raise_interrupt=True)
+        try:
+            next(self.changes)
+        except StopIteration:
+            self.changes = None
+        except (OSError, RuntimeError):  # the folder went away under the watcher: poll until it is back
+            self.changes = None
+            time.sleep(min(seconds, POLL_SECONDS))
+
+
 def wait_for_change(path: Path, seconds: float) -> None:
-    """Sleep until the file (or its folder) changes or `seconds` pass."""
-    try:
-        import watchfiles
-    except ImportError:
-        time.sleep(min(seconds, POLL_SECONDS))
-        return
-    folder = path if path.is_dir() else path.parent
-    if not folder.exists():
-        time.sleep(min(seconds, POLL_SECONDS))
-        return
-    for _ in watchfiles.watch(folder, rust_timeout=int(min(seconds, 1.0) * 1000), yield_on_timeout=True,
-                              debounce=50, step=20, raise_interrupt=True):
-        return
+    """One wait for a change (a fresh watcher each call; `ChangeWaiter` keeps one)."""
+    ChangeWaiter().wait(path, seconds)
 
 
 def cmd_watch(args) -> int:
@@ -220,6 +299,7 @@ def cmd_watch(args) -> int:
     printer.event("start", f"watching {description}", source=str(source.path))
     _install_signal_handlers()
     last_growth = time.monotonic()
+    waiter = ChangeWaiter()
     try:
         while True:
             items = source.changed(lambda: _new_run(state, printer))
@@ -235,7 +315,7 @@ def cmd_watch(args) -> int:
             if args.idle and time.monotonic() - last_growth > args.idle:
                 printer.event("end", f"the log has not grown for {args.idle:g} s: the run is done or stalled")
                 return EXIT_OK
-            wait_for_change(Path(source.path), 1.0)
+            waiter.wait(Path(source.path), 1.0)
     except (KeyboardInterrupt, Stop):
         printer.event("end", "stopped")
         return EXIT_OK

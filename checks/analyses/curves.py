@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from ..engine.analysis import analysis
 from ..engine.context import RunContext
 from ..findings import SkipCheck
-from ..io.logs import TrainingCurves, read_training_log
+from ..io.logs import TrainingCurves, TrainingLogError, read_training_log
 from ..vocab import loss_info
 from .probe import Probe, probe, probe_curves
 
@@ -47,9 +48,16 @@ def training_log(ctx: RunContext) -> TrainingCurves:
     return read_training_log(ctx.config.training_log)
 
 
-def curve_source(ctx: RunContext) -> CurveSource:
+# The one check that reports an unreadable training log; the other training checks skip, pointing at it.
+LOG_ERROR_OWNER = "training.divergence"
+
+
+def curve_source(ctx: RunContext, owner: bool = False) -> CurveSource:
     """The user's monitored run when a monitor file exists (DESIGN §9), else the project's training log
-    when given, else the probe; SkipCheck when none is available."""
+    when given, else the probe; SkipCheck when none is available.
+
+    An unreadable log is said once per run: the check passing `owner=True` (LOG_ERROR_OWNER) reports the
+    error, every other check that reads the curves is skipped with a pointer to it."""
     from .monitored import monitor_curves, monitored
 
     source = monitored(ctx)
@@ -57,8 +65,17 @@ def curve_source(ctx: RunContext) -> CurveSource:
         curves = monitor_curves(source.run)
         return CurveSource(curves, f"{source.run.describe()}, {source.note}", from_log=True)
     if ctx.config.training_log is not None:
-        curves = training_log(ctx)
-        label = f"the training log {ctx.config.training_log.name} (read as {curves.source_format})"
+        try:
+            curves = training_log(ctx)
+        except TrainingLogError as exc:
+            if owner:
+                raise
+            raise SkipCheck(f"the training log could not be read: see {LOG_ERROR_OWNER}\n{exc}") from None
+        name = Path(curves.path).name if Path(curves.path).name != ctx.config.training_log.name else \
+            ctx.config.training_log.name
+        label = f"the training log {name} (read as {curves.source_format})"
+        if curves.notes:
+            label += "; " + "; ".join(curves.notes)
         return CurveSource(curves, label, from_log=True)
     if ctx.has_model and ctx.model_kind == "torch":
         result = probe(ctx)
@@ -147,15 +164,52 @@ def start_and_end(src: CurveSource) -> LossEnds | None:
     if src.probe is not None and len(src.probe.train_loss) >= 2:
         return LossEnds(src.probe.train_loss[0], src.probe.train_loss[-1],
                         "eval-mode train loss per epoch (epoch 0 = before training)")
-    if len(c.step_loss) >= 20:
-        sm = ema(finite_values(c.step_loss))
+    steps = finite_values(c.step_loss)
+    if len(steps) >= 20:
+        sm = ema(steps)
         k = max(1, len(sm) // 10)
-        return LossEnds(float(sum(c.step_loss[:k]) / k), sm[-1],
+        return LossEnds(float(sum(steps[:k]) / k), sm[-1],
                         "mini-batch loss (first 10% of steps vs EMA at the end)")
     _, ys = finite_series(c, "train_loss")
     if len(ys) >= 2:
         return LossEnds(ys[0], ys[-1], "train loss per " + c.index_name)
     return None
+
+
+STEP_MIN_POINTS = 200         # a step series is judged on its own from this many points ("hundreds per epoch")
+STEP_WINDOW = 51              # the trend of a step series: a centred moving mean over this many steps, so a
+                              # swing "every few steps" (periods up to ~STEP_WINDOW/2) is left in the residual
+STEP_SKIP_START = 0.1         # the first 10% of steps (warm-up, the steep first fall) are not judged
+
+
+def step_swing(values) -> dict | None:
+    """How a step-level loss moves around its own trend: `swing` (twice the standard deviation of the
+    residual relative to the trend: about the peak-to-peak swing as a share of the level; 0.5 -> 2.0 around
+    1.25 reads 1.2) and `structure` (the largest |autocorrelation| of the residual at lags 1..25: near 0 for
+    mini-batch noise, which is independent from batch to batch, near 1 for a loss that alternates with a
+    pattern). None when the series is too short. A dict: it is part of training.oscillation's evidence."""
+    import numpy as np
+
+    v = np.asarray(finite_values(values), dtype=float)
+    if len(v) < STEP_MIN_POINTS:
+        return None
+    half = min(STEP_WINDOW // 2, len(v) // 20)
+    w = 2 * half + 1
+    c = np.concatenate([[0.0], np.cumsum(v)])
+    trend = (c[w:] - c[:-w]) / w                      # centred mean at positions half .. n-half-1
+    centre = v[half:len(v) - half]
+    start = int(STEP_SKIP_START * len(centre))
+    trend, centre = trend[start:], centre[start:]
+    level = np.maximum(np.abs(trend), 1e-12)
+    rel = (centre - trend) / level
+    rel = rel - rel.mean()
+    denom = float((rel * rel).sum())
+    if denom <= 0 or len(rel) < 4 * half:
+        return {"points": int(len(v)), "swing": 0.0, "structure": 0.0, "lag": 0, "window": w}
+    acf = [(k, float((rel[:-k] * rel[k:]).sum() / denom)) for k in range(1, half + 1)]
+    lag, strongest = max(acf, key=lambda kv: abs(kv[1]))
+    return {"points": int(len(v)), "swing": float(2 * rel.std()), "structure": abs(strongest), "lag": lag,
+            "window": w}
 
 
 def zigzag(values: list[float], errors: list[float] | None = None) -> dict:

@@ -5,11 +5,21 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from ...analyses.curves import (LossEnds, chunk_means, curve_source, finite_series, finite_values,
-                                start_and_end, trivial_loss, zigzag)
+from ...analyses.curves import (
+    LossEnds,
+    chunk_means,
+    curve_source,
+    finite_series,
+    finite_values,
+    start_and_end,
+    step_swing,
+    trivial_loss,
+    zigzag,
+)
 from ...analyses.probe import EVAL_MAX_ROWS
 from ...engine.context import RunContext
 from ...engine.registry import check
+from ...wording import change
 from ...findings import Finding, SkipCheck, fail, info, passed, warn
 from .common import loss_plots, no_loss_curve
 
@@ -18,6 +28,14 @@ DIVERGE_RISE_WARN = 0.1        # ended 10% above its start -> warn
 OSCILLATION_WARN = 0.5         # zig-zag amplitude (robust) >= 50% of the loss level's total drop...
 OSCILLATION_FAIL = 1.0
 OSCILLATION_MIN_FALL = 0.02    # a curve must fall 2% before its zig-zag is judged
+# Step level (analyses.curves.step_swing): a mini-batch loss that swings around its own moving mean by half
+# its level or more, peak to peak, *with a pattern* (residual autocorrelation >= 0.4: independent mini-batch
+# noise stays under ~0.2 even on 200 points, whose standard error is 1/sqrt(n)) is bouncing between regimes
+# (an lr at the edge of stability, unshuffled data ordered by class or source), whatever the epoch means do.
+STEP_SWING_WARN = 0.5
+STEP_SWING_FAIL = 1.0          # swings as large as the level itself (0.5 <-> 2.0 reads 1.2) ...
+STEP_STRUCTURE_WARN = 0.4
+STEP_STRUCTURE_FAIL = 0.6      # ... with a clear pattern
 PLATEAU_DROP_FAIL = 0.02       # smoothed loss fell < 2% below where it started (and the trivial level)
 PLATEAU_DROP_WARN = 0.05
 PLATEAU_AT_TRIVIAL = 0.02      # ended within 2% of the loss of predicting the prior (Karpathy's "loss at
@@ -39,17 +57,31 @@ class DivergenceMeasure:
 
 def _measure_divergence(src) -> DivergenceMeasure:
     c = src.curves
-    raw = list(c.step_loss) + [v for v in c.train_loss if v is not None]
+    # step_loss holds logged points only, so any non-finite value there is a bad loss; in the per-point
+    # series NaN means "not logged at this point" (a log's non-finite values are kept as inf).
+    bad_steps = [i for i, v in enumerate(c.step_loss) if not _finite(v)]
+    raw = [v for v in c.train_loss if v is not None and not _is_nan(v)] if not c.step_loss else []
     if src.probe is not None:
         raw += src.probe.train_loss
-    bad = [v for v in raw if isinstance(v, float) and not math.isfinite(v)]
-    at = next((i + 1 for i, v in enumerate(c.step_loss) if not math.isfinite(v)), None) if bad else None
-    return DivergenceMeasure(src.label, len(bad), at, start_and_end(src), c.describe_columns())
+    bad = len(bad_steps) + sum(1 for v in raw if not _finite(v))
+    at = None
+    if bad_steps:
+        i = bad_steps[0]
+        at = int(c.step[i]) if i < len(c.step) and _finite(c.step[i]) else i + 1
+    return DivergenceMeasure(src.label, bad, at, start_and_end(src), c.describe_columns())
+
+
+def _finite(v) -> bool:
+    return isinstance(v, (int, float)) and math.isfinite(v)
+
+
+def _is_nan(v) -> bool:
+    return isinstance(v, float) and math.isnan(v)
 
 
 @check("training.divergence", title="The loss stays finite and does not rise from the start")
 def divergence(ctx: RunContext):
-    src = curve_source(ctx)
+    src = curve_source(ctx, owner=True)
     finding = divergence_verdict(_measure_divergence(src))
     finding.plots = loss_plots(src.curves)
     return finding
@@ -73,7 +105,7 @@ def divergence_verdict(m: DivergenceMeasure) -> Finding:
     evidence.update(ends.evidence())
     rise = (ends.end - ends.start) / abs(ends.start) if ends.start else 0.0
     evidence["relative_change"] = rise
-    msg = f"In {m.source} the {ends.series} went from {ends.start:.4g} to {ends.end:.4g} ({100 * rise:+.0f}%)."
+    msg = f"In {m.source} the {ends.series} {change(ends.start, ends.end)}."
     if rise >= DIVERGE_RISE:
         return fail(f"the loss rose {100 * rise:.0f}% over training instead of falling",
                     detail=msg + f" A rise of {100 * DIVERGE_RISE:.0f}% or more means the updates make the model "
@@ -85,7 +117,7 @@ def divergence_verdict(m: DivergenceMeasure) -> Finding:
                     detail=msg + " Training made the model worse than its untrained self; the learning rate "
                                  "is the first suspect.",
                     fix="Lower the learning rate (see training.lr_range) and rerun.", evidence=evidence)
-    return passed(f"the loss stayed finite and did not rise ({ends.start:.3g} -> {ends.end:.3g})",
+    return passed(f"the loss stayed finite ({change(ends.start, ends.end, 3)})",
                   detail=msg, evidence=evidence)
 
 
@@ -95,6 +127,7 @@ class OscillationMeasure:
     source: str
     candidates: dict[str, dict] = field(default_factory=dict)  # curve -> zigzag() of a curve that fell
     flat: list[str] = field(default_factory=list)              # curves that never fell beyond their noise
+    step: dict | None = None                                   # step_swing() of the mini-batch loss
 
 
 def _curves_to_judge(ctx: RunContext, src) -> list[tuple[str, list[float], list[float] | None]]:
@@ -130,6 +163,7 @@ def _measure_oscillation(ctx: RunContext, src) -> OscillationMeasure:
             m.flat.append(name)
         else:
             m.candidates[name] = z
+    m.step = step_swing(src.curves.step_loss) if src.probe is None else None
     return m
 
 
@@ -142,6 +176,9 @@ def oscillation(ctx: RunContext):
 
 
 def oscillation_verdict(m: OscillationMeasure) -> Finding:
+    step = _step_verdict(m)
+    if step is not None:
+        return step
     if not m.candidates and m.flat:
         return passed("no curve fell enough to judge oscillation (see training.plateau)",
                       detail=f"In {m.source}, these curves did not fall beyond their noise: {', '.join(m.flat)}.",
@@ -162,7 +199,39 @@ def oscillation_verdict(m: OscillationMeasure) -> Finding:
                     detail=msg, fix=fix, evidence=evidence)
     if worst["reversals"] >= 2 and worst["index"] >= OSCILLATION_WARN:
         return warn(f"the {curve} goes up and down beyond its noise", detail=msg, fix=fix, evidence=evidence)
+    if m.step is not None:
+        evidence["step_series"] = m.step
+        msg += (f" Step by step, the mini-batch loss swings {100 * m.step['swing']:.0f}% of its level around its "
+                f"moving mean with a pattern strength of {m.step['structure']:.2f} (flagged from "
+                f"{100 * STEP_SWING_WARN:.0f}% with {STEP_STRUCTURE_WARN:g}; independent mini-batch noise has "
+                f"no pattern).")
     return passed("the curves fall without oscillating beyond their noise", detail=msg, evidence=evidence)
+
+
+def _step_verdict(m: OscillationMeasure) -> Finding | None:
+    """A mini-batch loss that alternates between levels, judged on the step series itself: its epoch or
+    chunk means can fall while it bounces."""
+    s = m.step
+    if s is None or s["swing"] < STEP_SWING_WARN or s["structure"] < STEP_STRUCTURE_WARN:
+        return None
+    evidence = {"source": m.source, "step_series": s, "curves": m.candidates, "flat_curves": m.flat,
+                "worst": "mini-batch loss (step series)",
+                "thresholds": {"swing_warn": STEP_SWING_WARN, "swing_fail": STEP_SWING_FAIL,
+                               "structure_warn": STEP_STRUCTURE_WARN, "structure_fail": STEP_STRUCTURE_FAIL}}
+    detail = (f"In {m.source}, the mini-batch loss ({s['points']} steps) swings by {100 * s['swing']:.0f}% of its "
+              f"level, peak to peak, around its {s['window']}-step moving mean, and the swings follow a pattern: "
+              f"the residual's autocorrelation reaches {s['structure']:.2f} at lag {s['lag']} (independent "
+              f"mini-batch noise stays near 0). The loss alternates between regimes every few steps even if "
+              f"its per-epoch means fall. Flagged from a {100 * STEP_SWING_WARN:.0f}% swing with a pattern of "
+              f"{STEP_STRUCTURE_WARN:g} or more.")
+    fix = ("Shuffle the training data (a loader ordered by class or by source makes consecutive batches "
+           "differ), then lower the learning rate (training.lr_range) or raise the batch size; clip gradients "
+           "if the swings come with gradient spikes.")
+    if s["swing"] >= STEP_SWING_FAIL and s["structure"] >= STEP_STRUCTURE_FAIL:
+        return fail(f"the mini-batch loss alternates between levels every ~{s['lag']} step(s) "
+                    f"(swing {100 * s['swing']:.0f}% of its level)", detail=detail, fix=fix, evidence=evidence)
+    return warn(f"the mini-batch loss swings with a pattern every ~{s['lag']} step(s) "
+                f"({100 * s['swing']:.0f}% of its level)", detail=detail, fix=fix, evidence=evidence)
 
 
 # --- plateau ----------------------------------------------------------------------------------------
@@ -209,8 +278,7 @@ def plateau_verdict(m: PlateauMeasure) -> Finding:
     evidence["at_trivial_level"] = at_trivial
     trivial_txt = (f" The loss of a model that only predicts the training prior is {trivial:.4g}."
                    if trivial is not None else "")
-    msg = (f"In {m.source} the {ends.series} went from {ends.start:.4g} to {ends.end:.4g} "
-           f"({100 * drop:.1f}% lower).{trivial_txt} Thresholds: less than {100 * PLATEAU_DROP_FAIL:.0f}% "
+    msg = (f"In {m.source} the {ends.series} {change(ends.start, ends.end)}.{trivial_txt} Thresholds: less than {100 * PLATEAU_DROP_FAIL:.0f}% "
            f"lower is stuck, less than {100 * PLATEAU_DROP_WARN:.0f}% is barely moving, and ending within "
            f"{100 * PLATEAU_AT_TRIVIAL:.0f}% of the prior's loss means nothing was learnt from the inputs.")
     dead = {k: v for k, v in (m.dead_relu_fraction or {}).items() if v >= 0.99}

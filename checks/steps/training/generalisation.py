@@ -88,7 +88,7 @@ def overfitting_verdict(m: OverfitMeasure) -> Finding:
            "decay, dropout, data augmentation), get more data, or use a smaller model.")
     turned_up = after >= OVERFIT_MIN_AFTER and train_fell and rise >= OVERFIT_RISE_WARN
     if turned_up and not test["significant"]:
-        return info(f"validation loss is {100 * rise:.0f}% above its best, within noise", detail=msg,
+        return info(f"validation loss is {100 * rise:.0f}% above its best, but within the noise of its changes", detail=msg,
                     fix=fix, evidence=evidence)
     if turned_up:
         status = fail if rise >= OVERFIT_RISE_FAIL else warn
