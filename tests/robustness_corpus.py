@@ -234,4 +234,113 @@ def case_predictions_not_probabilities(root):
     return _project(root, toml=toml, files={"preds.csv": "prediction,prob_0,prob_1\n" + rows + "\n"}), {0, 1}
 
 
+# --- issue 19: processes and hangs, project code that ends the worker, featurize output, [checks] ----
+
+FORWARD_HOOK_HANGS = TORCH_OK + """
+import time
+
+def _stall(module, inputs, output):
+    while True:
+        time.sleep(0.05)
+
+_build = build_model
+
+def build_model(n_inputs, n_outputs):
+    model = _build(n_inputs, n_outputs)
+    model[0].register_forward_hook(_stall)
+    return model
+"""
+
+
+def case_forward_hook_hangs(root):
+    return _project(root, toml=MODEL_TOML, files={"model.py": FORWARD_HOOK_HANGS}), {1}
+
+
+def case_build_exits_the_process(root):
+    code = "import os\ndef build_model(n_inputs, n_outputs):\n    os._exit(9)\n"
+    return _project(root, toml=MODEL_TOML, files={"model.py": code}), {1}
+
+
+def case_build_segfaults(root):
+    code = "import ctypes\ndef build_model(n_inputs, n_outputs):\n    ctypes.string_at(0)\n"
+    return _project(root, toml=MODEL_TOML, files={"model.py": code}), {1}
+
+
+def case_import_exits_the_process(root):
+    return _project(root, toml=MODEL_TOML, files={"model.py": "import os\nos._exit(4)\n"}), {2}
+
+
+def case_import_hangs(root):
+    code = "import time\nwhile True:\n    time.sleep(0.05)\n"
+    return _project(root, toml=MODEL_TOML, files={"model.py": code}), {2}
+
+
+def case_train_step_hangs(root):
+    return _project(root, toml=STEP_TOML, files={"model.py": _with_step("while True:\n    pass\n")}), {1}
+
+
+FEATURIZE_TOML = MODEL_TOML.replace('build = "build_model"', 'build = "build_model"\nfeaturize = "featurize"')
+
+
+def case_featurize_returns_strings(root):
+    code = TORCH_OK + "\ndef featurize(fit_df, df):\n    return [['word'] * 2 for _ in range(len(df))]\n"
+    return _project(root, toml=FEATURIZE_TOML, files={"model.py": code}), {1}
+
+
+def case_featurize_returns_a_generator(root):
+    code = TORCH_OK + "\ndef featurize(fit_df, df):\n    return (r for r in df.to_numpy())\n"
+    return _project(root, toml=FEATURIZE_TOML, files={"model.py": code}), {1}
+
+
+def case_featurize_widths_differ(root):
+    code = TORCH_OK + ("\nimport numpy as np\ndef featurize(fit_df, df):\n"
+                       "    return np.ones((len(df), 4 if len(df) == len(fit_df) else 3), dtype='float32')\n")
+    return _project(root, toml=FEATURIZE_TOML, files={"model.py": code}), {1}
+
+
+def case_checks_skip_unknown_id(root):
+    return _project(root, toml=GOOD_TOML + '[checks]\nskip = ["data.label_ordr"]\n'), {2}
+
+
+def case_checks_max_status_bad_value(root):
+    return _project(root, toml=GOOD_TOML + '[checks.max_status]\n"data.drift" = "quiet"\n'), {2}
+
+
+def case_slice_where_runs_a_command(root):
+    toml = GOOD_TOML + ("[[slices]]\nname = 'hostile'\nwhere = \"__import__('os').system('touch PWNED')\"\n"
+                        "metric = 'accuracy'\nmin = 0.5\n")
+    return _project(root, toml=toml), {0, 1, 2}
+
+
 CASES = {name[len("case_"):]: fn for name, fn in sorted(globals().items()) if name.startswith("case_")}
+
+# A file a case's input tries to create: if it exists after the run, input was executed as code.
+CANARY = "PWNED"
+
+
+# Command lines that must be refused before anything runs (exit 2, one message) or end cleanly: each
+# is (make the project, extra arguments of `mltriage check`, allowed exit codes).
+def _cuda_case_allowed() -> set[int]:
+    try:
+        import torch
+
+        return {0, 1} if torch.cuda.is_available() else {2}
+    except ImportError:
+        return {2}
+
+
+CLI_CASES = {
+    "budget_nan": (lambda r: _project(r), ["--budget=nan"], {2}),
+    "budget_inf": (lambda r: _project(r), ["--budget=inf"], {2}),
+    "budget_zero": (lambda r: _project(r), ["--budget=0"], {2}),
+    "check_timeout_negative": (lambda r: _project(r), ["--check-timeout=-1"], {2}),
+    "check_timeout_nan": (lambda r: _project(r, toml=MODEL_TOML, files={"model.py": FORWARD_HOOK_HANGS}),
+                          ["--check-timeout=nan"], {2}),
+    "device_bogus": (lambda r: _project(r), ["--device", "bogus"], {2}),
+    "device_cuda": (lambda r: _project(r), ["--device", "cuda", "--steps", "problem"], _cuda_case_allowed()),
+    "output_is_a_folder": (lambda r: _project(r), ["--output", "."], {2}),
+    "output_fd_not_open": (lambda r: _project(r), ["--output", "/dev/fd/97"], {2}),
+    "output_full_disk": (lambda r: _project(r), ["--output", "/dev/full"], {2}),
+    "checks_unknown_id": (lambda r: _project(r), ["--checks", "data.nope"], {2}),
+    "checks_and_steps_disagree": (lambda r: _project(r), ["--checks", "data.drift", "--steps", "problem"], {2}),
+}

@@ -145,3 +145,36 @@ def test_custom_classification_loss_gets_class_indices(tmp_path):
     ctx = context_for(tmp_path)
     history = fit_torch(ctx, ctx.build_model(), *labelled_rows(ctx, "train"))
     assert ctx.n_outputs == 3 and history.epochs_done == 2 and not history.stopped
+
+
+# --- featurize must return a 2-D float array with the same columns for every split (issue 19) ------
+
+FEATURIZERS = {
+    "strings": ("def featurize(fit_df, df):\n    return [['word ' + str(v)] for v in df['a']]\n", "not numbers"),
+    "generator": ("def featurize(fit_df, df):\n    return (row for row in df.to_numpy())\n", "returned generator"),
+    "widths": ("def featurize(fit_df, df):\n    import numpy as np\n"
+               "    return np.ones((len(df), 3 if len(df) == len(fit_df) else 2))\n", "same columns for every split"),
+    "none": ("def featurize(fit_df, df):\n    pass\n", "returned None"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(FEATURIZERS))
+def test_featurize_output_is_validated_with_one_message(tmp_path, kind):
+    from helpers import context_for
+    from mltriage.checks.engine.run import run_one
+    from mltriage.checks.engine.registry import all_checks
+
+    code, expected = FEATURIZERS[kind]
+    train = pd.DataFrame({"a": [float(i) for i in range(30)], "label": [0, 1] * 15})
+    valid = train.iloc[:10]
+    write_project(tmp_path, train, valid_df=valid, model_code=code + "\n\ndef build(n_inputs, n_outputs):\n    pass\n",
+                  toml_extra="[model]\ncode = 'model.py'\nbuild = 'build'\nfeaturize = 'featurize'")
+    ctx = context_for(tmp_path)
+    with pytest.raises(ProjectError) as caught:
+        ctx.X("train"), ctx.X("valid")
+    message = str(caught.value)
+    assert '[model] featurize = "featurize"' in message and expected in message
+    assert "2-D array of floats" in message or "same columns" in message
+    if kind != "widths":  # model_builds reads the train matrix only
+        finding = run_one(all_checks()["sanity.model_builds"], ctx)
+        assert finding.status == "error" and "featurize" in finding.title and "Traceback" not in finding.title

@@ -133,3 +133,28 @@ def test_worker_dies_with_its_parent(tmp_path):
     for pid in survivors:  # leave no sleeping worker behind when the test fails
         os.kill(pid, signal.SIGKILL)
     assert not survivors
+
+
+from robustness_corpus import CANARY, CLI_CASES  # noqa: E402
+
+
+@pytest.mark.parametrize("name", sorted(CLI_CASES))
+def test_bad_command_line_is_handled(tmp_path, name):
+    make, args, allowed = CLI_CASES[name]
+    root = make(tmp_path / name)
+    budget = [] if any(a.startswith("--budget") for a in args) else ["--budget=5"]
+    result = subprocess.run([sys.executable, "-m", "mltriage.tui.cli", "check", str(root), *args, "--format", "json",
+                             *budget], capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    assert result.returncode in allowed, (result.returncode, result.stderr[-2000:])
+    assert "most recent call last" not in result.stderr and "internal error" not in result.stderr
+    if result.returncode == 2:
+        assert result.stderr.startswith("mltriage: ") and result.stderr.count("mltriage: ") == 1
+
+
+def test_input_is_never_run_as_code(tmp_path):
+    from robustness_corpus import CASES as ALL
+
+    root, allowed = ALL["slice_where_runs_a_command"](tmp_path / "hostile")
+    result = run_cli(root)
+    assert result.returncode in allowed and "most recent call last" not in result.stderr
+    assert not (root / CANARY).exists() and not (Path.cwd() / CANARY).exists()

@@ -51,3 +51,20 @@ def test_concurrent_processes_lose_nothing(tmp_path):
     assert all(p.wait(60) == 0 for p in procs)
     ticked = json.loads(session_path(tmp_path).read_text())["ticked"]["data"]
     assert sorted(ticked) == sorted([f"{w}-{i}" for w in "ab" for i in range(40)])
+
+
+def test_note_drafts_are_kept_merged_and_cleared_when_the_note_is_saved(tmp_path):
+    first, second = Session.load(tmp_path), Session.load(tmp_path)
+    first.set_draft("data", "half a thought")
+    assert first.save() is None
+    second.set_note("metrics", "baseline is 0.6")
+    assert second.save() is None
+    on_disk = json.loads(session_path(tmp_path).read_text())
+    assert on_disk["drafts"] == {"data": "half a thought"} and on_disk["notes"] == {"metrics": "baseline is 0.6"}
+    reopened = Session.load(tmp_path)
+    assert reopened.pending_drafts() == ["data"] and reopened.draft("data") == "half a thought"
+    reopened.set_note("data", "half a thought, finished")
+    assert reopened.save() is None
+    on_disk = json.loads(session_path(tmp_path).read_text())
+    assert "drafts" not in on_disk and on_disk["notes"]["data"] == "half a thought, finished"
+    assert Session.load(tmp_path).pending_drafts() == []

@@ -10,7 +10,7 @@ in tui/actions.py.
 from __future__ import annotations
 
 import asyncio
-import signal
+import threading
 from pathlib import Path
 from typing import Iterable
 
@@ -23,6 +23,8 @@ from .actions import APP, MAIN, bindings, palette_entries, resolve
 from .run_controller import RunState
 from .screens import BrokenProjectScreen, HelpScreen, MainScreen, WelcomeScreen
 from .session import Session, load_findings
+from .plain import plain
+from .shutdown import SignalStop, kill_check_workers, restore_terminal
 from .styles import APP_CSS
 
 __all__ = ["MainScreen", "MltriageApp", "RunState", "finish_runs", "run_app"]
@@ -47,9 +49,11 @@ class MltriageApp(App):
         self.device = device
         self.active_run: RunState | None = None
         self.config: ProjectConfig | None = None
+        self._event_loop: asyncio.AbstractEventLoop | None = None
+        self._save_lock = threading.Lock()
 
     def on_mount(self) -> None:
-        self._install_signal_handlers()
+        self._event_loop = asyncio.get_running_loop()
         if self.console.color_system in ("standard", "windows"):
             # 16 colours: the ANSI theme uses the terminal's own palette, so every pairing stays legible.
             self.theme = "ansi-dark"
@@ -92,6 +96,12 @@ class MltriageApp(App):
         else:
             self.push_screen(screen)
 
+    def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None,
+               markup: bool = True) -> None:
+        """Every notification is plain text: messages carry paths, column names and data values, in
+        which "[...]" is not markup and control characters are shown escaped (tui/plain.py)."""
+        super().notify(plain(message), title=plain(title), severity=severity, timeout=timeout, markup=False)
+
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
@@ -107,20 +117,38 @@ class MltriageApp(App):
         if self.active_run is not None:
             self.active_run.cancel.set()
 
-    # --- signals: leave the terminal as it was -------------------------------------------------
-    def _install_signal_handlers(self) -> None:
+    # --- signals (tui/shutdown.py): save, leave the terminal as it was, exit --------------------
+    def save_state(self) -> None:
+        """Save the session and an open note's draft. Called on the event loop, or from the signal
+        thread when the loop is stuck; the lock keeps the two from writing at once."""
+        if not self._save_lock.acquire(timeout=0.2):
+            return
         try:
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGHUP):
-                loop.add_signal_handler(sig, self._on_signal, sig)
-        except (NotImplementedError, RuntimeError, ValueError):
-            pass  # not the main thread (tests) or not supported: Textual's defaults apply
+            from .screens.note import NoteScreen
 
-    def _on_signal(self, sig: int) -> None:
+            stack = list(self.screen_stack)
+            main = next((s for s in reversed(stack) if isinstance(s, MainScreen)), None)
+            note = next((s for s in reversed(stack) if isinstance(s, NoteScreen)), None)
+            if main is None:
+                return
+            if note is not None:
+                note.keep_draft(main.session)
+            main.session.save()
+        finally:
+            self._save_lock.release()
+
+    def request_exit_on_signal(self, sig: int) -> None:
+        """From the signal thread: save and exit on the event loop (if it still runs)."""
+        loop = self._event_loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._exit_on_signal, sig)
+
+    def _exit_on_signal(self, sig: int) -> None:
         self.cancel_active_run()
-        if isinstance(self.screen, MainScreen):
-            self.screen.session.save()
-        self.exit(return_code=128 + int(sig))
+        try:
+            self.save_state()
+        finally:
+            self.exit(return_code=128 + int(sig))
 
     # --- command palette: the action table's entries for this screen, then Textual's own --------
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
@@ -133,12 +161,19 @@ class MltriageApp(App):
 
 
 def run_app(project: str | None) -> int:
-    """`mltriage [PROJECT]`: run the app; returns the exit code."""
+    """`mltriage [PROJECT]`: run the app; returns the exit code. SIGTERM/SIGHUP end it within a second
+    (tui/shutdown.py), saving the session and leaving no check worker behind."""
     app = MltriageApp(project)
+    stop = SignalStop(request_exit=app.request_exit_on_signal, save=app.save_state,
+                      restore_terminal=lambda: restore_terminal(app._driver), cancel_run=app.cancel_active_run)
+    stop.install()
     try:
         app.run()
     finally:
-        finish_runs(app)
+        stop.done()
+        finish_runs(app, wait=0.5 if stop.signalled else 3.0)
+        kill_check_workers()
+        stop.uninstall()
     return app.return_code or 0
 
 

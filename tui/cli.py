@@ -1,13 +1,19 @@
 """The `mltriage` command line (DESIGN §4, contract).
 
-Exit codes of `check`: 0 nothing at or above --fail-on, 1 otherwise, 2 the project could not be
-checked. Expected problems print one clear paragraph and no traceback (unless --debug). This
-module imports nothing heavy at start-up so that `mltriage --help` is instant.
+Exit codes of `check`: 0 nothing at or above --fail-on, 1 otherwise (an `error` finding counts: a check
+that could not run is not a pass), 2 the project could not be checked (nothing could run); 128 + N when
+signal N (SIGTERM, SIGHUP, SIGINT) stopped it, after killing the worker's process group. Expected
+problems print one clear paragraph and no traceback (unless --debug). This module imports nothing
+heavy at start-up so that `mltriage --help` is instant.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
+import re
+import signal
 import sys
 from pathlib import Path
 
@@ -23,6 +29,23 @@ class UsageError(Exception):
     """A mistake in the command line itself: shown with a hint, exit 2."""
 
 
+class Unusable(Exception):
+    """The run happened but nothing could be checked (every check errored or was skipped for lack of a
+    working project): the message is shown, exit 2."""
+
+
+class Stopped(BaseException):
+    """SIGTERM, SIGHUP or SIGINT arrived during `check`: the worker's process group is already dead."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+class OutputClosed(Exception):
+    """Standard output was closed by its reader (`mltriage check | head -1`): exit quietly."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mltriage",
@@ -34,9 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="run the checks headless and print the findings",
                            description="Run the checks headless. Exit 0: nothing at or above --fail-on; "
-                                       "1: findings at or above it; 2: the project could not be checked.")
+                                       "1: findings at or above it, or a check that errored; 2: the project "
+                                       "could not be checked (nothing could run). SIGTERM, SIGHUP and ^C stop "
+                                       "the checks still running (exit 128 + the signal).")
     check.add_argument("project", nargs="?", default=".", help="project folder or mltriage.toml (default: .)")
     check.add_argument("--steps", help=f"comma-separated steps to run (default: all): {','.join(STEPS)}")
+    check.add_argument("--checks", help="comma-separated check ids to run, e.g. data.split_overlap,sanity.loss_at_init "
+                                        "(default: every check of --steps)")
     check.add_argument("--format", choices=("text", "json", "markdown", "junit"), default="text")
     check.add_argument("--output", "-o", help="write the report to this file instead of standard output")
     check.add_argument("--fail-on", choices=("fail", "warn"), default="fail",
@@ -94,19 +121,184 @@ def parse_steps(text: str | None) -> list[str] | None:
     return steps
 
 
+def parse_checks(text: str | None, steps: list[str] | None) -> list[str] | None:
+    """--checks ID,ID: known ids (else a UsageError naming the unknown one), each once, in the given order."""
+    if text is None:
+        return None
+    wanted = list(dict.fromkeys(c.strip() for c in text.split(",") if c.strip()))
+    if not wanted:
+        raise UsageError("--checks names no check. Give check ids separated by commas, e.g. "
+                         "--checks data.split_overlap,sanity.loss_at_init.")
+    from mltriage.checks.engine.registry import all_checks
+    from mltriage.checks.project.config import did_you_mean
+
+    known = all_checks()
+    for cid in wanted:
+        if cid not in known:
+            raise UsageError(f"--checks: unknown check id '{cid}'.{did_you_mean(cid, list(known))} Check ids "
+                             f"are step.name, e.g. data.split_overlap; the ids of a run are in its report.")
+        if steps and known[cid].step not in steps:
+            raise UsageError(f"--checks: '{cid}' is not in --steps {','.join(steps)}. Drop --steps or add "
+                             f"its step ({known[cid].step}).")
+    return wanted
+
+
+def positive_seconds(option: str, value: float | None) -> float | None:
+    """--budget/--check-timeout: a finite number above zero (NaN would disable every limit: nan <= 0 is false)."""
+    if value is None:
+        return None
+    if not math.isfinite(value) or value <= 0:
+        raise UsageError(f"{option} must be a positive, finite number of seconds, got {value}.")
+    return float(value)
+
+
+_DEVICE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
+
+
+def check_device(device: str) -> str:
+    """--device: cpu, cuda, cuda:N or mps, and present on this machine (one message, before anything runs)."""
+    if not _DEVICE.match(device or ""):
+        raise UsageError(f"--device '{device}' is not a device. Use cpu, cuda, cuda:N (the N-th GPU) or mps.")
+    if device == "cpu":
+        return device
+    try:
+        import torch
+    except ImportError:
+        raise UsageError(f"--device {device} needs PyTorch, which is not installed here. Use --device cpu.") from None
+    if device == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise UsageError("--device mps: no Apple GPU (MPS) is available here. Use --device cpu.")
+        return device
+    if not torch.cuda.is_available():
+        built = "this PyTorch build has no CUDA support" if torch.version.cuda is None \
+            else "PyTorch sees no CUDA GPU (driver, CUDA_VISIBLE_DEVICES?)"
+        raise UsageError(f"--device {device}: {built}. Use --device cpu, or run on a machine with a GPU.")
+    index = int(device.split(":", 1)[1]) if ":" in device else 0
+    count = torch.cuda.device_count()
+    if index >= count:
+        raise UsageError(f"--device {device}: this machine has {count} CUDA GPU(s), numbered 0 to {count - 1}.")
+    return device
+
+
+def check_output_path(output: str | None) -> None:
+    """Refuse an --output that cannot be written before the run, not after minutes of checks."""
+    if not output:
+        return
+    path = Path(output)
+    if path.is_dir():
+        raise UsageError(f"--output {output} is a folder. Name a file to write the report to.")
+    if re.match(r"^/(dev/fd|proc/self/fd)/\d+$", output) and not path.exists():
+        raise UsageError(f"--output {output}: file descriptor {output.rsplit('/', 1)[1]} is not open in this "
+                         f"shell. Open it (e.g. `3>report.json`) or name a file.")
+
+
 def exit_code_for(findings: list[dict], fail_on: str) -> int:
+    """1 when a finding is at or above --fail-on, or is an `error` (a check that could not run is not a
+    pass, DESIGN §4); else 0."""
     threshold = SEVERITY[fail_on]
-    return EXIT_FINDINGS if any(SEVERITY[f["status"]] >= threshold for f in findings) else EXIT_OK
+    bad = any(f["status"] == "error" or SEVERITY[f["status"]] >= threshold for f in findings)
+    return EXIT_FINDINGS if bad else EXIT_OK
+
+
+def nothing_checked(findings: list[dict]) -> str | None:
+    """The message for a run in which no check could run (every one errored or was skipped, at least one
+    errored: a broken project, not a project without model code), else None."""
+    if not findings or any(f["status"] not in ("error", "skipped") for f in findings):
+        return None
+    errors = [f for f in findings if f["status"] == "error"]
+    if not errors:
+        return None
+    first = errors[0]
+    return (f"nothing could be checked: {len(errors)} of {len(findings)} checks errored and the rest were "
+            f"skipped. The first error, {first['check']}: {first['title']}.\nFix that and run again; the "
+            f"report above (or in --output) has every error's detail.")
+
+
+def _say(text: str) -> None:
+    """A message on stderr; a closed or hung-up terminal is not worth a traceback."""
+    try:
+        print(text, file=sys.stderr)
+    except (OSError, ValueError):
+        pass
+
+
+def _silence_stdout() -> None:
+    """After stdout failed, point it at /dev/null so that the interpreter's final flush stays quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
+def _is_special(output: str) -> bool:
+    """An existing target that is not a regular file once links are followed (a pipe behind /dev/stdout
+    or /dev/fd/N, a FIFO, a terminal, /dev/null): never replaced by a rename, written where it is."""
+    import stat
+
+    try:
+        return not stat.S_ISREG(os.stat(output).st_mode) and not stat.S_ISDIR(os.stat(output).st_mode)
+    except OSError:
+        return False
 
 
 def write_output(text: str, output: str | None) -> None:
+    text = text if text.endswith("\n") else text + "\n"
     if output:
         from mltriage.checks.io.state import atomic_write_text
 
-        atomic_write_text(Path(output), text if text.endswith("\n") else text + "\n")
-    else:
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        try:
+            if _is_special(output):  # /dev/stdout, /dev/fd/N, a FIFO, a terminal: written in place
+                with open(output, "w", encoding="utf-8") as handle:
+                    handle.write(text)
+                return
+            atomic_write_text(Path(output), text)
+        except BrokenPipeError:  # a FIFO or /dev/stdout whose reader went away
+            raise OutputClosed() from None
+        except OSError as exc:
+            raise Unusable(f"--output {output}: the report could not be written "
+                           f"({exc.strerror or exc}).") from None
+        return
+    try:
+        sys.stdout.write(text)
         sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+        raise OutputClosed() from None
+    except OSError as exc:
+        _silence_stdout()
+        raise Unusable(f"the report could not be written to standard output ({exc.strerror or exc}).") from None
+
+
+def _stop_on_signals():
+    """SIGTERM/SIGHUP/SIGINT during `check`: kill the workers' process groups at once (project code
+    must not go on training on a shared box), then unwind. Returns a function restoring the old handlers."""
+    from mltriage.checks.engine.supervisor import kill_workers
+
+    raised = []
+
+    def on_signal(signum, frame):
+        kill_workers()
+        if not raised:  # once: a second signal during the clean-up must not interrupt it
+            raised.append(signum)
+            raise Stopped(signum)
+
+    previous = {}
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        try:
+            previous[sig] = signal.signal(sig, on_signal)
+        except (ValueError, OSError, AttributeError):  # not the main thread, or no such signal here
+            pass
+
+    def restore():
+        for sig, handler in previous.items():
+            try:
+                signal.signal(sig, handler)
+            except (ValueError, OSError):
+                pass
+
+    return restore
 
 
 class Progress:
@@ -142,25 +334,41 @@ def cmd_check(args) -> int:
     from mltriage.checks.io.state import save_run
 
     steps = parse_steps(args.steps)
-    if args.budget is not None and args.budget <= 0:
-        raise UsageError("--budget must be a positive number of seconds.")
+    budget = positive_seconds("--budget", args.budget)
+    check_timeout = positive_seconds("--check-timeout", args.check_timeout)
+    check_output_path(args.output)
     config = load_project(args.project)
+    checks = parse_checks(getattr(args, "checks", None), steps)
+    device = check_device(args.device)
     progress = Progress(sys.stderr.isatty())
-    options = RunOptions(steps=steps, budget=args.budget, device=args.device, check_timeout=args.check_timeout)
+    options = RunOptions(steps=steps, checks=checks, budget=budget, device=device, check_timeout=check_timeout)
+    restore = _stop_on_signals()
     try:
         result = run_checks(config, options, on_plan=progress.plan, on_start=progress.start,
                             on_finding=progress.finding)
     finally:
-        progress.close()
+        restore()
+        try:
+            progress.close()
+        except (OSError, ValueError):
+            pass
     run = result.to_dict()
     try:
         save_run(config.root, run)
     except OSError as exc:
-        print(f"mltriage: note: could not save the run under {config.state_dir} ({exc.strerror}); "
-              f"history and regression checks will not see it.", file=sys.stderr)
+        _say(f"mltriage: note: could not save the run under {config.state_dir} ({exc.strerror}); "
+             f"history and regression checks will not see it.")
     color = args.format == "text" and not args.output and sys.stdout.isatty()
-    write_output(render(run, args.format, **({"color": color} if args.format == "text" else {})), args.output)
-    return exit_code_for(run["findings"], args.fail_on)
+    text = render(run, args.format, fail_on=args.fail_on, **({"color": color} if args.format == "text" else {}))
+    code = exit_code_for(run["findings"], args.fail_on)
+    try:
+        write_output(text, args.output)
+    except OutputClosed:
+        return code  # the reader has what it wanted (`| head`): the verdict still stands
+    unusable = nothing_checked(run["findings"])
+    if unusable:
+        raise Unusable(unusable)
+    return code
 
 
 def cmd_init(args) -> int:
@@ -180,7 +388,7 @@ def cmd_report(args) -> int:
     from mltriage.checks.io.report import render_session
 
     config = load_project(args.project)
-    write_output(render_session(config, args.format), args.output)
+    write_output(render_session(config, args.format, output=args.output), args.output)
     return EXIT_OK
 
 
@@ -228,13 +436,22 @@ def main(argv: list[str] | None = None) -> int:
                    "watch": cmd_watch}[args.command]
         return handler(args)
     except ProjectError as exc:
-        print(f"mltriage: {exc}", file=sys.stderr)
+        _say(f"mltriage: {exc}")
         return EXIT_UNUSABLE
     except UsageError as exc:
-        print(f"mltriage: {exc}\nRun `mltriage --help` for usage.", file=sys.stderr)
+        _say(f"mltriage: {exc}\nRun `mltriage --help` for usage.")
         return EXIT_UNUSABLE
+    except Unusable as exc:
+        _say(f"mltriage: {exc}")
+        return EXIT_UNUSABLE
+    except OutputClosed:
+        return EXIT_OK
+    except Stopped as exc:
+        name = signal.Signals(exc.signum).name
+        _say(f"mltriage: stopped by {name}; the checks still running were stopped with it.")
+        return 128 + exc.signum
     except KeyboardInterrupt:
-        print("mltriage: interrupted.", file=sys.stderr)
+        _say("mltriage: interrupted.")
         return 130
     except Exception:
         if debug:
@@ -242,8 +459,8 @@ def main(argv: list[str] | None = None) -> int:
         import traceback
 
         last = traceback.format_exc().strip().splitlines()[-1]
-        print(f"mltriage: internal error: {last}\nThis is a bug in mltriage. Run again with --debug for the "
-              f"full traceback and report it.", file=sys.stderr)
+        _say(f"mltriage: internal error: {last}\nThis is a bug in mltriage. Run again with --debug for the "
+             f"full traceback and report it.")
         return EXIT_UNUSABLE
 
 

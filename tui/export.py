@@ -28,7 +28,7 @@ def write_export(screen: "MainScreen", fmt: str, target: str) -> None:
     try:
         from mltriage.checks.io.state import atomic_write_text
 
-        atomic_write_text(path, export_session(screen.config.name, screen.findings, screen.session, fmt))
+        atomic_write_text(path, export_session(screen.config.name, screen.findings, screen.session, fmt, path))
     except OSError as exc:
         screen.notify(f"Could not write {path}: {exc.strerror or exc}", severity="error", timeout=10)
         return

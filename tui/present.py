@@ -10,6 +10,8 @@ from rich.text import Text
 from mltriage.checks.findings import Finding
 from mltriage.checks.engine.registry import CATALOG, STEPS
 
+from .plain import plain
+
 # Icons plus colour: the icon alone must tell the status apart (16 colours, colour-blind users).
 ICONS = {"fail": "✗", "warn": "!", "error": "E", "info": "i", "pass": "✓", "skipped": "-",
          "not run": "·", "running": "»"}
@@ -95,15 +97,15 @@ def check_line(check_id: str, finding: Finding | None, title: str, running: bool
     status = "running" if running else (finding.status if finding else "not run")
     line = Text()
     line.append(ICONS[status] + " ", style=STYLES[status])
-    line.append(check_id.split(".", 1)[-1], style="bold" if finding else "")
+    line.append(plain(check_id.split(".", 1)[-1]), style="bold" if finding else "")
     if marked:
         line.append(" [bug]", style="bold reverse")
     if running:
         line.append("  running…", style=STYLES["running"])
     elif finding:
-        line.append("  " + finding.title, style="dim" if finding.status in ("pass", "skipped") else "")
+        line.append("  " + plain(finding.title), style="dim" if finding.status in ("pass", "skipped") else "")
     else:
-        line.append("  " + (title or "not run"), style="dim")
+        line.append("  " + plain(title or "not run"), style="dim")
     return line
 
 
@@ -160,9 +162,9 @@ def evidence_text(evidence: dict[str, Any], full: bool = False) -> Text:
     text = Text()
     items = list(evidence.items())
     for key, value in items[:EVIDENCE_MAX_ITEMS]:
-        text.append(f"  {key}: ", style="bold")
-        text.append(format_value(value, limit=1500 if full else EVIDENCE_VALUE_CHARS,
-                                 indent=2 if full else None) + "\n")
+        text.append(f"  {plain(key)}: ", style="bold")
+        text.append(plain(format_value(value, limit=1500 if full else EVIDENCE_VALUE_CHARS,
+                                       indent=2 if full else None)) + "\n")
     if len(items) > EVIDENCE_MAX_ITEMS:
         text.append(f"  … {len(items) - EVIDENCE_MAX_ITEMS} more\n", style="dim")
     return text
@@ -173,15 +175,15 @@ def finding_text(check_id: str, finding: Finding | None, title: str = "", brief:
     """The detail of one check: status, what was measured, the fix, the evidence."""
     text = Text()
     if finding is None:
-        text.append(f"{check_id}", style="bold")
-        text.append(f"  {title}\n" if title else "\n", style="dim")
+        text.append(plain(check_id), style="bold")
+        text.append(f"  {plain(title)}\n" if title else "\n", style="dim")
         text.append("Not run yet. Press r to run this step's checks (a: all steps).", style="dim")
         return text
-    status = finding.status
+    status = finding.status if finding.status in LABELS else "error"
     text.append(f" {LABELS[status]} ", style=STYLES[status] + " reverse")
-    text.append(f" {check_id}\n", style="bold")
-    text.append(finding.title + "\n", style="bold")
-    detail = finding.detail.strip()
+    text.append(f" {plain(check_id)}\n", style="bold")
+    text.append(plain(finding.title) + "\n", style="bold")
+    detail = plain(finding.detail.strip())
     if brief and len(detail) > 400:
         detail = detail[:399] + "…"
     if detail:
@@ -189,7 +191,7 @@ def finding_text(check_id: str, finding: Finding | None, title: str = "", brief:
         text.append(detail + "\n")
     if finding.fix:
         text.append("\nWhat to try\n", style="bold underline")
-        text.append(finding.fix.strip() + "\n")
+        text.append(plain(finding.fix.strip()) + "\n")
     if finding.evidence and not brief:
         text.append("\nEvidence\n", style="bold underline")
         text.append_text(evidence_text(finding.evidence, full=full))

@@ -1,8 +1,9 @@
 """The app's session model: notes, ticked checklist items, step progress and the last findings.
 
 State lives next to the project in `.mltriage/` (DESIGN §8). session.json keeps the keys that
-`mltriage report` reads ("notes" {step: text}, "ticked" {step: [item text]}) plus "progress" and
-"current_step"; keys written by other versions are kept on save. Findings come from the saved runs
+`mltriage report` reads ("notes" {step: text}, "ticked" {step: [item text]}) plus "progress",
+"current_step" and "drafts" {step: text} (a note being typed, saved as it is typed so that a dropped
+connection loses nothing; cleared when the note is saved); keys written by other versions are kept on save. Findings come from the saved runs
 in `.mltriage/runs/`: the newest finding of each check wins, so running one step in the app does
 not hide the findings of the others. Standard library only (the app must start fast).
 """
@@ -20,6 +21,7 @@ from mltriage.checks.io.state import (STATE_DIR, atomic_write_json, list_runs, l
                                    read_json, save_run)
 
 SESSION_FILE = "session.json"
+KNOWN_KEYS = frozenset({"notes", "ticked", "drafts", "progress", "current_step"})
 # Older runs than this are not read on open: the newest finding of a check is almost always in the
 # last few runs, and reading hundreds of JSON files would slow the first screen down.
 
@@ -68,6 +70,7 @@ class Session:
     path: Path | None
     notes: dict[str, str] = field(default_factory=dict)
     ticked: dict[str, list[str]] = field(default_factory=dict)
+    drafts: dict[str, str] = field(default_factory=dict)
     progress: dict[str, dict] = field(default_factory=dict)
     current_step: str = STEPS[0]
     notice: str | None = None          # shown once: the file was damaged and set aside
@@ -76,8 +79,10 @@ class Session:
     # process changed since then, so two mltriage processes on one project keep each other's edits.
     base_notes: dict[str, str] = field(default_factory=dict)
     base_ticked: dict[str, list[str]] = field(default_factory=dict)
+    base_drafts: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.base_drafts = dict(self.drafts)
         self.base_notes = dict(self.notes)
         self.base_ticked = {k: list(v) for k, v in self.ticked.items()}
 
@@ -91,16 +96,21 @@ class Session:
         data = data or {}
         progress = data.get("progress") if isinstance(data.get("progress"), dict) else {}
         step = data.get("current_step")
-        known = {"notes", "ticked", "progress", "current_step"}
+        known = KNOWN_KEYS
         return cls(path=path, notes=_clean_notes(data.get("notes")), ticked=_clean_ticked(data.get("ticked")),
+                   drafts=_clean_notes(data.get("drafts")),
                    progress={k: v for k, v in progress.items() if isinstance(v, dict)},
                    current_step=step if step in STEPS else STEPS[0], notice=notice,
                    extra={k: v for k, v in data.items() if k not in known})
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.extra, notes={k: v for k, v in self.notes.items() if v.strip()},
-                    ticked={k: v for k, v in self.ticked.items() if v}, progress=self.progress,
-                    current_step=self.current_step)
+        out = dict(self.extra, notes={k: v for k, v in self.notes.items() if v.strip()},
+                   ticked={k: v for k, v in self.ticked.items() if v}, progress=self.progress,
+                   current_step=self.current_step)
+        drafts = {k: v for k, v in self.drafts.items() if v}
+        if drafts:
+            out["drafts"] = drafts
+        return out
 
     def save(self) -> str | None:
         """Merge this process's edits into what is on disk, under a lock, and write atomically.
@@ -119,19 +129,16 @@ class Session:
         except OSError as exc:
             return f"could not save the session to {self.path}: {exc.strerror or exc}"
         self.base_notes = dict(self.notes)
+        self.base_drafts = dict(self.drafts)
         self.base_ticked = {k: list(v) for k, v in self.ticked.items()}
         return None
 
     def _merge(self, on_disk: dict) -> None:
         for key, value in on_disk.items():
-            if key not in ("notes", "ticked", "progress", "current_step"):
+            if key not in KNOWN_KEYS:
                 self.extra.setdefault(key, value)
-        disk_notes = _clean_notes(on_disk.get("notes"))
-        notes = dict(disk_notes)
-        for step in set(self.notes) | set(self.base_notes):
-            if self.notes.get(step, "") != self.base_notes.get(step, ""):
-                notes[step] = self.notes.get(step, "")
-        self.notes = notes
+        self.notes = _merge_texts(_clean_notes(on_disk.get("notes")), self.notes, self.base_notes)
+        self.drafts = _merge_texts(_clean_notes(on_disk.get("drafts")), self.drafts, self.base_drafts)
         disk_ticked = _clean_ticked(on_disk.get("ticked"))
         ticked = {}
         for step in set(disk_ticked) | set(self.ticked) | set(self.base_ticked):
@@ -147,7 +154,21 @@ class Session:
         return self.notes.get(step, "")
 
     def set_note(self, step: str, text: str) -> None:
+        """Save a step's note; its draft is done with."""
         self.notes[step] = text
+        self.drafts[step] = ""
+
+    def draft(self, step: str) -> str | None:
+        """The note being typed for this step when the app last stopped, or None."""
+        return self.drafts.get(step) or None
+
+    def set_draft(self, step: str, text: str) -> None:
+        """What is typed in the note dialog so far (kept until the note is saved)."""
+        self.drafts[step] = text
+
+    def pending_drafts(self) -> list[str]:
+        """Steps with a draft that differs from their saved note, in step order."""
+        return [s for s in STEPS if self.drafts.get(s) and self.drafts[s] != self.notes.get(s, "")]
 
     def is_ticked(self, step: str, item: str) -> bool:
         return item in self.ticked.get(step, [])
@@ -173,6 +194,15 @@ class Session:
         self.progress.setdefault(step, {})["visited"] = True
 
 
+def _merge_texts(on_disk: dict[str, str], ours: dict[str, str], base: dict[str, str]) -> dict[str, str]:
+    """Per step: what this process changed since it last read the file wins; other steps keep the disk's."""
+    merged = dict(on_disk)
+    for step in set(ours) | set(base):
+        if ours.get(step, "") != base.get(step, ""):
+            merged[step] = ours.get(step, "")
+    return merged
+
+
 # --- findings ----------------------------------------------------------------------------------
 def save_app_run(project_root: Path, run: dict) -> tuple[Path | None, str | None]:
     """Save a completed run from the app; (path, error text)."""
@@ -195,9 +225,11 @@ def session_run(project: str, findings: dict[str, Finding]) -> dict:
             "summary": summarize(items)}
 
 
-def export_session(project: str, findings: dict[str, Finding], session: Session, fmt: str) -> str:
-    """The session as Markdown or self-contained HTML, through checks/report.py's renderers."""
-    from mltriage.checks.io.report import to_html, to_markdown
+def export_session(project: str, findings: dict[str, Finding], session: Session, fmt: str,
+                   path: Path | None = None) -> str:
+    """The session as Markdown or self-contained HTML, through checks/report.py's renderers. With the
+    Markdown file's `path`, its charts are written as SVG files beside it and linked."""
+    from mltriage.checks.io.report import markdown_charts, to_html, to_markdown
 
     run = session_run(project, findings)
     notes = {k: v for k, v in session.notes.items() if v.strip()}
@@ -208,4 +240,4 @@ def export_session(project: str, findings: dict[str, Finding], session: Session,
     if ticked:
         text += "\n## Checklist\n\n" + "\n".join(
             f"- [x] {item}" for step in STEPS for item in ticked.get(step, [])) + "\n"
-    return text
+    return markdown_charts(text, run, path) if path is not None else text

@@ -52,10 +52,14 @@ class Budget:
 
 class RunContext:
     def __init__(self, config: ProjectConfig, budget_seconds: float | None = None, device: str = "cpu",
-                 seed: int = SEED, hung_roles: dict[str, str] | None = None):
+                 seed: int = SEED, hung_roles: dict[str, str] | None = None,
+                 crashed_roles: dict[str, str] | None = None):
         self.config = config
-        # project functions that hung in an earlier worker of this run (role -> where): not called again
+        # project functions that hung in an earlier worker of this run (role -> where): not called again;
+        # "model" is the model itself (its forward or a hook): no later check builds it
         self.hung_roles = dict(hung_roles or {})
+        # project functions that ended an earlier worker's process (os._exit, a segfault): not called again
+        self.crashed_roles = dict(crashed_roles or {})
         self.root: Path = config.root
         self.seed = seed
         self.device = device
@@ -314,14 +318,14 @@ class RunContext:
             featurize = self.function("featurize")
             if featurize is not None:
                 out = call_user(self.config, f"featurize (on the {split} split)", featurize, fit_df, df)
-                if hasattr(out, "toarray"):
-                    out = out.toarray()
-                if hasattr(out, "detach"):
-                    out = out.detach().cpu().numpy()
-                array = np.asarray(out, dtype=np.float32)
-                if array.ndim != 2 or array.shape[0] != len(df):
-                    raise ProjectError(f"featurize returned shape {array.shape} for {len(df)} rows of the "
-                                       f"{split} split; it must return a 2-D array with one row per input row.")
+                array = self._featurized_array(out, split, len(df))
+                if split != "train":
+                    width = int(self.X("train").shape[1])
+                    if array.shape[1] != width:
+                        raise ProjectError(
+                            f"{self._featurize_name()} returned {array.shape[1]} columns for the {split} split but "
+                            f"{width} for train. It must return the same columns for every split: fit the "
+                            f"encoding on fit_df (the train features) and apply it to df.")
                 return array
             if self.text_columns or self.categorical_columns:
                 extra = self.text_columns + self.categorical_columns
@@ -333,6 +337,41 @@ class RunContext:
             return np.array(df[self.numeric_columns].to_numpy(dtype=np.float32), copy=True)
 
         return self.shared(("RunContext.X", split), compute)
+
+    def _featurize_name(self) -> str:
+        return f"[model] featurize = \"{self.config.featurize}\""
+
+    def _featurized_array(self, out, split: str, rows: int):
+        """featurize's output as a float32 (rows, n) matrix, or a ProjectError naming featurize and what it
+        must return (DESIGN §3): strings, a generator or ragged rows are mistakes in the project's code."""
+        import inspect
+
+        import numpy as np
+
+        expected = (f"It must return a 2-D array of floats (numpy, a DataFrame of numbers, a torch tensor or a "
+                    f"scipy sparse matrix) with one row per row of df ({rows} for the {split} split).")
+        name = self._featurize_name()
+        if out is None:
+            raise ProjectError(f"{name} returned None for the {split} split. {expected}")
+        if isinstance(out, (str, bytes)) or inspect.isgenerator(out) or inspect.isasyncgen(out) or \
+                (hasattr(out, "__next__") and not hasattr(out, "__len__")):
+            raise ProjectError(f"{name} returned {type(out).__name__} for the {split} split. {expected}"
+                               + (" A generator is read once; return np.asarray(list(...)) or np.stack(...)."
+                                  if not isinstance(out, (str, bytes)) else ""))
+        if hasattr(out, "toarray"):
+            out = out.toarray()
+        if hasattr(out, "detach"):
+            out = out.detach().cpu().numpy()
+        try:
+            array = np.asarray(out, dtype=np.float32)
+        except (TypeError, ValueError) as exc:
+            shown = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+            raise ProjectError(f"{name} returned values that are not numbers for the {split} split ({shown}). "
+                               f"{expected} Encode text and categories as numbers inside featurize.") from None
+        if array.ndim != 2 or array.shape[0] != rows:
+            raise ProjectError(f"{name} returned shape {array.shape} for {rows} rows of the {split} split. "
+                               f"{expected}")
+        return array
 
     # --- project code --------------------------------------------------------------------------
     @cached_property
@@ -349,7 +388,7 @@ class RunContext:
         key = ("RunContext.function", role)
         if key not in self._shared:
             self._shared[key] = ("ok", resolve_function(self.config, self.code, role, name,
-                                                             hung=self.hung_roles))
+                                                             hung=self.hung_roles, crashed=self.crashed_roles))
         return self._shared[key][1]
 
     @property
@@ -361,9 +400,22 @@ class RunContext:
         build = self.function("build")
         if build is None:
             return None
+        self._refuse_broken_model()
         n_inputs = int(self.X("train").shape[1])
         self.seed_everything()
         return call_user(self.config, "build_model", build, n_inputs, self.n_outputs)
+
+    def _refuse_broken_model(self) -> None:
+        """A model whose own code (forward, a hook, an estimator's fit) hung or ended the process in an
+        earlier check of this run is not run again: the check fails at once instead of waiting its limit."""
+        from ..project.usercode import UserCodeError
+
+        if "model" in self.hung_roles:
+            raise UserCodeError("not run: the model's own code (its forward() or a hook) hung in an earlier "
+                                "check and was stopped", self.hung_roles["model"], not_run=True)
+        if "model" in self.crashed_roles:
+            raise UserCodeError("not run: the model's own code (its forward() or a hook) ended the check "
+                                "process in an earlier check", self.crashed_roles["model"], not_run=True)
 
     def first_model(self):
         """The model built once per run to look at (its kind, its summary): never trained or changed."""

@@ -34,6 +34,7 @@ class RunRequest:
     budget_used: float = 0.0                  # spent by earlier workers of the same run
     device: str = "cpu"
     hung: dict[str, str] = field(default_factory=dict)  # project role -> where it hung (not called again)
+    crashed: dict[str, str] = field(default_factory=dict)  # project role -> how it ended a worker (not called again)
 
 
 @dataclass

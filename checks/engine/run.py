@@ -59,6 +59,24 @@ def run_one(spec: CheckSpec, ctx: RunContext, timeout: float | None = None) -> F
         finding = errored(_failure_title(exc), detail=traceback.format_exc())
     finding.check, finding.step = spec.id, spec.step
     finding.seconds = time.perf_counter() - start
+    return apply_max_status(finding, getattr(ctx.config, "check_max_status", None) or {})
+
+
+def apply_max_status(finding: Finding, caps: dict[str, str]) -> Finding:
+    """[checks.max_status] (DESIGN §3): a verdict above the team's cap for this check is lowered to the
+    cap, and the finding says so and keeps what it found. `error` and `skipped` are not verdicts and
+    are never capped: a check that could not run is reported as such."""
+    from ..vocab import SEVERITY
+
+    cap = caps.get(finding.check)
+    if cap is None or finding.status in ("error", "skipped") or SEVERITY[finding.status] <= SEVERITY[cap]:
+        return finding
+    found = finding.status
+    finding.evidence = {**finding.evidence, "capped_from": found, "max_status": cap}
+    note = (f"Capped at {cap} by [checks.max_status] in mltriage.toml: the check found {found}.")
+    finding.detail = (finding.detail.rstrip() + "\n\n" + note) if finding.detail else note
+    finding.title = f"{finding.title} (capped at {cap}: found {found})"
+    finding.status = cap
     return finding
 
 
@@ -72,11 +90,19 @@ def _failure_title(exc: BaseException) -> str:
     return f"the check failed: {what}"
 
 
+SKIPPED_IN_PROJECT_FILE = "skipped in mltriage.toml"
+
+
 def _run_guarded(spec: CheckSpec, ctx: RunContext, timeout: float | None) -> Finding:
+    if spec.id in (getattr(ctx.config, "check_skip", None) or ()):
+        return skipped(SKIPPED_IN_PROJECT_FILE, detail="[checks] skip in mltriage.toml lists this check, so it "
+                       "was not run. Remove it from there to run it again.", evidence={"skipped_by": "[checks] skip"})
     for need in spec.needs:
         try:
             what = ctx.missing(need)
-        except (UserCodeError, ProjectError) as exc:
+        except UserCodeError as exc:
+            return errored(_user_code_title(exc), detail=_describe(exc))
+        except ProjectError as exc:
             return errored(f"could not tell whether {need} is available", detail=_describe(exc))
         if what:
             return skipped(f"needs {what.split(':')[0]}", detail=f"This check needs {what}.",
@@ -90,13 +116,19 @@ def _run_guarded(spec: CheckSpec, ctx: RunContext, timeout: float | None) -> Fin
         return errored(f"timed out after {timeout:.0f} s", detail=f"The check did not finish within its "
                        f"limit of {timeout:.0f} s and was stopped.")
     except UserCodeError as exc:
-        return errored(f"project code failed: {str(exc).splitlines()[0]}", detail=_describe(exc))
+        return errored(_user_code_title(exc), detail=_describe(exc))
     except ProjectError as exc:
         return errored(str(exc).splitlines()[0][:120], detail=str(exc))
     if not isinstance(result, Finding):
         return errored("the check returned no finding",
                        detail=f"{spec.fn.__module__}.{spec.fn.__name__} returned {type(result).__name__}.")
     return result
+
+
+def _user_code_title(exc) -> str:
+    """"project code failed: ..." when it raised; as it is when it was not run (hung or crashed before)."""
+    first = (str(exc).splitlines() or [""])[0]
+    return first if getattr(exc, "not_run", False) else f"project code failed: {first}"
 
 
 def _describe(exc: BaseException) -> str:

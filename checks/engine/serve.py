@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from typing import Callable
 
+from ..project.config import ProjectError
 from .messages import Done, FindingMessage, Message, Plan, PlannedCheck, ProjectFailed, RunRequest, Started
 
 
@@ -21,14 +22,15 @@ def serve(request: RunRequest, send: Callable[[Message], None], config=None, con
     `default_timeout`: the in-process SIGALRM limit per check (the worker is killed instead)."""
     from .context import RunContext
     from .run import run_specs
-    from ..project.config import ProjectError, load_project
+    from ..project.config import load_project
     from ..io.readers import parse_ahead
     try:
         config = config if config is not None else load_project(request.project)
         parse_ahead([config.train, config.valid, config.test])  # overlaps the imports below
-        ctx = RunContext(config, budget_seconds=request.budget, device=request.device, hung_roles=request.hung)
+        ctx = RunContext(config, budget_seconds=request.budget, device=request.device, hung_roles=request.hung,
+                         crashed_roles=request.crashed)
         ctx.budget.used = float(request.budget_used)
-        specs = select_specs(request.steps, request.checks)
+        specs = select_specs(request.steps, request.checks, config=config)
         send(Plan(project=config.name, checks=[PlannedCheck(s.id, s.step, s.title, s.timeout) for s in specs]))
         ctx.prepare()
     except ProjectError as exc:
@@ -42,12 +44,26 @@ def serve(request: RunRequest, send: Callable[[Message], None], config=None, con
     send(Done(budget_used=ctx.budget.used))
 
 
-def select_specs(steps: list[str] | None, checks: list[str] | None) -> list:
-    """The checks to run: explicit ids in the order given (unknown ids dropped), else the steps' checks
-    in catalog order. A restarted worker gets its remaining checks as explicit ids, in plan order."""
+def select_specs(steps: list[str] | None, checks: list[str] | None, config=None) -> list:
+    """The checks to run: explicit ids in the order given, else the steps' checks in catalog order. A
+    restarted worker gets its remaining checks as explicit ids, in plan order; unknown ones are dropped.
+    Unknown ids in the project's [checks] skip / max_status are a ProjectError naming them: a typo there
+    must not silently skip nothing."""
     from .registry import all_checks, checks_for
+    from ..project.config import did_you_mean
 
-    if checks is not None:
-        registered = all_checks()
-        return [registered[c] for c in checks if c in registered]
-    return checks_for(steps)
+    registered = all_checks()
+    if checks is not None:  # the CLI refuses unknown --checks ids before the run (tui/cli.py)
+        specs = [registered[c] for c in dict.fromkeys(checks) if c in registered]
+    else:
+        specs = checks_for(steps)
+    if config is not None:
+        where = {"skip": list(getattr(config, "check_skip", None) or []),
+                 "max_status": list((getattr(config, "check_max_status", None) or {}).keys())}
+        for key, ids in where.items():
+            for cid in ids:
+                if cid not in registered:
+                    section = "[checks] skip" if key == "skip" else "[checks.max_status]"
+                    raise ProjectError(f"{config.path}: {section} names '{cid}', which is not a check id."
+                                       f"{did_you_mean(cid, list(registered))} Fix the id or remove it.")
+    return specs

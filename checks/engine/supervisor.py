@@ -23,6 +23,7 @@ from typing import Callable
 
 from ..findings import Finding, errored, skipped, summarize
 from ..project.config import ProjectConfig, ProjectError
+from ..project.usercode import ROLE_FILE_VAR, ROLE_SLOT_BYTES, read_role_file
 from .messages import (PARENT_PID_VAR, Done, FindingMessage, Message, Plan, PlannedCheck, ProjectFailed,
                        RunRequest, Started, decode, encode)
 
@@ -32,6 +33,35 @@ CHECK_TIMEOUT_SLACK = 120.0
 SINGLE_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 # The worker has this long to load the project and data before the run is abandoned.
 PREPARE_TIMEOUT = 900.0
+# Importing the project's code ([model] code) may take this long (torch alone takes seconds on a busy
+# machine) before it counts as hung; with --check-timeout, that limit, but never under IMPORT_MIN_SECONDS.
+IMPORT_TIMEOUT = 120.0
+IMPORT_MIN_SECONDS = 20.0
+
+# After this many workers in a row end without a single finding of their own (each timed out or died:
+# a --check-timeout far too small, a memory limit too low), the remaining checks are not attempted;
+# otherwise each of ~60 checks would pay a fresh worker's start and the run would take many minutes.
+MAX_WORKERS_LOST_IN_A_ROW = 3
+
+# Workers alive in this process, so that a signal handler (the CLI's SIGTERM/SIGHUP/SIGINT) can take
+# their process groups down at once, whatever the thread that started them is doing.
+_LIVE: set = set()
+_LIVE_LOCK = threading.RLock()  # re-entrant: the handler may interrupt its own thread holding it
+
+
+def kill_workers() -> int:
+    """SIGKILL the process group of every worker this process started that is still running; returns
+    how many. Safe to call from a signal handler (no waiting) and more than once."""
+    with _LIVE_LOCK:
+        workers = list(_LIVE)
+    killed = 0
+    for worker in workers:
+        try:
+            os.killpg(worker.proc.pid, signal.SIGKILL)
+            killed += 1
+        except (ProcessLookupError, PermissionError, OSError):
+            pass
+    return killed
 
 
 @dataclass
@@ -72,9 +102,13 @@ EOF = object()
 class _Worker:
     """One child process and the pipe its messages come through: start, read, dump stack, kill."""
 
-    def __init__(self, request: RunRequest, log_path: Path):
+    def __init__(self, request: RunRequest, log_path: Path, role_path: Path | None = None):
         read_fd, write_fd = os.pipe()
         self.log = open(log_path, "ab")
+        self.log_start = self.log.tell()  # this worker's output starts here (the log holds every worker's)
+        self.role_path = role_path
+        if role_path is not None:
+            role_path.write_bytes(b"\0" * ROLE_SLOT_BYTES)  # no project function running yet
         env = dict(os.environ)
         env.setdefault("PYTHONHASHSEED", "0")
         env["PYTHONUNBUFFERED"] = "1"
@@ -86,15 +120,35 @@ class _Worker:
         for var in SINGLE_THREAD_VARS:
             env.setdefault(var, "1")
         env[PARENT_PID_VAR] = str(os.getpid())
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mltriage.checks.engine.worker", str(write_fd)],
-            stdin=subprocess.PIPE, stdout=self.log, stderr=self.log, pass_fds=(write_fd,),
-            env=env, start_new_session=True)  # its own process group: a terminal ^C goes to us only
+        if role_path is not None:
+            env[ROLE_FILE_VAR] = str(role_path)
+        with _LIVE_LOCK:  # registered before it exists: a signal now still finds it once it does
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "mltriage.checks.engine.worker", str(write_fd)],
+                stdin=subprocess.PIPE, stdout=self.log, stderr=self.log, pass_fds=(write_fd,),
+                env=env, start_new_session=True)  # its own process group: a terminal ^C goes to us only
+            _LIVE.add(self)
         os.close(write_fd)
         self.fd = read_fd
         self.buffer = b""
-        self.proc.stdin.write(encode(request).encode())
-        self.proc.stdin.close()
+        try:
+            self.proc.stdin.write(encode(request).encode())
+            self.proc.stdin.close()
+        except OSError:
+            pass  # it died at once: read() meets EOF and the run reports its last words
+
+    def role(self) -> str | None:
+        """The project role the worker was running (from the role file), or None."""
+        return read_role_file(self.role_path) if self.role_path is not None else None
+
+    def own_output(self, log_path: Path) -> str:
+        """What this worker wrote to the log (the log holds the output of every worker of the run)."""
+        try:
+            with open(log_path, "rb") as handle:
+                handle.seek(self.log_start)
+                return handle.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
 
     def read(self, timeout: float) -> Message | None | object:
         """The next message; None on timeout; EOF when the child closed the pipe."""
@@ -145,6 +199,8 @@ class _Worker:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+        with _LIVE_LOCK:
+            _LIVE.discard(self)
         for closer in (lambda: os.close(self.fd), self.log.close):
             try:
                 closer()
@@ -169,19 +225,28 @@ def run_checks(config: ProjectConfig, options: RunOptions | None = None,
     options = options or RunOptions()
     run = _Run(config, options, on_plan, on_start, on_finding)
     if not options.isolate:
-        return _run_in_process(run)
+        return _with_causes(_run_in_process(run))
     log_dir = Path(tempfile.mkdtemp(prefix="mltriage-"))
     log_path = log_dir / "worker.log"
     try:
         while True:
-            worker = _Worker(run.request, log_path)
+            worker = _Worker(run.request, log_path, role_path=log_dir / "role")
             outcome = _follow(worker, run, cancel, log_path)
             if not _carry_on(run, outcome, log_path):
                 break
     finally:
         run.result.seconds = time.monotonic() - run.t0
         _cleanup(log_dir)
-    return run.result
+    return _with_causes(run.result)
+
+
+def _with_causes(result: RunResult) -> RunResult:
+    """Knock-on findings point at their root cause (caused_by), for every view of the run."""
+    from .causes import assign_causes
+
+    if not result.cancelled:
+        assign_causes(result.findings)
+    return result
 
 
 class _Run:
@@ -195,11 +260,14 @@ class _Run:
         self.result = RunResult(project=config.name)
         budget = options.budget if options.budget is not None else config.budget_seconds
         self.default_timeout = options.check_timeout or budget + CHECK_TIMEOUT_SLACK
+        self.import_timeout = max(options.check_timeout, IMPORT_MIN_SECONDS) if options.check_timeout \
+            else IMPORT_TIMEOUT
         self.request = RunRequest(project=str(config.path), steps=options.steps, checks=options.checks,
                                   budget=budget, budget_used=0.0, device=options.device)
         self.plan: list[PlannedCheck] | None = None
         self.pending: list[str] = []
         self.current: str | None = None   # the check the current worker is running
+        self.losses = 0                   # workers lost in a row (timed out or died) with no finding between
 
     def handle(self, message: Message) -> str | None:
         """Apply one message: "done" at the end of the worker's run, "progress" when the check clock
@@ -221,6 +289,7 @@ class _Run:
             self.request.budget_used = message.budget_used
             self.emit(message.finding)
             self.current = None
+            self.losses = 0
         elif isinstance(message, Done):
             return "done"
         return "progress"
@@ -232,10 +301,11 @@ class _Run:
         if self.on_finding:
             self.on_finding(finding)
 
-    def limit(self, check_id: str | None) -> float:
-        """Seconds the worker may take: to get ready (no check running), else for this check."""
+    def limit(self, check_id: str | None, role: str | None = None) -> float:
+        """Seconds the worker may take: to get ready (no check running; `role` "import" while it imports
+        the project's code), else for this check."""
         if check_id is None:
-            return PREPARE_TIMEOUT
+            return self.import_timeout if role == "import" else PREPARE_TIMEOUT
         return _timeout_for(self.plan, check_id, self.default_timeout)
 
     def past_total_timeout(self) -> bool:
@@ -245,16 +315,21 @@ class _Run:
 
 @dataclass
 class _Outcome:
-    """How one worker ended: done, crashed, timeout (of the check running), cancelled, total_timeout."""
+    """How one worker ended: done, crashed, timeout (of the check running), cancelled, total_timeout;
+    `preparing` when it ended before starting any check (loading the project, importing its code)."""
     kind: str
     stack: str = ""                 # a timed-out worker's Python stacks (faulthandler)
     exit_code: int | None = None
+    role: str | None = None         # the project role it was running when it ended (the role file)
+    output: str = ""                # what this worker wrote to the log (its last words)
+    preparing: bool = False
 
 
 def _follow(worker: _Worker, run: _Run, cancel: threading.Event | None, log_path: Path) -> _Outcome:
     """Read the worker's messages into the run until it ends, hangs, or the run is cancelled."""
     run.current, started = None, time.monotonic()
-    kind = "done"
+    kind, any_started = "done", False
+    role_started: tuple[str | None, float] = (None, started)  # the role while preparing, since when
     try:
         while True:
             if cancel is not None and cancel.is_set():
@@ -263,25 +338,39 @@ def _follow(worker: _Worker, run: _Run, cancel: threading.Event | None, log_path
             if run.past_total_timeout():
                 kind = "total_timeout"
                 break
-            limit = run.limit(run.current)
-            message = worker.read(min(0.2, max(0.0, limit - (time.monotonic() - started))))
+            clock = started
+            role = None
+            if run.current is None and not any_started:
+                role = worker.role()
+                if role != role_started[0]:
+                    role_started = (role, time.monotonic())
+                if role == "import":
+                    clock = role_started[1]
+            limit = run.limit(run.current, role)
+            message = worker.read(min(0.2, max(0.0, limit - (time.monotonic() - clock))))
             if message is None:
-                if time.monotonic() - started > limit:
+                if time.monotonic() - clock > limit:
                     kind = "timeout"
                     break
                 continue
             if message is EOF:
-                kind = "done" if not run.pending else "crashed"
+                kind = "done" if (run.plan is not None and not run.pending) else "crashed"
                 break
             handled = run.handle(message)
+            if isinstance(message, Started):
+                any_started = True
             if handled == "done":
                 break
             if handled == "progress":
                 started = time.monotonic()
     finally:
         stack = worker.dump_stack(log_path) if kind == "timeout" else ""
+        role = worker.role()
         worker.kill()
-    return _Outcome(kind, stack=stack, exit_code=worker.proc.returncode)
+    # ended before its first check: for the run's first worker, nothing could be checked at all
+    preparing = not any_started and kind in ("timeout", "crashed")
+    return _Outcome(kind, stack=stack, exit_code=worker.proc.returncode, role=role,
+                    output=worker.own_output(log_path), preparing=preparing)
 
 
 def _carry_on(run: _Run, outcome: _Outcome, log_path: Path) -> bool:
@@ -296,18 +385,46 @@ def _carry_on(run: _Run, outcome: _Outcome, log_path: Path) -> bool:
         for cid in list(run.pending):
             run.emit(_finished(_out_of_run_time(run.options.total_timeout), cid))
         return False
+    if outcome.preparing and not run.result.findings:
+        raise ProjectError(_not_started_message(run, outcome, log_path))
+    if outcome.preparing:  # a fresh worker could not even get ready: do not start another for each check
+        message = _not_started_message(run, outcome, log_path)
+        for cid in list(run.pending):
+            run.emit(_finished(errored("not run: the check process ended before it could start this check",
+                                       detail=message), cid))
+        return False
     victim = run.current or (run.pending[0] if run.pending else None)
     if victim is None:
         return False
     if outcome.kind == "timeout":
         limit = run.limit(victim)
         role, where = hung_project_role(outcome.stack, run.config)
+        if role is None and outcome.role and outcome.role != "import":
+            role = outcome.role  # stuck outside Python (a C extension, a lock): the role file knows
         if role:
-            run.request.hung[role] = where  # the next worker does not call it again
-        run.emit(_finished(_timed_out(limit, role, getattr(run.config, role) if role else None, where), victim))
+            run.request.hung[role] = where or f"It was running the project's {role_label(role, run.config)}."
+        run.emit(_finished(_timed_out(limit, role, role_label(role, run.config) if role else None, where), victim))
     else:
-        run.emit(_finished(_process_died(outcome.exit_code, _log_tail(log_path)), victim))
+        own = outcome.output or _log_tail(log_path)
+        role, where = hung_project_role(own, run.config) if "Fatal Python error" in own else (None, "")
+        if role is None and outcome.role and outcome.role != "import":
+            role = outcome.role
+        if role:  # the next worker does not call it again: one crashing build_model, one error each
+            run.request.crashed[role] = (f"In an earlier check the project's {role_label(role, run.config)} "
+                                         f"ended the check process (exit code {outcome.exit_code})."
+                                         + (f"\n\n{where}" if where else ""))
+        run.emit(_finished(_process_died(outcome.exit_code, _tail(own), role_label(role, run.config)
+                                         if role else None), victim))
+    run.losses += 1
     if not run.pending:
+        return False
+    if run.losses >= MAX_WORKERS_LOST_IN_A_ROW:  # each restart pays the project's loading again: stop here
+        for cid in list(run.pending):
+            run.emit(_finished(errored(
+                f"not run: the previous {run.losses} checks each timed out or ended their process",
+                detail=f"{run.losses} checks in a row ended without a result (see them above), so mltriage "
+                       f"stopped restarting the check process for the remaining ones. Fix what the first of "
+                       f"them reports (or raise --check-timeout) and run again."), cid))
         return False
     run.request = replace(run.request, checks=list(run.pending), steps=None)
     return True
@@ -320,43 +437,124 @@ def _out_of_run_time(total_timeout: float) -> Finding:
                    detail=f"The whole run is limited to {total_timeout:.0f} s.")
 
 
+def role_label(role: str | None, config) -> str:
+    """How findings name a project role: `build_model()` for a configured function, else in words."""
+    name = getattr(config, role, None) if role in ("build", "featurize", "train_step", "predict") else None
+    if name:
+        return f"{name}()"
+    return {"model": "model code (its forward() or a hook)", "loss": "loss function",
+            "optimizer": "optimizer function", "import": "module import"}.get(role or "", "code")
+
+
 def _timed_out(limit: float, role: str | None, function: str | None, where: str) -> Finding:
     if role:
-        return errored(f"timed out after {limit:.0f} s inside the project's {function}()",
+        what = (f"project code ({role} = \"{function[:-2]}\")" if function and function.endswith("()")
+                else f"the project's {function}")
+        return errored(f"timed out after {limit:.0f} s inside the project's {function}",
                        detail=f"The check did not finish within {limit:.0f} s and its process was stopped. It was "
-                              f"stuck in project code ({role} = \"{function}\"); later checks will not "
-                              f"call it again in this run.\n\n{where}")
+                              f"stuck in {what}; later checks will not "
+                              f"call it again in this run.\n\n{where}".rstrip())
     return errored(f"timed out after {limit:.0f} s",
                    detail=f"The check did not finish within {limit:.0f} s and its process was stopped. If project "
                           f"code can hang (a loop, a lock, a sleep), fix that; if it is just slow, lower the data "
                           f"size or raise --budget.")
 
 
-def _process_died(exit_code: int | None, last_output: str) -> Finding:
+def _process_died(exit_code: int | None, last_output: str, function: str | None = None) -> Finding:
+    if function:
+        return errored(f"the check process died (exit code {exit_code}) inside the project's {function}",
+                       detail=f"The process running this check ended without a result while it ran the project's "
+                              f"{function} (os._exit, a crash in an extension, or out of memory). Later checks "
+                              f"will not call it again in this run.\n\nLast output:\n" + last_output)
     return errored(f"the check process died (exit code {exit_code})",
                    detail="The process running this check ended without a result: project code "
                           "crashed it, or it ran out of memory.\n\nLast output:\n" + last_output)
+
+
+def _tail(text: str, lines: int = 20) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def last_words(text: str, lines: int = 8) -> str:
+    """The end of a worker's output for a message on the terminal: Python's traceback and stack frames
+    left out (they name mltriage's internals; --debug and the findings keep them), the error lines kept."""
+    kept = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or line[:1].isspace() or stripped.startswith(("Traceback (", "Thread 0x", "Current thread",
+                                                                        "Stack (most recent")):
+            continue
+        kept.append(stripped[:300])
+    return "\n".join(kept[-lines:])
+
+
+def _not_started_message(run: "_Run", outcome: _Outcome, log_path: Path) -> str:
+    """The exit-2 message for a worker that ended before it ran a single check: nothing was checked."""
+    words = last_words(outcome.output or _log_tail(log_path)) or "(it printed nothing)"
+    code = run.config.model_code
+    if outcome.kind == "timeout" and outcome.role == "import":
+        _, where = hung_project_role(outcome.stack, run.config)
+        return (f"{run.config.path}: importing [model] code = \"{code}\" did not finish within "
+                f"{run.import_timeout:.0f} s and was stopped, so nothing was checked. Code that runs at import "
+                f"time (a download, a loop, a lock) must return; move it into build_model or behind "
+                f"`if __name__ == \"__main__\":`." + (f"\n\n{where}" if where else ""))
+    if outcome.kind == "timeout":
+        return (f"{run.config.path}: loading the project did not finish within {PREPARE_TIMEOUT:.0f} s, so "
+                f"nothing was checked.\n\nLast output of the check process:\n{words}")
+    during = (f" while importing [model] code = \"{code}\"" if outcome.role == "import" else "")
+    return (f"{run.config.path}: the check process ended (exit code {outcome.exit_code}){during} before it "
+            f"ran a single check, so nothing was checked. Project code that exits or crashes at import "
+            f"time, or a memory limit too small to load the data, does this.\n\n"
+            f"Last output of the check process:\n{words}")
 
 
 _FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+) in (?P<func>\S+)')
 
 
 def hung_project_role(stack: str, config: ProjectConfig) -> tuple[str | None, str]:
-    """From a faulthandler dump: the project role (build, featurize, train_step, predict) whose
-    function was on the stack, and the project frames as text; (None, "") when not in project code."""
+    """From a faulthandler dump: the project role (build, featurize, train_step, predict; "model" for
+    the model's own code: its forward or a hook, called by torch; "import" for module-level code) that
+    was running, and the project frames as text; (None, "") when not in project code."""
     root = str(config.root.resolve())
-    frames = [m.groupdict() for m in _FRAME.finditer(stack) if m.group("file").startswith(root)]
-    if not frames:
+
+    def ours(frame: dict) -> bool:
+        return frame["file"].startswith(root) and not _is_library(frame["file"])
+
+    threads = [[m.groupdict() for m in _FRAME.finditer(block)] for block in re.split(r"\n(?=\S)", stack)]
+    threads = [t for t in threads if any(ours(f) for f in t)]
+    if not threads:
         return None, ""
-    # faulthandler prints the innermost frame first
+    # the thread running the check (engine/run.py's run_one on its stack), else the first with project code
+    frames_all = next((t for t in threads if any(f["func"] in ("run_one", "_run_guarded") for f in t)), threads[0])
+    frames = [f for f in frames_all if ours(f)]
     where = "Where it was stuck (innermost first):\n" + "\n".join(
         f'  File "{f["file"]}", line {f["line"]} in {f["func"]}' for f in frames[:8])
     names = {getattr(config, role): role for role in ("build", "featurize", "train_step", "predict")
              if getattr(config, role, None)}
+    # faulthandler prints the innermost frame first: walk outwards from the innermost project frame
+    start = next(i for i, f in enumerate(frames_all) if ours(f))
+    for frame in frames_all[start:]:
+        if ours(frame) and frame["func"] in names:
+            return names[frame["func"]], where
+        if not ours(frame) and "torch/nn/modules/" in frame["file"].replace("\\", "/"):
+            return "model", where  # called by torch's Module.__call__: a forward() or a hook
     for frame in frames:
         if frame["func"] in names:
             return names[frame["func"]], where
-    return None, where
+    if any(frame["func"] == "<module>" for frame in frames):
+        return "import", where
+    # project frames but none of its configured functions: the model's own code (forward, a hook)
+    return "model", where
+
+
+# mltriage's own package folder: a project inside a checkout of mltriage must not see it as project code
+_OWN_PACKAGE = str(Path(__file__).resolve().parents[1])
+
+
+def _is_library(filename: str) -> bool:
+    """Installed libraries (a virtual environment inside the project folder) and mltriage itself."""
+    return ("site-packages" in filename or "dist-packages" in filename
+            or filename.startswith(_OWN_PACKAGE + os.sep))
 
 
 def _timeout_for(plan: list[PlannedCheck] | None, check_id: str, default: float) -> float:

@@ -107,6 +107,12 @@ def main(argv: list[str]) -> int:
     from .messages import decode_request
 
     faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
+    # A segfault or abort in project code (an extension) prints the stacks too: the supervisor reads
+    # them from the log to name the project function that ended the process.
+    faulthandler.enable(file=sys.stderr, all_threads=True)
+    from ..project.usercode import ROLE_FILE_VAR, track_roles
+
+    track_roles(os.environ.get(ROLE_FILE_VAR))
     out = os.fdopen(fd, "w", encoding="utf-8")
     request = decode_request(sys.stdin.read())
     # Project code must never write into the terminal of the app or the CLI's output: the supervisor

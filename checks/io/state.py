@@ -35,6 +35,12 @@ def atomic_write_text(path: Path, text: str, follow_symlinks: bool = True) -> No
     permission bits, a new one gets the umask's (mkstemp alone would make it 0600). A target that is not
     a regular file (/dev/stdout, a FIFO, a terminal) is written in place, never replaced by a rename."""
     path = Path(path)
+    if follow_symlinks and path.exists() and not path.is_file() and not path.is_dir():
+        # /dev/stdout or /dev/fd/N on a pipe: the link resolves to a name like "pipe:[N]" that cannot be
+        # opened, so the device is written through the name it was given
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        return
     if path.is_symlink():
         if not follow_symlinks:
             raise UnsafeStatePath(f"{path} is a symbolic link (to {os.path.realpath(path)}); mltriage does not "

@@ -65,6 +65,8 @@ class ProjectConfig:
     previous_predictions: Path | None = None
     slices: list[SliceSpec] = field(default_factory=list)
     budget_seconds: float = DEFAULT_BUDGET_SECONDS
+    check_skip: list[str] = field(default_factory=list)             # [checks] skip: never run these
+    check_max_status: dict[str, str] = field(default_factory=dict)  # [checks.max_status]: id -> cap
 
     @property
     def has_model(self) -> bool:
@@ -102,7 +104,11 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...] | str, str]]] = {
         "monitor": (_STR, "a path string (a monitor file or folder)"),
     },
     "budget": {"seconds": (_NUM, "a number of seconds")},
+    "checks": {"skip": ("list[str]", "a list of check ids"),
+               "max_status": ("table", 'a table of check id = status ("pass", "info", "warn" or "fail")')},
 }
+# The statuses [checks.max_status] may cap a check at (error and skipped are not verdicts to cap at).
+MAX_STATUS_VALUES = ("pass", "info", "warn", "fail")
 SLICE_SCHEMA = {"name": (_STR, "a string"), "where": (_STR, "a pandas expression string"),
                 "metric": (_STR, "a metric name"), "min": (_NUM, "a number"),
                 "max": (_NUM, "a number")}
@@ -146,6 +152,8 @@ def _type_ok(value: Any, expected) -> bool:
         return isinstance(value, list) and all(isinstance(v, str) for v in value)
     if expected == "list":
         return isinstance(value, list)
+    if expected == "table":
+        return isinstance(value, dict)
     if isinstance(value, bool):  # bool is an int in Python; never accept it for numbers
         return bool in expected
     return isinstance(value, expected)
@@ -288,7 +296,29 @@ def load_project(target: str | Path = ".") -> ProjectConfig:
         if budget["seconds"] <= 0:
             raise ProjectError(f"{file}: [budget] seconds must be positive, got {budget['seconds']}.")
         cfg.budget_seconds = float(budget["seconds"])
+    _load_checks_section(cfg, file, doc.get("checks", {}))
     return cfg
+
+
+def _load_checks_section(cfg: ProjectConfig, file: Path, checks: dict) -> None:
+    """[checks] skip and [checks.max_status] (DESIGN §3). Whether the ids exist is checked where the
+    registry is known (engine/serve.py), which also knows the checks of plugins."""
+    skip = list(checks.get("skip", []))
+    repeated = sorted({c for c in skip if skip.count(c) > 1})
+    if repeated:
+        raise ProjectError(f"{file}: [checks] skip lists {', '.join(map(repr, repeated))} more than once.")
+    caps = checks.get("max_status", {})
+    for cid, status in caps.items():
+        if not isinstance(status, str) or status not in MAX_STATUS_VALUES:
+            raise ProjectError(
+                f"{file}: [checks.max_status] \"{cid}\" = {status!r} is not a status to cap at. Use one of: "
+                f"{', '.join(MAX_STATUS_VALUES)}.{did_you_mean(str(status), MAX_STATUS_VALUES)}")
+    both = sorted(set(skip) & set(caps))
+    if both:
+        raise ProjectError(f"{file}: {', '.join(map(repr, both))} is both skipped and capped in [checks]. "
+                           f"Keep one of the two.")
+    cfg.check_skip = skip
+    cfg.check_max_status = dict(caps)
 
 
 def _check_column_lists(file: Path, cfg: ProjectConfig) -> None:

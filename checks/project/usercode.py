@@ -28,13 +28,14 @@ SIGNATURES = {
 
 
 class ProjectFunction:
-    """A project function resolved for a role. Calls pass straight through; call_user reads `role`
-    and `hung` (where it hung in an earlier worker, or None) from here."""
+    """A project function resolved for a role. Calls pass straight through; call_user reads `role`,
+    `hung` (where it hung in an earlier worker, or None) and `crashed` (how it ended an earlier worker's
+    process, or None) from here."""
 
-    __slots__ = ("fn", "role", "hung")
+    __slots__ = ("fn", "role", "hung", "crashed")
 
-    def __init__(self, fn, role: str, hung: str | None = None):
-        self.fn, self.role, self.hung = fn, role, hung
+    def __init__(self, fn, role: str, hung: str | None = None, crashed: str | None = None):
+        self.fn, self.role, self.hung, self.crashed = fn, role, hung, crashed
 
     def __call__(self, *args, **kwargs):
         return self.fn(*args, **kwargs)
@@ -51,9 +52,11 @@ class ProjectFunction:
 class UserCodeError(Exception):
     """Project code raised. `user_traceback` holds only the project's frames."""
 
-    def __init__(self, message: str, user_traceback: str = ""):
+    def __init__(self, message: str, user_traceback: str = "", not_run: bool = False):
         super().__init__(message)
         self.user_traceback = user_traceback
+        # True: the code was not called at all (it hung or ended the process in an earlier check)
+        self.not_run = not_run
 
 
 def user_frames_traceback(exc: BaseException, root: Path | None) -> str:
@@ -71,6 +74,14 @@ def user_frames_traceback(exc: BaseException, root: Path | None) -> str:
 def import_project_code(config: ProjectConfig) -> ModuleType:
     code = config.model_code
     assert code is not None
+    _set_role("import")  # a crash or a hang now is the module's import (see track_roles)
+    try:
+        return _import(config, code)
+    finally:
+        _set_role(None)
+
+
+def _import(config: ProjectConfig, code: str) -> ModuleType:
     root = str(config.root)
     if root not in sys.path:
         sys.path.insert(0, root)  # so project code can import its sibling modules
@@ -104,7 +115,7 @@ def import_project_code(config: ProjectConfig) -> ModuleType:
 
 
 def resolve_function(config: ProjectConfig, module: ModuleType, role: str, name: str,
-                     hung: dict[str, str] | None = None) -> ProjectFunction:
+                     hung: dict[str, str] | None = None, crashed: dict[str, str] | None = None) -> ProjectFunction:
     """The function `name` of the project module, checked against the contract signature of `role`.
     `hung`: the run's hung roles (role -> where it hung in an earlier worker): such a function is not
     called again, so later checks get a quick error instead of waiting out their time limit."""
@@ -130,15 +141,85 @@ def resolve_function(config: ProjectConfig, module: ModuleType, role: str, name:
         ) from None
     except ValueError:
         pass  # builtins without a signature: trust them
-    return ProjectFunction(fn, role, (hung or {}).get(role))
+    return ProjectFunction(fn, role, (hung or {}).get(role), (crashed or {}).get(role))
+
+
+# --- which project role is running: read by the supervisor after the worker dies -------------------
+# The worker maps a small file the supervisor created (ROLE_FILE_VAR names it) and call_user writes the
+# role it is about to call into it (a memory write, no system call: train_step runs once per batch).
+# When a project function ends the process (os._exit, a segfault in an extension) the supervisor reads
+# the role back, tells the user which function it was, and the next worker does not call it again.
+ROLE_FILE_VAR = "MLTRIAGE_ROLE_FILE"
+ROLE_SLOT_BYTES = 32
+_role_slot = None  # an mmap of ROLE_SLOT_BYTES bytes, or None (in-process runs: nothing to tell)
+
+
+def track_roles(path: str | None) -> None:
+    """Write the running role into `path` from now on (the worker calls this at start)."""
+    global _role_slot
+    if not path:
+        return
+    try:
+        import mmap
+
+        with open(path, "r+b") as handle:
+            _role_slot = mmap.mmap(handle.fileno(), ROLE_SLOT_BYTES)
+    except (OSError, ValueError, ImportError):
+        _role_slot = None
+
+
+def read_role_file(path) -> str | None:
+    """The role a worker was running when it ended (None: no project function was running)."""
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(ROLE_SLOT_BYTES)
+    except OSError:
+        return None
+    name = raw.split(b"\0", 1)[0].decode("ascii", "replace").strip()
+    return name or None
+
+
+def _set_role(role: str | None) -> None:
+    if _role_slot is not None:
+        _role_slot[:ROLE_SLOT_BYTES] = (role or "").encode("ascii", "replace")[:ROLE_SLOT_BYTES].ljust(
+            ROLE_SLOT_BYTES, b"\0")
+
+
+def _current_role() -> str | None:
+    if _role_slot is None:
+        return None
+    return _role_slot[:ROLE_SLOT_BYTES].split(b"\0", 1)[0].decode("ascii", "replace") or None
+
+
+def role_of(what: str, fn) -> str | None:
+    """The project role a call_user call runs: the resolved function's, or "model" for the model itself
+    (its forward, an estimator's fit/predict), "loss"/"optimizer" for those factory functions."""
+    if isinstance(fn, ProjectFunction):
+        return fn.role
+    if "forward" in what or "estimator" in what:
+        return "model"
+    for role in ("loss", "optimizer"):
+        if what.startswith(role):
+            return role
+    return None
 
 
 def call_user(config: ProjectConfig, what: str, fn, *args, **kwargs):
     """Call project code; an exception becomes UserCodeError with the project's frames."""
     if isinstance(fn, ProjectFunction) and fn.hung is not None:
-        raise UserCodeError(f"{what} was not called: it hung in an earlier check and was stopped", fn.hung)
+        raise UserCodeError(f"{what} was not called: it hung in an earlier check and was stopped", fn.hung,
+                            not_run=True)
+    if isinstance(fn, ProjectFunction) and fn.crashed is not None:
+        raise UserCodeError(f"{what} was not called again: it ended the check process in an earlier check",
+                            fn.crashed, not_run=True)
+    previous = _current_role() if _role_slot is not None else None
+    if _role_slot is not None:
+        _set_role(role_of(what, fn) or previous)
     try:
         return fn(*args, **kwargs)
     except Exception as exc:
         raise UserCodeError(f"{what} raised {type(exc).__name__}: {exc}",
                             user_frames_traceback(exc, config.root)) from exc
+    finally:
+        if _role_slot is not None:
+            _set_role(previous)

@@ -11,6 +11,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from ..actions import BROKEN, bindings
+from ..plain import plain_text
 
 
 class BrokenProjectScreen(Screen):
@@ -26,7 +27,7 @@ class BrokenProjectScreen(Screen):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="broken"):
             yield Static(Text("The project file does not load", style="bold red"), id="broken-title")
-            yield Static(Text(self.message), id="broken-message")
+            yield Static(plain_text(self.message), id="broken-message")
             yield Static(Text("Fix the file in your editor, then press r to reload. "
                               "`mltriage check` shows the same message from the command line. "
                               "`mltriage init --data FILE` writes a fresh starter file.", style="dim"),

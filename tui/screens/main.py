@@ -24,6 +24,7 @@ from ..session import Session
 from ..titles import load_titles
 from ..widgets import (Checklist, CheckList, DetailPane, FindingBrief, RunProgress, StepGuide, StepList, StepPane,
                        StepTitle, TopBar, step_options)
+from ..widgets.live_training import LiveTraining, show_for_step, store_alarm
 from .finding import FindingScreen
 
 
@@ -71,8 +72,11 @@ class MainScreen(HuntMode, Screen):
         self.show_step(self.step)
         steps.focus()
         for notice in self.notices + ([self.session.notice] if self.session.notice else []):
-            self.notify(notice, severity="warning", timeout=12)
+            self.notify(notice, severity="warning", timeout=12, markup=False)
         self.session.notice = None
+        if self.session.pending_drafts():
+            # A note was being typed when the app last stopped (an SSH drop): open it again.
+            self.call_after_refresh(lambda: note_edit.reopen_draft(self))
         if self.app.check_titles:
             # After the first frame: importing the check modules would compete with it for the GIL.
             self.set_timer(0.3, lambda: load_titles(self))
@@ -95,6 +99,7 @@ class MainScreen(HuntMode, Screen):
         self.step = step
         self.session.mark_visited(step)
         self.query_one(StepPane).show(step, self.findings, self._progress(step), self.config, self.session)
+        show_for_step(self, step)  # the Training step's live view of the run (issue 16)
         self.refresh_steps()
         self.refresh_checks(reset=True)
 
@@ -118,6 +123,11 @@ class MainScreen(HuntMode, Screen):
             self.query_one(DetailPane).show(cid, finding, title, running)
 
     # --- events --------------------------------------------------------------------------------
+    @on(LiveTraining.AlarmRaised)
+    def live_alarm(self, message: LiveTraining.AlarmRaised) -> None:
+        if store_alarm(self.findings, message.check_id, message.finding):
+            self._update_run_views()
+
     @on(OptionList.OptionHighlighted, "#steps")
     def step_highlighted(self, event: OptionList.OptionHighlighted) -> None:
         if event.option.id != self.step:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
@@ -70,7 +71,7 @@ class ProblemScreen(ModalScreen[tuple[str | None, str | None] | None]):
         lines = ["[project] in mltriage.toml will read:", f'  task = "{task}"', f'  metric = "{metric}"']
         if (task, metric) == (self.current_task, self.current_metric):
             lines.append("(unchanged: writing records that you confirmed it)")
-        self.query_one("#problem-preview", Static).update("\n".join(lines))
+        self.query_one("#problem-preview", Static).update(Text("\n".join(lines)))
 
     @on(Button.Pressed, "#problem-write")
     def write(self) -> None:

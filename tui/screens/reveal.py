@@ -10,6 +10,7 @@ from textual.widgets import Footer, Static
 
 from ..actions import REVEAL, bindings
 from ..hunt import Exercise, Score, bug_diff
+from ..plain import plain
 
 
 def _diff_text(diff: str) -> Text:
@@ -17,7 +18,7 @@ def _diff_text(diff: str) -> Text:
     for line in diff.splitlines():
         style = ("bold" if line.startswith(("---", "+++")) else "green" if line.startswith("+")
                  else "red" if line.startswith("-") else "cyan" if line.startswith("@@") else "dim")
-        text.append("    " + line + "\n", style=style)
+        text.append("    " + plain(line) + "\n", style=style)
     return text
 
 
@@ -34,7 +35,7 @@ def reveal_text(exercise: Exercise, result: Score, marks: dict[str, str]) -> Tex
         for hit in hits or []:
             if marks.get(hit):
                 text.append(f"    you marked {hit}: ", style="cyan")
-                text.append(marks[hit] + "\n")
+                text.append(plain(marks[hit]) + "\n")
         if bug.explain:
             text.append("    why: ", style="bold")
             text.append(" ".join(bug.explain.split()) + "\n")

@@ -10,6 +10,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
 from ..actions import TEXT, bindings
+from ..plain import plain_text
 
 
 class TextScreen(ModalScreen[str | None]):
@@ -26,7 +27,7 @@ class TextScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="text-box"):
-            yield Label(self.title_text, classes="dialog-title")
+            yield Label(plain_text(self.title_text), classes="dialog-title")
             field = Input(self.value, placeholder=self.placeholder, id="text-input")
             field.cursor_blink = self.cursor_blink
             yield field

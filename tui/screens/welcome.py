@@ -13,6 +13,7 @@ from textual.widgets import Footer, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from ..actions import WELCOME, bindings
+from ..plain import plain
 
 INTRO = ("Debug a machine-learning model in seven steps: problem, sanity, data, architecture, training, "
          "metrics, errors. Each step runs checks on your data, code and logs and shows the evidence, a fix "
@@ -42,14 +43,14 @@ class WelcomeScreen(Screen):
         with VerticalScroll(id="welcome"):
             yield Static(Text("mltriage", style="bold"), id="welcome-title")
             if self.reason:
-                yield Static(Text(self.reason, style="yellow"), id="welcome-reason")
+                yield Static(Text(plain(self.reason), style="yellow"), id="welcome-reason")
             yield Static(INTRO, id="welcome-intro")
             yield Label("Start on your own data:", classes="section")
             yield Static("  mltriage init --data data/train.csv --target label, then mltriage there\n"
                          "  mltriage tour     guided bug hunts on the samples", id="welcome-start")
             yield Label("Open a sample project (enter):", classes="section")
-            options = [Option(Text.assemble((p.parent.name, "bold"), f"/{p.name}  ",
-                                            (self._shown(p), "dim")), id=str(p)) for p in self.samples]
+            options = [Option(Text.assemble((plain(p.parent.name), "bold"), f"/{plain(p.name)}  ",
+                                            (plain(self._shown(p)), "dim")), id=str(p)) for p in self.samples]
             yield OptionList(*options, id="samples")
             if not self.samples:
                 yield Static(Text("No sample projects found (set MLTRIAGE_SAMPLES to their folder).",

@@ -5,12 +5,14 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
+from ..plain import plain
+
 
 class NotePreview(Static):
     """id "note-preview"."""
 
     def show(self, note: str) -> None:
-        note = note.strip()
+        note = plain(note.strip())
         if note:
             lines = note.splitlines()
             self.update(Text("\n".join(lines[:4]) + ("\n…" if len(lines) > 4 else "")))

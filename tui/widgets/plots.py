@@ -17,6 +17,8 @@ from textual_plotext import PlotextPlot
 
 from mltriage.checks.findings import PlotSpec
 
+from ..plain import plain
+
 # Basic ANSI colours: present on every terminal, distinct from each other and from the background.
 SERIES_COLORS = ("cyan", "magenta", "green", "yellow", "blue", "red")
 PLOT_HEIGHT = 15
@@ -152,7 +154,7 @@ def heatmap_table(spec: PlotSpec) -> Table:
     table = Table(box=None, padding=(0, 1), show_edge=False)
     table.add_column("", style="bold", no_wrap=True)
     for c in cols:
-        table.add_column(str(c)[:8], justify="right", no_wrap=True)
+        table.add_column(Text(plain(c)[:8]), justify="right", no_wrap=True)
     for label, row in zip(rows, matrix):
         cells = []
         for v in row[:len(cols)]:
@@ -162,15 +164,31 @@ def heatmap_table(spec: PlotSpec) -> Table:
             share = abs(v) / top
             style = "reverse bold" if share >= 0.66 else "bold" if share >= 0.33 else "dim"
             cells.append(Text(f"{v:.3g}", style=style))
-        table.add_row(str(label)[:12], *cells)
+        table.add_row(Text(plain(label)[:12]), *cells)
     left_out = max(0, len(matrix) - HEATMAP_MAX) + max(0, (len(matrix[0]) if matrix else 0) - HEATMAP_MAX)
     if left_out:
         table.add_row(Text(f"(first {HEATMAP_MAX} rows/columns shown)", style="dim"))
     return table
 
 
+def plain_spec(spec: PlotSpec) -> PlotSpec:
+    """A copy of the spec whose texts (title, axis labels, series names, category labels) have their
+    control characters escaped: plotext copies them into ANSI text as they are."""
+    import dataclasses
+
+    def text(v):
+        return plain(v) if isinstance(v, str) else v
+
+    series = [dataclasses.replace(s, name=plain(s.name), x=[text(x) for x in s.x]) for s in spec.series]
+    return dataclasses.replace(
+        spec, title=plain(spec.title), x_label=plain(spec.x_label or ""), y_label=plain(spec.y_label or ""),
+        series=series, row_labels=[plain(v) for v in spec.row_labels] if spec.row_labels else spec.row_labels,
+        col_labels=[plain(v) for v in spec.col_labels] if spec.col_labels else spec.col_labels)
+
+
 def plot_widget(spec: PlotSpec, **kwargs):
     """The widget that shows one spec, or None when it holds no data."""
+    spec = plain_spec(spec)
     if not has_data(spec):
         return Static(Text(f"{spec.title}: no data to draw", style="dim"), classes="plot-empty")
     if spec.kind == "heatmap":

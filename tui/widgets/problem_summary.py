@@ -8,6 +8,8 @@ from textual.widgets import Static
 from mltriage.checks.findings import Finding
 from mltriage.checks.project.config import ProjectConfig
 
+from ..plain import plain
+
 
 def _task_rows(cfg: ProjectConfig, findings: dict[str, Finding]) -> list[tuple[str, str, str]]:
     """(key, value, where it comes from) for task, target, classes and metric."""
@@ -34,7 +36,7 @@ def problem_summary_text(cfg: ProjectConfig, findings: dict[str, Finding], confi
     text.append("  (c: confirm/change)\n", style="dim")
     for key, value, note in _task_rows(cfg, findings):
         text.append(f"  {key:<8}", style="bold")
-        text.append(str(value))
+        text.append(plain(value))
         if note:
             text.append(f"  ({note})", style="dim")
         text.append("\n")

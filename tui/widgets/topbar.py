@@ -5,14 +5,16 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
+from ..plain import plain
+
 
 def topbar_text(project: str, display: str, hunt_marks: int | None) -> Text:
     text = Text()
     text.append("mltriage", style="bold")
     text.append(" · ")
-    text.append(project, style="bold")
+    text.append(plain(project), style="bold")
     if display and display != project:
-        text.append(f"  {display}", style="dim")
+        text.append(f"  {plain(display)}", style="dim")
     if hunt_marks is not None:
         text.append("   bug hunt: ", style="bold yellow")
         text.append(f"{hunt_marks} marked · b mark · k answer key", style="yellow")
