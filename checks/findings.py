@@ -109,13 +109,16 @@ class Finding:
     check: str = ""
     step: str = ""
     seconds: float = 0.0
+    # DESIGN §5 extension: the id of the finding of the same run this one is a knock-on effect of
+    # (set by engine/causes.assign_causes); None (and absent from the JSON) for a root or a lone finding.
+    caused_by: str | None = None
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "check": self.check,
             "step": self.step,
             "status": self.status,
@@ -126,6 +129,9 @@ class Finding:
             "seconds": round(float(self.seconds), 3),
             "plots": [p.to_dict() for p in self.plots],
         }
+        if self.caused_by:
+            out["caused_by"] = self.caused_by
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Finding":
@@ -139,6 +145,7 @@ class Finding:
             check=data.get("check", ""),
             step=data.get("step", ""),
             seconds=float(data.get("seconds", 0.0) or 0.0),
+            caused_by=data.get("caused_by") if isinstance(data.get("caused_by"), str) else None,
         )
 
 

@@ -445,3 +445,82 @@ def test_text_verdict():
     assert verdict(replacement_char=0).status == "pass"
     assert verdict(empty=5).status == "warn"
     assert verdict(length_outliers=2).status == "info"
+
+
+# --- near-duplicate texts (analyses/neardup.py) -----------------------------------------------------
+def _two_sentence_reviews(n, seed=0):
+    """Reviews of two sentences each, made of distinct words, so no two texts are near each other by chance."""
+    rng = np.random.default_rng(seed)
+    words = [f"w{i}" for i in range(4000)]
+    label = rng.choice(["pos", "neg"], n)
+    text = [" ".join(rng.choice(words, 5)) + ". " + " ".join(rng.choice(words, 6)) + "." for _ in range(n)]
+    return pd.DataFrame({"text": text, "label": label})
+
+
+def _reverse_sentences(text: str) -> str:
+    first, second = [s.strip() for s in text.split(".") if s.strip()]
+    return f"{second}. {first}."
+
+
+def test_find_near_pairs_reordered_and_edited():
+    from mltriage.checks.analyses.neardup import find_near_pairs, shingle_sets
+
+    texts = ["The kettle is great. Arrived quickly.", "Arrived quickly. The kettle is great.",
+             "a b c d e f g h i j k l m n o p q r s t", "a b c d e f g h i j k l m n o p q r s X",
+             "completely unrelated words here today"]
+    pairs, jac = find_near_pairs(texts, seed=0)
+    found = {tuple(p): j for p, j in zip(pairs.tolist(), jac)}
+    assert found[(0, 1)] == 1.0                     # same sentences, other order
+    assert found[(2, 3)] == pytest.approx(17 / 19)  # one word of twenty changed: 17 shared of 19 shingles
+    assert not any(4 in p for p in found)
+    again, _ = find_near_pairs(texts, seed=0)
+    assert again.tolist() == pairs.tolist()         # seeded: the same pairs every run
+    assert shingle_sets(["Arrived quickly."]) == [["arrived quickly"]]
+
+
+def test_near_duplicates_with_conflicting_labels(tmp_path):
+    train, valid = splits(_two_sentence_reviews(400))
+    f = run_check(project(tmp_path / "clean", train, valid, text=["text"]), "data.duplicates")
+    assert f.status == "pass", f.title
+    assert f.evidence["near_duplicates"]["per_split"]["train"] == {"rows": 0, "conflict_rows": 0}
+    flipped = train.iloc[:6].copy()
+    flipped["text"] = flipped["text"].map(_reverse_sentences)
+    flipped["label"] = np.where(flipped["label"] == "pos", "neg", "pos")
+    planted = pd.concat([train, flipped], ignore_index=True)
+    f = run_check(project(tmp_path / "planted", planted, valid, text=["text"]), "data.duplicates")
+    assert f.status == "info"  # near matches are evidence, never a fail on their own
+    near = f.evidence["near_duplicates"]
+    assert near["per_split"]["train"] == {"rows": 12, "conflict_rows": 12}
+    pair = near["conflicting_examples"][0]
+    assert pair["jaccard"] == 1.0 and pair["label"] != pair["other_label"]
+    assert len(near["conflicting_examples"]) == 5  # one per pair, not both sides of it
+
+
+def test_near_duplicates_across_splits(tmp_path):
+    train, valid = splits(_two_sentence_reviews(400))
+    f = run_check(project(tmp_path / "clean", train, valid, text=["text"]), "data.split_overlap")
+    assert f.status == "pass" and f.evidence["near_overlap"]["valid"]["rows"] == 0
+    leaky = valid.copy()
+    leaky.loc[:9, "text"] = train["text"].iloc[:10].map(_reverse_sentences).to_numpy()
+    f = run_check(project(tmp_path / "leaky", train, leaky, text=["text"]), "data.split_overlap")
+    assert f.status == "info" and f.evidence["overlap"]["valid"]["rows"] == 0
+    assert f.evidence["near_overlap"]["valid"]["rows"] == 10
+    assert f.evidence["near_overlap_examples"][0]["train_row"] in range(10)
+
+
+def test_near_duplicates_verdicts():
+    from mltriage.checks.steps.data.rows import (DuplicatesMeasure, NearDuplicates, OverlapMeasure, SplitDuplicates,
+                                                 _duplicates_verdict, _overlap_verdict)
+
+    st = SplitDuplicates(rows=1000, duplicate_rows=0, unique_share=0.99)
+    near = NearDuplicates(per_split={"train": {"rows": 40, "conflict_rows": 40}})
+    assert _duplicates_verdict(DuplicatesMeasure({"train": st}, near=near)).status == "info"
+    assert _duplicates_verdict(DuplicatesMeasure({"train": st}, near=NearDuplicates({}))).status == "pass"
+    conflicts = SplitDuplicates(rows=1000, duplicate_rows=0, unique_share=0.99, conflict_rows=20, conflict_groups=10)
+    f = _duplicates_verdict(DuplicatesMeasure({"train": conflicts}, near=near))
+    assert f.status == "fail" and "near-duplicate" in f.detail
+    counts = {"rows": 0, "of": 200, "exact_rows": 0, "same_text": 0, "fraction": 0.0}
+    m = OverlapMeasure({"valid": counts}, {"valid": []}, 1.0, near={"valid": {"rows": 30, "of": 200, "fraction": 0.15,
+                                                                             "conflict_rows": 0}},
+                       near_method={"threshold": 0.8})
+    assert _overlap_verdict(m).status == "info"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 CHECKS = Path(__file__).resolve().parents[1] / "checks"
-LAYERS = {"findings": 0, "vocab": 0, "engine": 1, "io": 1, "project": 1, "analyses": 2, "steps": 3}
+LAYERS = {"findings": 0, "vocab": 0, "wording": 0, "engine": 1, "io": 1, "project": 1, "analyses": 2, "steps": 3}
 # Modules outside the layers: the package's public face and the training-loop hook (imports only torch).
 OUTSIDE = {"", "monitor"}
 

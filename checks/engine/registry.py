@@ -29,7 +29,7 @@ CATALOG: dict[str, tuple[str, ...]] = {
                "eval_determinism"),
     "data": ("missing_values", "duplicates", "split_overlap", "constant_features", "id_columns",
              "target_leakage", "feature_scale", "outliers", "label_values", "label_issues", "drift",
-             "text_quality", "label_order"),
+             "text_quality", "label_order", "feature_relevance"),
     "architecture": ("summary", "output_layer", "output_size", "capacity", "dead_units",
                      "saturation", "init_scale", "dropout"),
     "training": ("lr_range", "divergence", "exploding_gradients", "vanishing_gradients",

@@ -8,6 +8,7 @@ measures (`_measure_*(ctx)` -> a small dataclass) and then judges (`*_verdict(m)
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +20,8 @@ from ..analyses.stats import (FDR, N_BOOTSTRAP, ONE_SIDED_Z, benjamini_hochberg,
 from ..engine.context import RunContext
 from ..engine.registry import check
 from ..findings import Finding, PlotSpec, Series, SkipCheck, fail, info, passed, warn
-from ..vocab import BOUNDED_METRICS, higher_is_better
+from ..vocab import BOUNDED_METRICS, REGRESSION_METRICS, higher_is_better
+from ..wording import cut_list, num, pct, plural, signed
 
 # Generalisation gap on a [0, 1] score (accuracy-like, or R² for regression). Andrew Ng's bias/variance
 # recipe ("Machine Learning Yearning", ch. 20-24) reads a train/dev gap of ~10 points as high variance;
@@ -118,21 +120,28 @@ def vs_baseline_verdict(m: VsBaselineMeasure) -> Finding:
     evidence = {"metric": metric, "higher_is_better": m.higher_is_better, "model": model,
                 "standard_error": m.standard_error, "noise_margin": margin, "majority": majority,
                 "best_single_feature": single, "baseline_source": m.baseline.computed_by, "predictions": m.predictions}
-    bars = [("model", model), ("majority", majority)]
+    bars = [("model", model), ("mean" if metric in REGRESSION_METRICS else "majority", majority)]
     if single_score is not None:
         bars.append((f"best feature: {single.get('feature')}", single_score))
     plot = PlotSpec(kind="bar", title=f"{metric} on valid: model vs baselines", x_label="predictor",
                     y_label=metric, series=[Series(metric, [b[0] for b in bars], [b[1] for b in bars])])
     if majority is not None and m.better_by(majority) <= margin:
-        return fail(f"the model is no better than predicting the majority class/mean: {metric} {model:.4g} vs "
+        regression = metric in REGRESSION_METRICS
+        trivial = "the training mean" if regression else "the majority class"
+        return fail(f"the model is no better than predicting {trivial}: {metric} {model:.4g} vs "
                     f"{majority:.4g}",
                     detail=f"On the valid split the model scores {metric} = {model:.4g}; an input-independent "
                            f"predictor scores {majority:.4g}. The model must beat it by more than sampling noise "
-                           f"({ONE_SIDED_Z} x bootstrap standard error = {margin:.3g}); it beats it by "
-                           f"{m.better_by(majority):+.3g}. Predictions: {m.predictions}.",
+                           f"({ONE_SIDED_Z} x bootstrap standard error = {margin:.3g}); "
+                           + (f"it beats it by only {num(m.better_by(majority), 3)}" if m.better_by(majority) > 0
+                              else f"it trails it by {num(-m.better_by(majority), 3)}" if m.better_by(majority) < 0
+                              else "it scores exactly the same")
+                           + f". Predictions: {m.predictions}.",
                     fix="Go back to the sanity step: check that inputs reach the model (features not all zero, "
                         "labels aligned with rows), that the model can overfit a tiny batch, and the learning "
-                        "rate. On imbalanced data, judge with balanced_accuracy/f1_macro and use class weights.",
+                        "rate." + (" Check that the target is scaled (or the output layer can reach its range)."
+                                   if regression else " On imbalanced data, judge with "
+                                   "balanced_accuracy/f1_macro and use class weights."),
                     evidence=evidence, plots=[plot])
     if single_score is not None and m.better_by(single_score) < -margin:
         return fail(f"the model is worse than a one-feature rule on '{single.get('feature')}': {metric} "
@@ -149,7 +158,7 @@ def vs_baseline_verdict(m: VsBaselineMeasure) -> Finding:
         return info(f"the model is not clearly better than a one-feature rule on '{single.get('feature')}' "
                     f"({metric} {model:.4g} vs {single_score:.4g})",
                     detail=f"Difference {m.better_by(single_score):+.3g}, within the noise margin {margin:.3g}; it "
-                           f"does beat the majority baseline ({_fmt(majority)}). Either that feature carries the "
+                           f"does beat the {'mean' if metric in REGRESSION_METRICS else 'majority'} baseline ({_fmt(majority)}). Either that feature carries the "
                            f"task or the other features are not being used.",
                     fix="If other features should help, check how they are encoded and scaled; otherwise a "
                         "simpler model on that feature may be the better choice.",
@@ -251,14 +260,16 @@ def generalization_gap_verdict(m: GapMeasure) -> Finding:
                       evidence=evidence, plots=[plot])
     if train_skill is not None and train_skill < UNDERFIT_SKILL:
         return warn(f"underfitting: even on train the model reaches only {metric} {t:.3f} (baseline {base:.3f})",
-                    detail=f"On its own training rows the model covers {train_skill:.0%} of the distance from the "
-                           f"trivial baseline ({base:.3f}) to a perfect score (warn below {UNDERFIT_SKILL:.0%}); "
+                    detail=(f"On its own training rows the model covers {pct(train_skill)} of the distance from the "
+                            f"trivial baseline ({base:.3f}) to a perfect score" if train_skill > 0 else
+                            f"On its own training rows the model does no better than the trivial baseline "
+                            f"({base:.3f})") + f" (warn below {UNDERFIT_SKILL:.0%} of the way to a perfect score); "
                            f"valid is {v:.3f}. Both are poor: the model is not fitting the data.",
                     fix="Train longer or with a better learning rate (training.lr_range), use a larger model, "
                         "check that the features carry signal (scaling, encoding), and that labels line up "
                         "with their rows.",
                     evidence=evidence, plots=[plot])
-    return passed(f"train {metric} {t:.3f}, valid {v:.3f} (gap {gap:+.3f})", evidence=evidence, plots=[plot])
+    return passed(f"train {metric} {t:.3f}, valid {v:.3f} (gap {signed(gap)})", evidence=evidence, plots=[plot])
 
 
 @check("metrics.generalization_gap", title="Train vs valid: over- or underfitting")
@@ -304,15 +315,15 @@ def per_class_verdict(m: PerClassMeasure) -> Finding:
            "or the class order differs between training and [data] classes.")
     if never_big or never:
         status = fail if never_big else info
-        return status(f"{len(never)} class(es) never predicted: {', '.join(map(str, never[:6]))}",
-                      detail=f"The model never outputs {', '.join(describe(c) for c in never[:6])} on the valid "
+        return status(f"{plural(len(never), 'class')} never predicted: {cut_list(never, 6)}",
+                      detail=f"The model never outputs {cut_list([describe(c) for c in never], 6)} on the valid "
                              f"split. A class with at least {MIN_SUPPORT_NEVER_PREDICTED} rows that is never "
                              f"predicted means the model has given up on it."
-                             + (f" Also weak: {', '.join(describe(c) for c in weak[:6])}." if weak else ""),
+                             + (f" Also weak: {cut_list([describe(c) for c in weak], 6)}." if weak else ""),
                       fix=fix, evidence=evidence, plots=[plot])
     if weak:
-        return warn(f"recall far below the other classes for {', '.join(map(str, weak[:6]))}",
-                    detail=f"{'; '.join(describe(c) + f' vs {rest_recall[names.index(c)]:.2f} on the rest' for c in weak[:6])}. "
+        return warn(f"recall far below the other classes for {cut_list(weak, 6)}",
+                    detail=f"{cut_list([describe(c) + f' vs {rest_recall[names.index(c)]:.2f} on the rest' for c in weak], 6, '; ')}. "
                            f"Flagged when a class trails the other classes' recall by at least {RECALL_GAP_WARN} "
                            f"and a two-proportion z-test stays significant after Benjamini-Hochberg (q < {FDR}).",
                     fix=fix, evidence=evidence, plots=[plot])
@@ -471,13 +482,15 @@ def split_consistency_verdict(m: SplitConsistencyMeasure) -> Finding:
                 "z": z, "standard_error": se, "warn_drop": SPLIT_DROP_WARN, "fail_drop": SPLIT_DROP_FAIL}
     plot = PlotSpec(kind="bar", title=f"{metric}: valid vs test", x_label="split", y_label=metric,
                     series=[Series(metric, ["valid", "test"], [v, t])])
-    what = f"{size:.3f}" if bounded else f"{size:.0%}"
+    what = f"{size:.3f}" if bounded else pct(size)
     if size >= SPLIT_DROP_WARN and z > ONE_SIDED_Z:
         status = fail if size >= SPLIT_DROP_FAIL else warn
         return status(f"test is worse than valid: {metric} {v:.4g} -> {t:.4g} (drop {what})",
                       detail=f"The drop from valid to test is {what} (warn from {SPLIT_DROP_WARN}, fail from "
-                             f"{SPLIT_DROP_FAIL}{'' if bounded else ' relative'}), z = {z:.1f} against the bootstrap "
-                             f"noise of both splits. Two samples of the same distribution should agree within noise.",
+                             f"{SPLIT_DROP_FAIL}{'' if bounded else ' relative'}), "
+                             + (f"z = {z:.1f} against the bootstrap noise of both splits."
+                                if math.isfinite(z) else "with no bootstrap noise at all in either split.")
+                             + " Two samples of the same distribution should agree within noise.",
                       fix="Look for validation rows that leak from train (data.split_overlap), model selection "
                           "tuned on valid too many times, or a test set from a different time/source "
                           "(data.drift); re-split or collect a fresh validation set.",

@@ -13,6 +13,7 @@ from ..engine.context import RunContext
 from ..engine.registry import check
 from ..findings import Finding, PlotSpec, Series, SkipCheck, fail, info, passed, warn
 from ..vocab import loss_info
+from ..wording import cut_list
 
 # Beyond this max/min class-count ratio, imbalance is "severe" in the class-imbalance literature
 # (He & Garcia, "Learning from Imbalanced Data", 2009, treat 1:10 and beyond as strong imbalance;
@@ -151,7 +152,7 @@ def class_balance_verdict(m: ClassBalanceMeasure) -> Finding:
     plot = PlotSpec(kind="bar", title="examples per class", x_label="class", y_label="rows",
                     series=[Series(name, classes, [counts[name][c] for c in classes]) for name in counts])
     if absent_train:
-        return warn(f"{len(absent_train)} declared class(es) never appear in train: {', '.join(absent_train[:5])}",
+        return warn(f"{len(absent_train)} declared class(es) never appear in train: {cut_list(absent_train, 5)}",
                     detail="The model cannot learn a class it never sees; its output for that class only "
                            "wastes probability mass.",
                     fix="Check [data] classes against the labels, or collect examples of the missing classes.",
@@ -166,7 +167,7 @@ def class_balance_verdict(m: ClassBalanceMeasure) -> Finding:
                     fix="Judge with balanced_accuracy or f1_macro, and consider class weights or resampling.",
                     evidence=evidence, plots=[plot])
     if absent_valid:
-        return info(f"class(es) {', '.join(absent_valid[:5])} have no validation rows",
+        return info(f"class(es) {cut_list(absent_valid, 5)} have no validation rows",
                     detail="Per-class validation metrics for these classes cannot be computed.",
                     evidence=evidence, plots=[plot])
     return passed(f"{len(classes)} classes, largest/smallest = {ratio:.1f}x in train", evidence=evidence,
@@ -292,7 +293,7 @@ def _classification_metric_problems(m: MetricChoiceMeasure) -> list[MetricProble
             problems.append(MetricProblem(
                 "warn", "f1_macro or log_loss (or more validation data)",
                 f"roc_auc rests on fewer than {AUC_MIN_POSITIVES} validation rows for class(es) "
-                f"{', '.join(small[:5])}",
+                f"{cut_list(small, 5)}",
                 f"AUC needs positives of every class; with fewer than {AUC_MIN_POSITIVES} "
                 f"(absent classes make it undefined) the estimate moves by 0.1 or more "
                 f"from a single row" + (", and one-vs-rest averaging gives that noisy class the "
@@ -302,7 +303,7 @@ def _classification_metric_problems(m: MetricChoiceMeasure) -> list[MetricProble
         absent = [c for c, v in zip(m.classes, m.valid_counts) if v == 0]
         if absent:
             problems.append(MetricProblem(
-                "info", None, f"{m.metric} ignores class(es) {', '.join(absent[:5])}: no validation rows",
+                "info", None, f"{m.metric} ignores class(es) {cut_list(absent, 5)}: no validation rows",
                 "Classes absent from the validation split do not enter the average, so the "
                 "score says nothing about them."))
     return problems

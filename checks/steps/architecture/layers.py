@@ -8,6 +8,7 @@ from ...engine.context import RunContext
 from ...engine.registry import check
 from ...findings import PlotSpec, Series, fail, info, passed, warn
 from ...vocab import loss_info
+from ...wording import cut_list
 
 # Capacity: far fewer parameters than examples suggests underfitting risk, far more overfitting risk;
 # these are informational ratios, not verdicts.
@@ -42,7 +43,7 @@ def summary(ctx: RunContext):
     plots = [PlotSpec(kind="bar", title="parameters per layer", x_label="layer", y_label="parameters",
                       series=[Series("parameters", [r["layer"] for r in with_params],
                                      [r["parameters"] for r in with_params])])] if with_params else []
-    note = f"; {len(unused)} module(s) never called: {', '.join(unused[:5])}" if unused else ""
+    note = f"; {len(unused)} module(s) never called: {cut_list(unused, 5)}" if unused else ""
     out_shape = ", ".join(["batch"] + [str(d) for d in (evidence["output_shape"] or [])[1:]])
     return info(f"{len(rows)} layers, {total:,} parameters ({trainable:,} trainable), output ({out_shape}){note}",
                 detail=f"{'layer':<28} {'type':<16} {'output shape':<20} {'params':>10}\n{table}",

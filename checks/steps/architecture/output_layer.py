@@ -171,7 +171,7 @@ def _regression_head(h: _Head) -> Finding:
     lo, hi = bounds
     outside = targets.outside
     h.evidence["fraction_targets_out_of_range"] = outside
-    span = f"[{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]"
+    span = f"[{lo if lo is not None else '-∞'}, {hi if hi is not None else '∞'}]"
     if outside > 0:
         return (fail if h.certain else warn)(
             f"{kind}{where} limits outputs to {span} but {outside:.0%} of targets lie outside",

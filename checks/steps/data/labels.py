@@ -13,6 +13,7 @@ from ...engine.registry import check
 from ...findings import Finding, PlotSpec, Series, SkipCheck, fail, info, passed, warn
 from ...vocab import BINARY_LOSSES
 from ._common import Problem, short, worst_problem_finding
+from ...wording import cut_list
 
 # --- label values --------------------------------------------------------------------------------
 _VECTOR_LABEL = re.compile(r"^\s*[\[(]?\s*-?\d+(\.\d+)?\s*([,;\s]\s*-?\d+(\.\d+)?\s*){1,}[\])]?\s*$")
@@ -69,7 +70,7 @@ def _split_label_problems(ctx: RunContext, s: str, declared: bool, evidence: dic
     if outside.any() and (declared or s != "train"):
         where = "[data] classes" if declared else "the labels seen in train"
         problems.append(("fail" if declared else "warn", f"{int(outside.sum())} {s} label(s) are not in {where}: "
-                                                         f"{', '.join(list(values.index.astype(str))[:5])}",
+                                                         f"{cut_list(values.index.astype(str), 5)}",
                          "These rows are encoded as 'no class' (-1): they are dropped from training or "
                          "scoring, or crash a loss that indexes by class."))
     for v in pd.unique(raw.dropna()):
@@ -118,7 +119,7 @@ def _encoding_problems(ctx: RunContext, classes: list, declared: bool, evidence:
         never = [str(c) for c in classes if _label_form(c) not in present]
         if never:
             evidence["declared_never_seen"] = never
-            problems.append(("warn", f"declared class(es) never appear in any split: {', '.join(never[:5])}",
+            problems.append(("warn", f"declared class(es) never appear in any split: {cut_list(never, 5)}",
                              "[data] classes and the label column disagree; check spelling and order."))
     return problems
 

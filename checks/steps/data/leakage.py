@@ -11,6 +11,7 @@ from ...engine.context import RunContext
 from ...engine.registry import check
 from ...findings import Finding, PlotSpec, Series, SkipCheck, fail, info, passed, warn
 from ._common import records
+from ...wording import cut_list
 
 if TYPE_CHECKING:
     import numpy as np
@@ -99,7 +100,7 @@ def _leakage_verdict(m: LeakageMeasure) -> Finding:
            f"it (add it to [data] ignore); if it is a legitimate input, the task needs no model.")
     few = m.valid_rows_used < LEAK_MIN_VALID_ROWS
     if leaks and not few:
-        names = ", ".join(f"'{r['feature']}'" for r in leaks[:5])
+        names = cut_list([f"'{r['feature']}'" for r in leaks], 5)
         return fail(f"{names} predict{'s' if len(leaks) == 1 else ''} the target almost perfectly on its own",
                     detail=detail, fix=fix, evidence=evidence, plots=[plot])
     return warn(f"'{col}' alone predicts the target unusually well ({top['strength']:.2f})",
@@ -160,7 +161,7 @@ def _measure_scale(ctx: RunContext) -> ScaleMeasure:
         names = [f"feature {j}" for j in range(X.shape[1])]
         if X.shape[1] == len(ctx.numeric_columns) and not ctx.config.featurize:
             names = list(ctx.numeric_columns)
-        source, n = "the featurized matrix (ctx.X)", len(X)
+        source, n = "the features as the model receives them (after featurize)", len(X)
         pos = sample_range(n, STATS_SAMPLE, ctx.seed)
         M = np.asarray(X[pos], dtype=float)
         M[~np.isfinite(M)] = np.nan
@@ -206,7 +207,7 @@ def _scale_verdict(m: ScaleMeasure) -> Finding:
     if not (big or ratio >= SCALE_RATIO_WARN):
         return passed(f"features are of order one (largest typical magnitude {evidence['max_scale']:.3g})",
                       evidence=evidence, plots=[plot])
-    listing = ", ".join(f"{c} (~{s:.3g})" for c, s in big[:6])
+    listing = cut_list([f"{c} (~{s:.3g})" for c, s in big], 6)
     detail = (f"Measured on {m.source}{sample_note(m.sample_rows, m.total_rows)}. "
               + (f"{len(big)} column(s) have typical magnitudes above {SCALE_WARN:g}: {listing}. " if big else "")
               + f"Largest/smallest column magnitude: {ratio:.3g}x.")
@@ -338,7 +339,7 @@ def _outliers_verdict(m: OutlierMeasure) -> Finding:
     if sentinels:
         detail += f" Repeated extreme values look like placeholders for 'unknown': {sentinels}."
     if rare:
-        return warn(f"{len(rare)} column(s) hold rare extreme values: {', '.join(map(str, list(rare)[:5]))}",
+        return warn(f"{len(rare)} column(s) hold rare extreme values: {cut_list(rare, 5)}",
                     detail=detail + f" They are rare (at most {OUTLIER_RARE_FRACTION:.0%} of values), the pattern of "
                                     f"entry errors, unit mix-ups or sentinel codes such as -999.",
                     fix="Look at the example rows: fix unit errors at the source, turn sentinel codes into missing "

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from ...analyses.neardup import NEAR_JACCARD, near_duplicate_pairs, near_rows
 from ...analyses.rowkeys import (first_occurrence_mask, keyed_with_labels, keys_with_several_labels,
                                  prefetch_row_keys, row_hashes, text_codes, thorough_text)
 from ...engine.context import RunContext
 from ...engine.registry import check
 from ...findings import Finding, PlotSpec, Series, SkipCheck, fail, info, passed, warn
-from ._common import records
+from ._common import records, short
 
 # --- duplicates ----------------------------------------------------------------------------------
 # More than this share of exact duplicate rows in a split over-weights the repeated rows in training
@@ -38,9 +39,29 @@ class SplitDuplicates:
 
 
 @dataclass
+class NearDuplicates:
+    """Near-duplicate texts (analyses/neardup.py: shingle Jaccard >= NEAR_JACCARD, not exact copies)."""
+
+    per_split: dict[str, dict]                 # split -> {"rows": near rows, "conflict_rows": ... with another label}
+    conflicting_examples: list[dict] = field(default_factory=list)   # most similar pairs first
+    examples: list[dict] = field(default_factory=list)
+    method: dict = field(default_factory=dict)
+    skipped: str = ""
+
+    @property
+    def rows(self) -> int:
+        return sum(v["rows"] for v in self.per_split.values())
+
+    @property
+    def conflict_rows(self) -> int:
+        return sum(v.get("conflict_rows", 0) for v in self.per_split.values())
+
+
+@dataclass
 class DuplicatesMeasure:
     per_split: dict[str, SplitDuplicates]
     examples: dict[str, list[dict]] = field(default_factory=dict)
+    near: NearDuplicates | None = None          # None without a text column
 
     @property
     def train_unique_share(self) -> float:
@@ -70,11 +91,69 @@ def _split_duplicates(ctx: RunContext, split: str, show_cols: list[str], example
     return st
 
 
+def _pair_record(ctx: RunContext, split: str, other: str, column: str, pos: int, partner: int, jac: float) -> dict:
+    a, b = ctx.splits[split], ctx.splits[other]
+    out = {"jaccard": round(float(jac), 3), "row": int(pos), "text": short(a[column].iloc[pos], 120)}
+    if ctx.target in a.columns:
+        out["label"] = short(a[ctx.target].iloc[pos])
+    out.update({f"{other}_row" if other != split else "other_row": int(partner),
+                "other_text": short(b[column].iloc[partner], 120)})
+    if ctx.target in b.columns:
+        out["other_label"] = short(b[ctx.target].iloc[partner])
+    return out
+
+
+def _near_examples(ctx, split, other, column, found, mask, limit) -> list[dict]:
+    import numpy as np
+
+    rows = np.flatnonzero(mask)
+    rows = rows[np.argsort(-found["jaccard"][rows], kind="stable")]
+    out, seen = [], set()
+    for p in rows:
+        partner = int(found["partner"][p])
+        if split == other and (partner, int(p)) in seen:
+            continue  # the same pair seen from its other side
+        seen.add((int(p), partner))
+        out.append(_pair_record(ctx, split, other, column, int(p), partner, found["jaccard"][p]))
+        if len(out) >= limit:
+            break
+    return out
+
+
+def _measure_near_duplicates(ctx: RunContext) -> NearDuplicates | None:
+    """Rows of each split whose text nearly equals another text of the same split (not an exact copy),
+    and those whose near twin carries another label."""
+    import numpy as np
+
+    if not ctx.text_columns:
+        return None
+    near = NearDuplicates(per_split={})
+    for column in ctx.text_columns:
+        pairs = near_duplicate_pairs(ctx, column)
+        near.method, near.skipped = dict(pairs.method, column=column), pairs.skipped
+        if pairs.skipped:
+            continue
+        for s in ctx.splits:
+            y = np.asarray(ctx.y(s)) if ctx.is_classification else None
+            found = near_rows(pairs, s, s, y, y)
+            st = near.per_split.setdefault(s, {"rows": 0, "conflict_rows": 0})
+            st["rows"] += int(found["near"].sum())
+            st["conflict_rows"] += int(found["conflict"].sum())
+            if len(near.conflicting_examples) < 5:
+                near.conflicting_examples += _near_examples(ctx, s, s, column, found, found["conflict"],
+                                                            5 - len(near.conflicting_examples))
+            if len(near.examples) < 3:
+                near.examples += _near_examples(ctx, s, s, column, found, found["near"] & ~found["conflict"],
+                                                3 - len(near.examples))
+    return near
+
+
 def _measure_duplicates(ctx: RunContext) -> DuplicatesMeasure:
     show_cols = ctx.feature_columns[:5] + [ctx.target]
     m = DuplicatesMeasure(per_split={})
     for s in ctx.splits:
         m.per_split[s] = _split_duplicates(ctx, s, show_cols, m.examples)
+    m.near = _measure_near_duplicates(ctx)
     return m
 
 
@@ -111,7 +190,46 @@ def _duplicate_verdict(m: DuplicatesMeasure, s: str, st: SplitDuplicates, has_co
                 fix="Drop them unless they are real repeated events.", **kw)
 
 
+def _near_sentence(near: NearDuplicates) -> str:
+    conflict = (f", {near.conflict_rows} of them with a different label than their near twin"
+                if near.conflict_rows else "")
+    sampled = f" Searched in {near.method['sampled']}." if near.method.get("sampled") else ""
+    return (f"{near.rows} rows have a near-duplicate text in their own split (word-shingle Jaccard >= "
+            f"{NEAR_JACCARD:g}, not an exact copy: reordered sentences, a changed word){conflict}.{sampled}")
+
+
 def _duplicates_verdict(m: DuplicatesMeasure) -> Finding:
+    """The exact-duplicate verdict, with near-duplicate texts added as evidence. Near duplicates never raise
+    the status above info: on short templated texts one added sentence ("Not great.") can change the label
+    honestly, so a near match is a row to look at, not a verdict."""
+    finding = _exact_duplicates_verdict(m)
+    near = m.near
+    if near is None:
+        return finding
+    finding.evidence["near_duplicates"] = asdict(near)
+    if near.rows == 0:
+        return finding
+    splits = list(m.per_split)
+    series = [Series("near-duplicate text", splits, [near.per_split.get(s, {}).get("rows", 0) for s in splits]),
+              Series("near duplicate, other label", splits,
+                     [near.per_split.get(s, {}).get("conflict_rows", 0) for s in splits])]
+    if finding.plots:
+        finding.plots[0].series.extend(series)
+    else:
+        finding.plots = [PlotSpec(kind="bar", title="near-duplicate texts per split", x_label="split",
+                                  y_label="rows", series=series)]
+    if finding.status == "pass":
+        title = (f"no exact duplicates; {near.conflict_rows} rows nearly repeat a text with another label"
+                 if near.conflict_rows else f"no exact duplicates; {near.rows} rows are near-duplicate texts")
+        return info(title, detail=_near_sentence(near) + " Look at the example pairs: a reordered or lightly "
+                    "edited copy with another label is a labelling mistake or an ambiguous text.",
+                    fix="Review the conflicting pairs (evidence near_duplicates) and relabel or drop one copy.",
+                    evidence=finding.evidence, plots=finding.plots)
+    finding.detail = (finding.detail.rstrip() + " " + _near_sentence(near)).strip()
+    return finding
+
+
+def _exact_duplicates_verdict(m: DuplicatesMeasure) -> Finding:
     per_split = m.per_split
     evidence = {"per_split": {s: asdict(st) for s, st in per_split.items()}, "examples": m.examples}
     plot = PlotSpec(kind="bar", title="duplicate and contradictory rows per split", x_label="split",
@@ -156,6 +274,9 @@ class OverlapMeasure:
     examples: dict[str, list[dict]]
     train_unique_share: float
     text_match: str = ""                   # how texts were compared ("" without text columns)
+    near: dict = field(default_factory=dict)   # split -> near-duplicate texts of train rows (not exact copies)
+    near_examples: list[dict] = field(default_factory=list)
+    near_method: dict = field(default_factory=dict)
 
 
 def _split_overlap_counts(ctx: RunContext, split: str, train_index):
@@ -191,10 +312,67 @@ def _measure_overlap(ctx: RunContext) -> OverlapMeasure:
     if ctx.text_columns:
         text_match = ("lower-casing and dropping punctuation" if thorough_text(ctx)
                       else "lower-casing and trimming punctuation at both ends")
-    return OverlapMeasure(overlaps, examples, len(pd.unique(train_rows)) / max(len(train_rows), 1), text_match)
+    m = OverlapMeasure(overlaps, examples, len(pd.unique(train_rows)) / max(len(train_rows), 1), text_match)
+    _measure_near_overlap(ctx, m)
+    return m
+
+
+def _measure_near_overlap(ctx: RunContext, m: OverlapMeasure) -> None:
+    """valid/test rows whose text nearly equals a train text without being one of the exact matches."""
+    import numpy as np
+
+    train_index = pd_index(row_hashes(ctx, "train"))
+    y_train = np.asarray(ctx.y("train")) if ctx.is_classification else None
+    for column in ctx.text_columns:
+        pairs = near_duplicate_pairs(ctx, column)
+        m.near_method = dict(pairs.method, column=column, **({"skipped": pairs.skipped} if pairs.skipped else {}))
+        if pairs.skipped:
+            continue
+        for split in m.overlap:
+            exact, _ = _split_overlap_counts(ctx, split, train_index)
+            y = np.asarray(ctx.y(split)) if ctx.is_classification else None
+            found = near_rows(pairs, split, "train", y, y_train)
+            hit = found["near"] & ~exact
+            st = m.near.setdefault(split, {"rows": 0, "of": int(len(exact)), "fraction": 0.0, "conflict_rows": 0})
+            st["rows"] += int(hit.sum())
+            st["conflict_rows"] += int((found["conflict"] & ~exact).sum())
+            st["fraction"] = round(st["rows"] / max(st["of"], 1), 4)
+            if len(m.near_examples) < 5:
+                m.near_examples += _near_examples(ctx, split, "train", column, found, hit, 5 - len(m.near_examples))
+
+
+def pd_index(values):
+    import pandas as pd
+
+    return pd.Index(values)
 
 
 def _overlap_verdict(m: OverlapMeasure) -> Finding:
+    """The exact-overlap verdict with near-duplicate texts added. As in duplicates, near matches alone are
+    info at most (templated texts share sentences honestly); they are evidence of a leak to look at."""
+    finding = _exact_overlap_verdict(m)
+    if not m.near_method:
+        return finding
+    finding.evidence["near_overlap"] = m.near
+    finding.evidence["near_overlap_examples"] = m.near_examples
+    finding.evidence["near_method"] = m.near_method
+    rows = sum(v["rows"] for v in m.near.values())
+    if not rows:
+        return finding
+    worst = max(m.near, key=lambda s: m.near[s]["fraction"])
+    st = m.near[worst]
+    sentence = (f"{st['rows']} of {st['of']} {worst} rows ({st['fraction']:.1%}) have a near-duplicate text in train "
+                f"(word-shingle Jaccard >= {NEAR_JACCARD:g}, not an exact copy).")
+    if finding.status == "pass":
+        return info(f"no exact copies; {st['rows']} {worst} rows nearly repeat a train text", detail=sentence
+                    + " Reordered or lightly edited copies let the model recall rather than generalise; see the "
+                      "example pairs.", fix="Split by a group key (author, product, template) so near copies land "
+                                            "on one side.", evidence=finding.evidence)
+    finding.detail = (finding.detail.rstrip() + " " + sentence).strip()
+    return finding
+
+
+def _exact_overlap_verdict(m: OverlapMeasure) -> Finding:
     evidence = {"overlap": m.overlap, "examples": m.examples, "train_unique_share": round(m.train_unique_share, 3)}
     worst_split = max(m.overlap, key=lambda s: m.overlap[s]["fraction"])
     worst = m.overlap[worst_split]

@@ -10,6 +10,7 @@ from ...engine.context import RunContext
 from ...engine.registry import check
 from ...findings import Finding, PlotSpec, Series, SkipCheck, info, passed, warn
 from .tables import id_like_columns
+from ...wording import cut_list
 
 # Effect sizes, not p-values: with 100k rows a KS test rejects for shifts nobody cares about. A shift
 # counts when the effect is large enough (KS D / Jensen-Shannon distance >= 0.1, the level drift monitors
@@ -216,7 +217,7 @@ def _drift_detail(m: DriftMeasure) -> str:
     lines = []
     for s, sh in m.shifted.items():
         if sh:
-            lines.append(f"{s}: " + ", ".join(f"{c} ({r['measure']} {r['effect']:.2f})" for c, r in sh[:5])
+            lines.append(f"{s}: " + cut_list([f"{c} ({r['measure']} {r['effect']:.2f})" for c, r in sh], 5)
                          + (f" and {len(sh) - 5} more" if len(sh) > 5 else ""))
     note = sample_note(m.train_sample, m.train_rows)
     return (("Shifted features (effect >= " f"{DRIFT_EFFECT:g}, p < {DRIFT_P:g}){note}: " + "; ".join(lines) + ". "

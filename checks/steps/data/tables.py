@@ -11,6 +11,7 @@ from ...engine.context import RunContext
 from ...engine.registry import check
 from ...findings import Finding, PlotSpec, Series, fail, info, passed, warn
 from ._common import short
+from ...wording import cut_list
 
 # --- missing values ------------------------------------------------------------------------------
 # Share of missing values in one column above which a feature is "largely missing". Common practice
@@ -120,14 +121,14 @@ def _missing_verdict(m: MissingMeasure) -> Finding:
         return passed("no missing values in features or target", evidence=evidence)
     nonfinite = m.nonfinite
     evidence["nonfinite_after_featurize"] = nonfinite
-    listing = ", ".join(f"{c} ({f:.1%})" for c, f in worst[:8])
+    listing = cut_list([f"{c} ({f:.1%})" for c, f in worst], 8)
     plot = PlotSpec(kind="bar", title="missing share per column (worst split)", x_label="column",
                     y_label="fraction missing", series=[Series("missing", [c for c, _ in worst[:15]],
                                                                [f for _, f in worst[:15]])])
     if nonfinite and any(nonfinite.values()):
-        return fail(f"missing values reach the model: {sum(nonfinite.values()):,} NaN/inf in the feature matrix",
+        return fail(f"missing values reach the model: {sum(nonfinite.values()):,} missing or infinite values in the feature matrix",
                     detail=f"Columns with missing values: {listing}. After featurize, the matrices still hold "
-                           f"non-finite values {nonfinite}; one NaN in a batch makes the loss NaN.",
+                           f"non-finite values {nonfinite}; one missing value in a batch makes the whole loss undefined.",
                     fix="Impute in featurize (e.g. sklearn SimpleImputer fitted on fit_df, plus a missing-indicator "
                         "column), or drop the column.", evidence=evidence, plots=[plot])
     handled = nonfinite is not None and not any(nonfinite.values())
@@ -245,21 +246,21 @@ def _constants_verdict(m: ConstantMeasure) -> Finding:
     fix = "Drop constant columns (they only cost memory and time), and find out why a column is empty."
     if all_missing or varies_elsewhere:
         named = all_missing + [c for c in varies_elsewhere if c not in all_missing]
-        return warn(f"{len(named)} feature(s) are empty or constant in train but not elsewhere: {', '.join(named[:6])}",
+        return warn(f"{len(named)} feature(s) are empty or constant in train but not elsewhere: {cut_list(named, 6)}",
                     detail=(f"Entirely missing in train: {all_missing or 'none'}. Constant in train but varying in "
                             f"{varies_elsewhere or 'no other split'}: the model cannot learn from a column that "
                             f"never changes during training, yet will meet other values later; this usually means "
                             f"a broken join or export step."),
                     fix="Check how these columns are produced for the training file.", evidence=evidence)
     if constant:
-        return info(f"{len(constant)} constant feature(s): {', '.join(map(str, constant[:6]))}",
+        return info(f"{len(constant)} constant feature(s): {cut_list(constant, 6)}",
                     detail="These columns hold a single value in every training row and carry no information."
                            + (f" {len(quasi)} more are at least {QUASI_CONSTANT_SHARE:.1%} one value." if quasi else ""),
                     fix=fix, evidence=evidence)
     if quasi:
         return info(f"{len(quasi)} feature(s) are nearly constant", detail=(
             f"Columns whose most common value covers at least {QUASI_CONSTANT_SHARE:.1%} of training rows"
-            f"{sample_note(m.sample_rows, m.train_rows)}: {', '.join(list(map(str, quasi))[:8])}. Fine if the rare "
+            f"{sample_note(m.sample_rows, m.train_rows)}: {cut_list(quasi, 8)}. Fine if the rare "
             f"values matter (rare events); otherwise they are noise."), evidence=evidence)
     return passed("every feature varies", evidence=evidence)
 
@@ -345,8 +346,8 @@ def _id_verdict(found: dict[str, str], examples: dict[str, list]) -> Finding:
     evidence = {"id_like": found, "examples": examples}
     if not found:
         return passed("no feature looks like a row identifier", evidence=evidence)
-    listing = "; ".join(f"'{c}' ({why})" for c, why in list(found.items())[:6])
-    return warn(f"{len(found)} feature(s) look like row identifiers: {', '.join(map(str, list(found)[:5]))}",
+    listing = cut_list([f"'{c}' ({why})" for c, why in found.items()], 6, "; ")
+    return warn(f"{len(found)} feature(s) look like row identifiers: {cut_list(found, 5)}",
                 detail=f"{listing}. An id carries no information about new rows; the model can only memorise it, "
                        f"and when ids follow collection time or were assigned by class it becomes a leak.",
                 fix="List these columns under [data] ignore (and drop them in featurize); keep them only to join "

@@ -10,6 +10,7 @@ from ...analyses.predictions import model_outputs
 from ...engine.context import RunContext
 from ...engine.registry import check
 from ...findings import Finding, PlotSpec, SkipCheck, passed, warn
+from ...wording import num
 from .rows import SHOWN_EXAMPLES, label_name, row_values
 
 # Confident mistakes: wrong predictions made with probability >= 0.9. Warn when there are at least
@@ -146,10 +147,12 @@ def confident_mistakes_verdict(m: ConfidentMistakesMeasure) -> Finding:
                               {"wrong": conf[wrong], "right": conf[~wrong]}, bins=20, x_label="confidence")
     text = _mistakes_text(m, suspected)
     if k >= MIN_CONFIDENT_MISTAKES and k >= CONFIDENT_EXCESS_RATIO * expected and z > CONFIDENT_Z:
-        return warn(f"{k} wrong predictions made with confidence >= {CONFIDENT}, where ~{expected:.1f} are expected",
+        few = f"~{expected:.1f} are expected" if expected >= 0.05 else "almost none are expected"
+        how_far = f"z = {z:.1f}" if z == z and abs(z) != float("inf") else "far beyond chance"
+        return warn(f"{k} wrong predictions made with confidence >= {CONFIDENT}, where {few}",
                     detail=f"Among {int(high.sum())} valid rows predicted with probability >= {CONFIDENT}, {k} are "
-                           f"wrong; if the probabilities were right about {expected:.1f} would be (z = {z:.1f}; warn "
-                           f"at {CONFIDENT_EXCESS_RATIO:.0f}x expected and z > {CONFIDENT_Z:.0f}).\n" + text,
+                           f"wrong; if the probabilities were right about {num(expected, 2)} would be ({how_far}; "
+                           f"warn at {CONFIDENT_EXCESS_RATIO:.0f}x expected and z > {CONFIDENT_Z:.0f}).\n" + text,
                     fix="Read the rows: confident mistakes are often label errors (relabel them) or a systematic "
                         "gap (a missing feature, a segment absent from train). If the labels are right, the "
                         "model is over-confident: see metrics.calibration (temperature scaling, less overfitting).",

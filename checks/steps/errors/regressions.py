@@ -13,6 +13,7 @@ from ...engine.context import RunContext
 from ...engine.registry import check
 from ...findings import Finding, PlotSpec, Series, SkipCheck, fail, info, passed, warn
 from .rows import SHOWN_EXAMPLES, label_name, row_values
+from ...wording import cut_list
 
 # Regressions: a class or slice counts as worse when McNemar's test on its flipped rows is significant
 # after BH and its accuracy fell by at least 5 points (smaller moves are within what retraining with a
@@ -171,7 +172,7 @@ def prediction_regressions_verdict(m: PredictionRegressions) -> Finding:
     delta_text = f"{metric} {m.previous:.4g} -> {m.current:.4g}" if delta is not None else f"{metric} n/a"
     if overall_worse or worse:
         what = ("overall" if overall_worse else "") + (" and " if overall_worse and worse else "") + \
-               (f"in {len(worse)} segment(s): {', '.join(s['segment'] for s in worse[:3])}" if worse else "")
+               (f"in {len(worse)} segment(s): {cut_list([s['segment'] for s in worse], 3)}" if worse else "")
         return fail(f"regression {what} ({delta_text})",
                     detail=f"Compared with the previous predictions: {moved}; {c.test}, one-sided, "
                            f"p = {c.overall_p:.2g} overall. A class or segment counts as worse when its test "

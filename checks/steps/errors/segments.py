@@ -7,14 +7,15 @@ import time
 from dataclasses import dataclass, field
 
 from ...analyses.predictions import model_outputs
-from ...analyses.slices import (MIN_SLICE_ROWS, REPORT_RATIO, WARN_EXCESS, WARN_RATIO, SliceError, column_kinds,
-                                deduplicate_slices, discover_slices, evaluate_where)
+from ...analyses.slices import (ALLOWED_SUMMARY, MIN_SLICE_ROWS, REPORT_RATIO, WARN_EXCESS, WARN_RATIO, SliceError,
+                                column_kinds, deduplicate_slices, discover_slices, evaluate_where)
 from ...analyses.stats import FDR
 from ...engine.context import RunContext
 from ...engine.registry import check
 from ...findings import Finding, PlotSpec, Series, errored, fail, info, passed, warn
 from ...vocab import REGRESSION_METRICS
 from .rows import row_errors
+from ...wording import cut_list
 
 
 # --- errors.weak_slices --------------------------------------------------------------------------
@@ -106,8 +107,8 @@ def run_slice_test(ctx: RunContext, spec, so) -> dict:
     except SliceError as exc:
         return dict(result, status="error", title=f"bad where-expression: {exc}",
                     detail=f"[[slices]] '{spec.name}': where = \"{spec.where}\": {exc}. The expression is "
-                           f"evaluated with pandas DataFrame.eval over the valid split's columns "
-                           f"({', '.join(map(str, list(ctx.valid.columns)[:12]))}).")
+                           f"parsed, never run as code, over the valid split's columns "
+                           f"({cut_list(ctx.valid.columns, 12)}); it may use {ALLOWED_SUMMARY}.")
     rows = mask & so.labelled
     size = int(rows.sum())
     result["size"] = size
@@ -148,7 +149,7 @@ def slice_tests(ctx: RunContext):
                             Series("threshold", names, [r["min"] if r["min"] is not None else r["max"] for r in results])])
     listing = "\n".join(f"- {r['status'].upper()} {r['name']}: {r['title']}" for r in results)
     if failed:
-        return fail(f"{len(failed)} of {len(results)} slice test(s) fail: {', '.join(r['name'] for r in failed[:5])}",
+        return fail(f"{len(failed)} of {len(results)} slice test(s) fail: {cut_list([r['name'] for r in failed], 5)}",
                     detail=f"Each [[slices]] test compares its metric on its rows of the valid split with its "
                            f"threshold.\n{listing}",
                     fix="Look at the failing slice's rows and mistakes (errors.confident_mistakes, "
@@ -156,9 +157,9 @@ def slice_tests(ctx: RunContext):
                         "add the feature they need. Lower a threshold only if the requirement itself was wrong.",
                     evidence=evidence, plots=[plot])
     if broken:
-        return errored(f"{len(broken)} slice test(s) could not run: {', '.join(r['name'] for r in broken[:5])}",
+        return errored(f"{len(broken)} slice test(s) could not run: {cut_list([r['name'] for r in broken], 5)}",
                        detail=listing,
-                       fix="Fix the where-expression (a pandas expression over the valid split's columns, e.g. "
+                       fix="Fix the where-expression (a pandas-style expression over the valid split's columns, e.g. "
                            "text.str.contains(' not ') or age >= 65) or the metric of the named slice.",
                        evidence=evidence, plots=[plot])
     return passed(f"all {len(results)} slice test(s) pass", detail=listing, evidence=evidence, plots=[plot])

@@ -16,6 +16,7 @@ from ...engine.registry import check
 from ...findings import Finding, PlotSpec, Series, SkipCheck, fail, info, passed, warn
 from ...project.usercode import call_user
 from .model import FORWARD_ROWS
+from ...wording import cut_list
 
 # Overfitting one tiny batch (Karpathy's recipe, "overfit one batch"): OVERFIT_ROWS examples, full-batch
 # steps until the loss (eval mode) is under OVERFIT_LOSS_FRACTION of the uninformed loss and every example
@@ -308,11 +309,11 @@ def _gradient_flow_verdict(m: GradientFlow) -> Finding:
     if nonfinite or none_used or zero:
         parts = []
         if nonfinite:
-            parts.append(f"non-finite gradients: {', '.join(nonfinite[:8])}")
+            parts.append(f"non-finite gradients: {cut_list(nonfinite, 8)}")
         if none_used:
-            parts.append(f"no gradient although their module ran (detached): {', '.join(none_used[:8])}")
+            parts.append(f"no gradient although their module ran (detached): {cut_list(none_used, 8)}")
         if zero:
-            parts.append(f"gradient exactly zero: {', '.join(zero[:8])}")
+            parts.append(f"gradient exactly zero: {cut_list(zero, 8)}")
         bad = len(nonfinite) + len(none_used) + len(zero)
         return fail(f"{bad} of {len(norms) + len(none_used) + len(none_unused)} trainable parameter tensors get "
                     f"no usable gradient",
@@ -325,7 +326,7 @@ def _gradient_flow_verdict(m: GradientFlow) -> Finding:
                     evidence=evidence, plots=plots)
     if none_unused:
         return warn(f"{len(none_unused)} parameter tensors belong to modules forward() never calls",
-                    detail=f"No gradient reaches {', '.join(none_unused[:8])}: their modules are defined but not "
+                    detail=f"No gradient reaches {cut_list(none_unused, 8)}: their modules are defined but not "
                            f"used. They are trained by nothing and still count in the parameter total.",
                     fix="Remove the unused layers, or call them in forward() if they were meant to be used.",
                     evidence=evidence, plots=plots)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ...engine.context import RunContext
 from ...engine.registry import check
 from ...findings import fail, info, passed, warn
+from ...wording import cut_list
 
 
 def _dtype_family(dtype) -> str:
@@ -51,14 +52,14 @@ def data_loads(ctx: RunContext):
     if lacking_needed:
         split, cols = next(iter(lacking_needed.items()))
         return fail(f"the {split} split lacks {len(cols)} feature column(s) that train has",
-                    detail=f"Columns missing from {split}: {', '.join(map(str, cols[:20]))}.{holdout}",
+                    detail=f"Columns missing from {split}: {cut_list(cols, 20)}.{holdout}",
                     fix="Export every split with the same columns, from the same code path.",
                     evidence=evidence)
     retyped_needed = {k: {c: t for c, t in v.items() if c in needed} for k, v in retyped.items()}
     retyped_needed = {k: v for k, v in retyped_needed.items() if v}
     if retyped_needed:
         split, cols = next(iter(retyped_needed.items()))
-        listing = "; ".join(f"{c}: {t}" for c, t in list(cols.items())[:10])
+        listing = cut_list([f"{c}: {t}" for c, t in cols.items()], 10, "; ")
         return warn(f"{len(cols)} column(s) have a different type in {split} than in train",
                     detail=f"Type changes (train -> {split}): {listing}. A column that is numeric in one split "
                            f"and text in another usually holds stray strings ('n/a', '1,000') in one file.{holdout}",

@@ -11,6 +11,7 @@ from ...engine.context import RunContext
 from ...engine.registry import check
 from ...findings import Finding, SkipCheck, fail, passed, warn
 from ...project.usercode import call_user
+from ...wording import num
 
 # Rows of the fixed batch the model-touching sanity checks run through the model.
 FORWARD_ROWS = 64
@@ -113,9 +114,9 @@ def forward_pass(ctx: RunContext):
     if nonfinite:
         return fail(f"{nonfinite} of {values.size} outputs are NaN or infinite on a fresh model",
                     detail="A freshly built model should produce finite scores for real inputs. Non-finite "
-                           "values at init come from inputs with NaN/inf, a log or division of something "
+                           "values at init come from missing or infinite inputs, a log or division of something "
                            "that can be zero in forward(), or a broken initialisation.",
-                    fix="Check the featurised inputs for NaN/inf (data.missing_values) and any log/sqrt/"
+                    fix="Check the featurised inputs for missing or infinite values (data.missing_values) and any log/sqrt/"
                         "division in forward().", evidence=evidence)
     if not ok_shape:
         return fail(f"output shape {tuple(shape)}, expected {expected}",
@@ -150,9 +151,9 @@ def _sklearn_forward(ctx: RunContext):
         if proba.shape != (len(Xb), seen):
             problems.append(f"predict_proba shape {proba.shape}, expected ({len(Xb)}, {seen})")
         elif not np.all(np.isfinite(proba)):
-            problems.append("predict_proba returned NaN/inf")
+            problems.append("predict_proba returned missing or infinite values")
     elif pred.dtype.kind == "f" and not np.all(np.isfinite(pred)):
-        problems.append("predict returned NaN/inf")
+        problems.append("predict returned missing or infinite values")
     if problems:
         return fail(problems[0], detail="; ".join(problems) + f" (fitted on {len(X)} training rows).",
                     fix="Check the estimator's output on a small fit before training on everything.",
@@ -216,8 +217,8 @@ def _init_loss_verdict(m: InitLoss) -> Finding:
         evidence["label_entropy"] = m.label_entropy
     if not math.isfinite(m.measured):
         return fail("the loss of the fresh model is not finite",
-                    detail=f"Measured {m.measured} on {m.rows} training rows.",
-                    fix="Look for NaN/inf inputs, or a log of a probability that can be 0 in the model.",
+                    detail=f"Measured {num(m.measured)} on {m.rows} training rows.",
+                    fix="Look for missing or infinite inputs, or a log of a probability that can be 0 in the model.",
                     evidence=evidence)
     if m.theory <= 0:
         raise SkipCheck("the targets of the sample are constant: no uninformed loss to compare with")
