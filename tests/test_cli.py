@@ -228,6 +228,21 @@ def test_nothing_checked_is_exit_2(tmp_path):
     assert "sanity.model_builds" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_a_run_where_every_check_skipped_is_exit_2_and_its_twin_is_not(tmp_path):
+    """A CI gate that checked nothing must not pass: architecture checks on a project without a model."""
+    import pandas as pd
+
+    from helpers import write_project
+
+    df = pd.DataFrame({"x": range(40), "label": [0, 1] * 20})
+    write_project(tmp_path / "data_only", df, df.iloc[:10])
+    r = mltriage("check", tmp_path / "data_only", "--steps", "architecture")
+    assert r.returncode == 2 and r.stderr.startswith("mltriage: nothing was checked"), r.stderr
+    assert "Traceback" not in r.stderr
+    twin = mltriage("check", tmp_path / "data_only", "--steps", "problem")
+    assert twin.returncode in (0, 1), twin.stderr
+
+
 def test_a_hung_train_step_exits_1(tmp_path):
     root = _model_project(tmp_path / "p", HANGING_STEP, "train_step = 'stuck_step'\n")
     r = subprocess.run([sys.executable, "-m", "mltriage.tui.cli", "check", str(root), "--checks",

@@ -201,13 +201,16 @@ def exit_code_for(findings: list[dict], fail_on: str) -> int:
 
 
 def nothing_checked(findings: list[dict]) -> str | None:
-    """The message for a run in which no check could run (every one errored or was skipped, at least one
-    errored: a broken project, not a project without model code), else None."""
+    """The message for a run in which no check ran to a verdict (every one errored or was skipped), else
+    None: a CI gate that checked nothing must not pass."""
     if not findings or any(f["status"] not in ("error", "skipped") for f in findings):
         return None
     errors = [f for f in findings if f["status"] == "error"]
     if not errors:
-        return None
+        reasons = sorted({f["title"] for f in findings})
+        shown = "; ".join(reasons[:3]) + (f"; ... and {len(reasons) - 3} more" if len(reasons) > 3 else "")
+        return (f"nothing was checked: all {len(findings)} selected checks were skipped ({shown}). Add what "
+                f"they need to mltriage.toml, or select other --steps/--checks.")
     first = errors[0]
     return (f"nothing could be checked: {len(errors)} of {len(findings)} checks errored and the rest were "
             f"skipped. The first error, {first['check']}: {first['title']}.\nFix that and run again; the "

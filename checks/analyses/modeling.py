@@ -100,7 +100,7 @@ def step_loss_value(value) -> float:
 def default_step(ctx: RunContext, model, optimizer, loss_fn, xb, yb) -> float:
     model.train()
     optimizer.zero_grad()
-    loss = loss_value(ctx, loss_fn, model(xb), yb)
+    loss = loss_value(ctx, loss_fn, output_tensor(model(xb)), yb)
     loss.backward()
     optimizer.step()
     return float(loss.detach())
@@ -186,7 +186,7 @@ def forward_scores(ctx: RunContext, model, X, use_project_predict: bool = True):
     with torch.no_grad():
         for i in range(0, len(X), PREDICT_BATCH):
             xb = torch.as_tensor(X[i:i + PREDICT_BATCH], dtype=torch.float32, device=ctx.device)
-            chunks.append(model(xb).detach().cpu().numpy())
+            chunks.append(output_tensor(model(xb)).detach().cpu().numpy())
     model.train(was_training)
     return np.concatenate(chunks).astype(np.float64) if chunks else np.zeros((0, ctx.n_outputs))
 
@@ -222,14 +222,29 @@ def _expected_activation(ctx: RunContext) -> str | None:
 
 
 def first_tensor(value):
-    """The tensor a forward() returned: itself, or the first element of a tuple/list of tensors."""
+    """The model's output as DESIGN §3b reads it: a tensor itself, the first element of a tuple/list,
+    or the `.logits` of an object that has them (Hugging Face outputs); None when there is no tensor."""
     import torch
 
     if isinstance(value, torch.Tensor):
         return value
+    logits = getattr(value, "logits", None)
+    if isinstance(logits, torch.Tensor):
+        return logits
     if isinstance(value, (tuple, list)) and value and isinstance(value[0], torch.Tensor):
         return value[0]
     return None
+
+
+def output_tensor(value, where: str = "the model's forward()"):
+    """first_tensor, or a clear UserCodeError naming what forward() returned instead."""
+    tensor = first_tensor(value)
+    if tensor is None:
+        from ..project.usercode import UserCodeError
+
+        raise UserCodeError(f"{where} returned {type(value).__name__}, not a tensor: return the scores as a "
+                            f"tensor, a tuple whose first element is that tensor, or an object with .logits", "")
+    return tensor
 
 
 # ---- the uninformed model: what a model that knows nothing about the input scores -----------------

@@ -219,10 +219,16 @@ def _split_outputs_from_scores(ctx: RunContext, split: str, raw, source: str, ha
     import numpy as np
 
     y = ctx.y(split)
+    values = np.asarray(raw, dtype=np.float64)
+    bad = ~np.isfinite(values).reshape(len(values), -1).all(axis=1) if len(values) else np.zeros(0, bool)
+    if bad.any():
+        # a diverged model (an absurd lr, a loss that blew up): no metric means anything on these outputs
+        raise SkipCheck(f"the model's outputs are not finite (NaN or infinite) on {int(bad.sum()):,} of "
+                        f"{len(values):,} {split} rows, from {source}\nTraining diverged: see "
+                        f"training.divergence and training.lr_range; metrics are not computed on such outputs.")
     if ctx.is_classification:
-        proba = np.asarray(raw, dtype=np.float64)
-        return SplitOutputs(y, proba.argmax(axis=1).astype(np.int64), proba if has_proba else None, source)
-    return SplitOutputs(y, np.asarray(raw, dtype=np.float64).reshape(-1), None, source)
+        return SplitOutputs(y, values.argmax(axis=1).astype(np.int64), values if has_proba else None, source)
+    return SplitOutputs(y, values.reshape(-1), None, source)
 
 
 def _checkpoint_outputs(ctx: RunContext, splits: list[str]) -> dict[str, SplitOutputs]:
