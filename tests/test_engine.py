@@ -118,16 +118,14 @@ def test_hang_in_project_code_is_located_and_not_called_again(tmp_path):
             "def build_model(n_inputs, n_outputs):\n    wait_forever()\n")
     write_project(tmp_path, df, valid_df=df, model_code=code,
                   toml_extra="[model]\ncode = 'model.py'\nbuild = 'build_model'")
-    t0 = time.monotonic()
-    result = run_checks(load_project(tmp_path), RunOptions(steps=["sanity", "architecture"], check_timeout=2))
-    elapsed = time.monotonic() - t0
+    # Counts, not wall time, show that later checks fail fast: exactly one check waits out its limit.
+    result = run_checks(load_project(tmp_path), RunOptions(steps=["sanity", "architecture"], check_timeout=10))
     errors = [f for f in result.findings if f.status == "error"]
     timed_out = [f for f in errors if "timed out" in f.title]
     assert len(timed_out) == 1, [f.title for f in errors]
     assert "inside the project's build_model()" in timed_out[0].title
     assert "in wait_forever" in timed_out[0].detail and "model.py" in timed_out[0].detail
     assert len(errors) >= 3  # the later model checks fail fast instead of hanging in turn
-    assert elapsed < 30
 
 
 def test_custom_classification_loss_gets_class_indices(tmp_path):

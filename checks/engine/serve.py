@@ -33,6 +33,7 @@ def serve(request: RunRequest, send: Callable[[Message], None], config=None, con
         specs = select_specs(request.steps, request.checks, config=config)
         send(Plan(project=config.name, checks=[PlannedCheck(s.id, s.step, s.title, s.timeout) for s in specs]))
         ctx.prepare()
+        _warm_up_torch(config)
     except ProjectError as exc:
         send(ProjectFailed(message=str(exc)))
         return
@@ -67,3 +68,15 @@ def select_specs(steps: list[str] | None, checks: list[str] | None, config=None)
                     raise ProjectError(f"{config.path}: {section} names '{cid}', which is not a check id."
                                        f"{did_you_mean(cid, list(registered))} Fix the id or remove it.")
     return specs
+
+
+def _warm_up_torch(config) -> None:
+    """Import torch before the first check of a project with a model, outside every check's time limit:
+    on a loaded machine the import alone can take seconds, and a check's limit is for the project's code
+    (a hang found there must be located in that code, not in mltriage's imports)."""
+    if not config.has_model:
+        return
+    try:
+        import torch  # noqa: F401
+    except ImportError:  # the checks that need it say so
+        pass
