@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 
 from ..engine.analysis import analysis
-from ..engine.context import RunContext
+from ..engine.context import RunContext, cpu_clock
 from .probe import LR_TEST_BUDGET_SHARE, seconds_for
 
 
@@ -73,7 +73,7 @@ def lr_range_test(ctx: RunContext) -> LRTest:
         return default_step(ctx, model, optimizer, loss_fn, xb, yb)
 
     result, best, avg = LRTest(), math.inf, 0.0
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), cpu_clock()
     with ctx.budget.spend():
         n = LR_TEST_STEPS
         lrs = [LR_START * (LR_END / LR_START) ** (k / (n - 1)) for k in range(n)]
@@ -95,7 +95,7 @@ def lr_range_test(ctx: RunContext) -> LRTest:
             if i > 8 and smooth > LR_DIVERGE_FACTOR * best:
                 result.stopped = "diverged"
                 break
-            if time.perf_counter() - start > seconds:
+            if cpu_clock() - cpu_start > seconds:
                 result.stopped = "budget"
                 break
         else:

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ..engine.context import RunContext
+from ..engine.context import RunContext, cpu_clock
 from ..findings import SkipCheck
 from ..project.usercode import call_user, resolve_function
 from ..vocab import loss_info
@@ -136,7 +136,7 @@ def fit_torch(ctx: RunContext, model, X, y, epochs: int | None = None, seconds: 
     Xt = torch.as_tensor(X, dtype=torch.float32, device=ctx.device)
     yt = target_tensor(ctx, y).to(ctx.device)
     rng = np.random.default_rng(ctx.seed if seed is None else seed)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), cpu_clock()
     with ctx.budget.spend():
         for epoch in range(epochs):
             order = torch.as_tensor(rng.permutation(len(Xt)))
@@ -156,7 +156,7 @@ def fit_torch(ctx: RunContext, model, X, y, epochs: int | None = None, seconds: 
                 if not math.isfinite(value):
                     history.stopped = "diverged"
                     break
-                if time.perf_counter() - start > limit:
+                if cpu_clock() - cpu_start > limit:
                     history.stopped = "budget"
                     break
             history.epoch_train_loss.append(total / max(count, 1))

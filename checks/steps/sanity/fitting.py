@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from ...analyses.model_trace import fresh_model, require_torch_model, sample_rows, single_threaded
 from ...analyses.modeling import first_tensor
-from ...engine.context import RunContext
+from ...engine.context import RunContext, cpu_clock
 from ...engine.registry import check
 from ...findings import Finding, PlotSpec, Series, SkipCheck, fail, info, passed, warn
 from ...project.usercode import call_user
@@ -90,9 +90,10 @@ def _memorise(ctx: RunContext, X, y, reference: bool, seconds: float) -> dict:
     yb = target_tensor(ctx, y).to(ctx.device)
     goal = _memorise_goal(ctx, model, X, y, loss_fn)
     curve, step, start, acc, stopped = [], 0, time.perf_counter(), None, "steps"
+    cpu_start = cpu_clock()
     with ctx.budget.spend():
         while step < OVERFIT_MAX_STEPS:
-            if time.perf_counter() - start > seconds:
+            if cpu_clock() - cpu_start > seconds:
                 stopped = "time"
                 break
             model.train()
