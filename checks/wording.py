@@ -94,25 +94,24 @@ def baseline_name(is_classification: bool) -> str:
     return "the majority class" if is_classification else "the training mean"
 
 
-def signed(x: Any, decimals: int = 3) -> str:
-    """`x` with its sign and fixed decimals ("+0.012", "-0.300"); a value that rounds to zero reads "0"."""
+def _decimals(x: Any, spec: str, zero) -> str:
+    """`x` formatted with `spec`; non-numbers as they are, non-finite numbers in words, and a value that
+    rounds to zero through `zero(text)` (so it never reads "-0.000")."""
     try:
         v = float(x)
     except (TypeError, ValueError):
         return str(x)
     if not math.isfinite(v):
         return num(v)
-    text = f"{v:+.{decimals}f}"
-    return "0" if float(text) == 0 else text
+    text = format(v, spec)
+    return zero(text) if float(text) == 0 else text
+
+
+def signed(x: Any, decimals: int = 3) -> str:
+    """`x` with its sign and fixed decimals ("+0.012", "-0.300"); a value that rounds to zero reads "0"."""
+    return _decimals(x, f"+.{decimals}f", lambda text: "0")
 
 
 def fixed(x: Any, decimals: int = 3) -> str:
     """`x` with fixed decimals ("0.153"), never "-0.000" or "nan"."""
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return str(x)
-    if not math.isfinite(v):
-        return num(v)
-    text = f"{v:.{decimals}f}"
-    return text.lstrip("-") if float(text) == 0 else text
+    return _decimals(x, f".{decimals}f", lambda text: text.lstrip("-"))

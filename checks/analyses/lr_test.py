@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from ..engine.analysis import analysis
 from ..engine.context import RunContext, cpu_clock
-from .probe import LR_TEST_BUDGET_SHARE, seconds_for
+from .probe import LR_TEST_BUDGET_SHARE, fresh_training
 
 
 # Smith, "Cyclical Learning Rates for Training Neural Networks" (2017), in the variant popularised by
@@ -47,12 +47,9 @@ def lr_range_test(ctx: RunContext) -> LRTest:
     import torch
 
     from ..project.usercode import call_user
-    from .modeling import default_step, labelled_rows, make_loss, make_optimizer, step_loss_value, target_tensor
+    from .modeling import default_step, make_loss, make_optimizer, step_loss_value, target_tensor
 
-    seconds = seconds_for(ctx, LR_TEST_BUDGET_SHARE, "learning-rate range test")
-    model = ctx.build_model()
-    model.to(ctx.device)
-    X, y = labelled_rows(ctx, "train")
+    seconds, model, X, y = fresh_training(ctx, LR_TEST_BUDGET_SHARE, "learning-rate range test")
     Xt = torch.as_tensor(X, dtype=torch.float32, device=ctx.device)
     yt = target_tensor(ctx, y).to(ctx.device)
     loss_fn = make_loss(ctx)

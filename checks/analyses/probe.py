@@ -168,14 +168,20 @@ def seconds_for(ctx: RunContext, share: float, what: str) -> float:
     return seconds
 
 
-@analysis
-def probe(ctx: RunContext) -> Probe:
-    """The shared instrumented run (once per run)."""
-
-    seconds = seconds_for(ctx, PROBE_BUDGET_SHARE, "instrumented training probe")
+def fresh_training(ctx: RunContext, share: float, what: str):
+    """How every training analysis starts: its time share (SkipCheck when the budget is spent), a fresh
+    seeded model on the run's device, and the labelled training rows."""
+    seconds = seconds_for(ctx, share, what)
     model = ctx.build_model()
     model.to(ctx.device)
     X, y = labelled_rows(ctx, "train")
+    return seconds, model, X, y
+
+
+@analysis
+def probe(ctx: RunContext) -> Probe:
+    """The shared instrumented run (once per run)."""
+    seconds, model, X, y = fresh_training(ctx, PROBE_BUDGET_SHARE, "instrumented training probe")
     train_eval, valid_eval = _eval_rows(ctx, "train"), _eval_rows(ctx, "valid")
     loss_fn = make_loss(ctx)
     result = Probe(metric=ctx.metric, seconds_allowed=seconds, model=model)
