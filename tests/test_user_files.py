@@ -105,3 +105,29 @@ def test_control_characters_from_data_never_reach_the_terminal():
 
 def test_plain_text_is_left_as_it_is():
     assert printable("Loss fell 12% — ünïcødé, tabs\tand\nnewlines") == "Loss fell 12% — ünïcødé, tabs\tand\nnewlines"
+
+
+def test_damaged_saved_runs_are_passed_over_not_crashed_on(tmp_path):
+    """Run files are data on disk: a truncated one is set aside, odd shapes are skipped, and the newest
+    well-formed run is the one compared with."""
+    import json
+
+    from mltriage.checks.io.state import load_previous_run
+    from mltriage.checks.steps.errors.regressions import _counts_ok, _summary_shape_ok
+
+    runs = tmp_path / ".mltriage" / "runs"
+    runs.mkdir(parents=True)
+    good = {"findings": [{"check": "metrics.summary", "evidence": {"splits": {"valid": {"metrics": {"f1": 0.9}}}}}]}
+    (runs / "20260101T000000.json").write_text(json.dumps(good))
+    (runs / "20260102T000000.json").write_text('{"findings": "nope"}')
+    (runs / "20260103T000000.json").write_text("[1, 2]")
+    (runs / "20260104T000000.json").write_text('{"findings": [{"check": "metrics.summary", "evid')
+    assert load_previous_run(tmp_path) == good
+    assert any(p.name.startswith("20260104T000000.json.damaged") for p in runs.iterdir())
+    assert _summary_shape_ok(good["findings"][0]["evidence"])
+    for bad in ("x", {"splits": "x"}, {"splits": {"valid": 3}}, {"splits": {"valid": {"metrics": []}}},
+                {"splits": {"valid": {"metrics": {}}}, "per_class": {"valid": "x"}}):
+        assert not _summary_shape_ok(bad)
+    assert _counts_ok({"support": 10, "correct": 7})
+    assert not any(_counts_ok(r) for r in (None, "x", {"support": 0, "correct": 0}, {"support": "10", "correct": 1},
+                                           {"support": 10, "correct": True}))

@@ -139,7 +139,7 @@ def load_previous_run(project_root: Path, before: Path | None = None) -> dict | 
         if before is not None and path >= before:
             continue
         data, _ = read_json(path)
-        if isinstance(data, dict) and "findings" in data:
+        if isinstance(data, dict) and isinstance(data.get("findings"), list):
             return data
     return None
 

@@ -200,12 +200,30 @@ def _previous_summary(ctx: RunContext) -> tuple[dict, dict]:
     if run is None:
         raise SkipCheck("needs something to compare with: [artifacts] previous_predictions = \"...\", or a "
                         "previous `mltriage check` run saved in .mltriage/runs/")
-    old = next((f for f in run.get("findings", []) if f.get("check") == "metrics.summary"
-                and f.get("evidence", {}).get("splits")), None)
+    old = next((f for f in run.get("findings", []) if isinstance(f, dict) and f.get("check") == "metrics.summary"
+                and _summary_shape_ok(f.get("evidence"))), None)
     if old is None:
         raise SkipCheck("the previous saved run has no metrics.summary numbers to compare with (run the metrics "
                         "step too), and no [artifacts] previous_predictions is set")
     return run, old
+
+
+def _counts_ok(row) -> bool:
+    number = (int, float)
+    return (isinstance(row, dict) and isinstance(row.get("support"), number) and row["support"] > 0
+            and isinstance(row.get("correct"), number) and not isinstance(row.get("correct"), bool))
+
+
+def _summary_shape_ok(evidence) -> bool:
+    """Whether a saved metrics.summary evidence has the shape this check reads (a run file is data from
+    disk: a damaged or hand-edited one is skipped, never a crash)."""
+    if not isinstance(evidence, dict) or not isinstance(evidence.get("splits"), dict):
+        return False
+    valid = evidence["splits"].get("valid")
+    if not isinstance(valid, dict) or not isinstance(valid.get("metrics"), dict):
+        return False
+    per_class = evidence.get("per_class", {})
+    return isinstance(per_class, dict) and isinstance(per_class.get("valid", {}), dict)
 
 
 def _regressions_from_history(ctx: RunContext) -> Finding:
@@ -217,6 +235,8 @@ def _regressions_from_history(ctx: RunContext) -> Finding:
     now = summary_numbers(ctx)
     metric = ctx.metric
     before = (old["evidence"]["splits"].get("valid") or {}).get("metrics", {}).get(metric)
+    if not isinstance(before, (int, float)) or isinstance(before, bool):
+        before = None  # a damaged saved run
     after = now["splits"]["valid"]["metrics"].get(metric)
     if before is None or after is None:
         raise SkipCheck(f"the previous run has no valid-split {metric} to compare with")
@@ -225,6 +245,7 @@ def _regressions_from_history(ctx: RunContext) -> Finding:
     se = (standard_error(ctx, metric, "valid") or 0.0) * math.sqrt(2)
     worse_by = (before - after) if hib else (after - before)
     rows_then = old["evidence"]["splits"]["valid"].get("rows")
+    rows_then = rows_then if isinstance(rows_then, int) and not isinstance(rows_then, bool) else None
     classes = _class_recall_drops(old["evidence"].get("per_class", {}).get("valid", {}),
                                   now.get("per_class", {}).get("valid", {}))
     evidence = {"compared_with": "previous saved run", "run_started": run.get("started"), "metric": metric,
@@ -266,7 +287,7 @@ def _class_recall_drops(before: dict, after: dict) -> list[dict]:
     rows = []
     for c, now in after.items():
         then = before.get(c)
-        if not then or not then.get("support") or not now.get("support"):
+        if not _counts_ok(then) or not _counts_ok(now):  # a damaged saved run: that class is not compared
             continue
         p = float(two_proportion_p(now["correct"], now["support"], then["correct"], then["support"]))
         rows.append({"class": c, "previous": then["correct"] / then["support"],
