@@ -141,7 +141,8 @@ def run_case(case: str, rate: float, seconds: float, folder: Path) -> dict:
 
 def growth(max_lines: int, batch: int, folder: Path) -> list[dict]:
     """Time one poll of `batch` new lines at several file sizes (flat = incremental)."""
-    from mltriage.checks.io.logs import LogFollower, read_training_log
+    from mltriage.checks.io.log_follow import LogFollower
+    from mltriage.checks.io.logs import read_training_log
 
     path = folder / "grow.csv"
     sizes = sorted({s for s in (1_000, 10_000, 100_000, 1_000_000, max_lines) if s <= max_lines})

@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 import pytest
-from mltriage.checks.io.logs import LogFollower
+from mltriage.checks.io.log_follow import LogFollower
 
 WATCH_TIMEOUT = 120
 

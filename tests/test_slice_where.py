@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mltriage.checks.analyses.slices import SliceError, check_where, evaluate_where
+from mltriage.checks.analyses.where import SliceError, check_where, evaluate_where
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -95,7 +95,7 @@ def test_prose_is_not_a_log(tmp_path):
 
 
 def test_keras_style_stdout_with_two_word_names():
-    from mltriage.checks.io.logs import _text_line
+    from mltriage.checks.io.log_files import _text_line
 
     record = _text_line("Epoch 3/10 - train loss: 0.42 - val loss: 0.50 - val acc: 0.81")
     assert record == {"epoch": 3.0, "train_loss": 0.42, "val_loss": 0.5, "val_acc": 0.81}

@@ -100,7 +100,7 @@ class LogSource:
     what was appended is parsed, so an update costs the same at line 100 and at line 1,000,000."""
 
     def __init__(self, path: Path):
-        from mltriage.checks.io.logs import LogFollower
+        from mltriage.checks.io.log_follow import LogFollower
 
         self.path = path
         self.follower = LogFollower(path)
@@ -134,7 +134,7 @@ def find_source(args):
     if args.log:
         path = Path(args.log)
         if path.is_dir():  # a Lightning or Hugging Face run folder: its newest metrics file
-            from mltriage.checks.io.logs import find_run_log
+            from mltriage.checks.io.log_files import find_run_log
 
             found, _ = find_run_log(path)
             if found.is_dir() and not any(EVENT_MARK in p.name for p in found.rglob("*")):

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...analyses.predictions import model_outputs, previous_outputs
-from ...analyses.slices import MAX_CATEGORY_VALUES, MIN_SLICE_ROWS, SliceError, column_kinds, evaluate_where, plain_value
+from ...analyses.slices import MAX_CATEGORY_VALUES, MIN_SLICE_ROWS, column_kinds, plain_value
+from ...analyses.where import SliceError, evaluate_where
 from ...analyses.stats import FDR, ONE_SIDED_Z, benjamini_hochberg, mcnemar_worse_p, paired_worse_p
 from ...engine.context import RunContext
 from ...engine.registry import check

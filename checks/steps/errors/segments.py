@@ -7,8 +7,9 @@ import time
 from dataclasses import dataclass, field
 
 from ...analyses.predictions import model_outputs
-from ...analyses.slices import (ALLOWED_SUMMARY, MIN_SLICE_ROWS, REPORT_RATIO, WARN_EXCESS, WARN_RATIO, SliceError,
-                                column_kinds, deduplicate_slices, discover_slices, evaluate_where)
+from ...analyses.slices import (MIN_SLICE_ROWS, REPORT_RATIO, WARN_EXCESS, WARN_RATIO, column_kinds,
+                                deduplicate_slices, discover_slices)
+from ...analyses.where import ALLOWED_SUMMARY, SliceError, evaluate_where
 from ...analyses.stats import FDR
 from ...engine.context import RunContext
 from ...engine.registry import check
