@@ -129,3 +129,24 @@ def test_overfitting_reads_the_eval_lines(tmp_path, eval_every):
     ctx = project_with_monitor(tmp_path / "p", lr=0.5, steps=600, eval_every=eval_every, overfit=True)
     finding = run_check(ctx, "training.overfitting")
     assert finding.status != "skipped" and "monitored run" in (finding.detail + json.dumps(finding.evidence))
+
+
+# --- a monitor file from a different model (issue 16) ---------------------------------------------------------
+def test_a_monitor_file_from_another_model_is_said_in_the_evidence(tmp_path):
+    from helpers import GOOD_TORCH_MODEL
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"x": rng.normal(size=60), "label": rng.integers(0, 3, 60)})
+    write_project(tmp_path, df, df.iloc[:20], model_code=GOOD_TORCH_MODEL,
+                  toml_extra='[model]\ncode = "model.py"\nbuild = "build_model"\n')
+    monitored_training(tmp_path / ".mltriage" / "monitor" / "run.jsonl", steps=60)
+    f = run_check(context_for(tmp_path), "training.exploding_gradients")
+    said = f.title + f.detail + json.dumps(f.evidence)
+    assert "may come from a different model" in said and "163 parameters" in said  # the project's model
+
+
+def test_the_monitor_file_of_the_project_model_has_no_such_note(tmp_path):
+    from mltriage.checks.analyses.monitored import _model_mismatch
+
+    ctx = project_with_monitor(tmp_path, steps=60)
+    assert _model_mismatch(ctx, read_monitor(tmp_path / ".mltriage" / "monitor" / "run.jsonl")) is None

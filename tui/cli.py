@@ -155,6 +155,14 @@ def positive_seconds(option: str, value: float | None) -> float | None:
 _DEVICE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
 
 
+def _fall_back_to_cpu(device: str, why: str) -> str:
+    """Issue 14: an absent GPU is not a reason to check nothing. Say so once, then run on the CPU (the
+    seeded checks give the same findings there, only slower)."""
+    print(f"mltriage: --device {device}: {why}; running the model checks on --device cpu instead.",
+          file=sys.stderr)
+    return "cpu"
+
+
 def check_device(device: str) -> str:
     """--device: cpu, cuda, cuda:N or mps, and present on this machine (one message, before anything runs)."""
     if not _DEVICE.match(device or ""):
@@ -167,12 +175,12 @@ def check_device(device: str) -> str:
         raise UsageError(f"--device {device} needs PyTorch, which is not installed here. Use --device cpu.") from None
     if device == "mps":
         if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-            raise UsageError("--device mps: no Apple GPU (MPS) is available here. Use --device cpu.")
+            return _fall_back_to_cpu(device, "no Apple GPU (MPS) is available here")
         return device
     if not torch.cuda.is_available():
         built = "this PyTorch build has no CUDA support" if torch.version.cuda is None \
             else "PyTorch sees no CUDA GPU (driver, CUDA_VISIBLE_DEVICES?)"
-        raise UsageError(f"--device {device}: {built}. Use --device cpu, or run on a machine with a GPU.")
+        return _fall_back_to_cpu(device, built)
     index = int(device.split(":", 1)[1]) if ":" in device else 0
     count = torch.cuda.device_count()
     if index >= count:

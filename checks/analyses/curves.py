@@ -103,6 +103,8 @@ def trivial_loss(ctx: RunContext) -> float | None:
     except Exception:  # featurize may be missing for a logs-only project: use the raw labels
         y = ctx.y("train")
         y = y[y >= 0] if ctx.is_classification else y[np.isfinite(y)]
+    if y is None:  # sequence targets: the ids at every position
+        y = ctx.sequence_tokens("train")
     if len(y) == 0:
         return None
     return _uninformed_loss(loss.init_theory, y)

@@ -69,6 +69,12 @@ def _label_model(kind: str, n_features: int, seed: int):
 
     if kind == "sparse":
         return LogisticRegression(max_iter=500, C=1.0), "logistic regression on TF-IDF"
+    if kind == "embedding":
+        # a network's learnt features: a linear read-out is what its own head does (linear probing)
+        from sklearn.preprocessing import StandardScaler
+
+        return make_pipeline(StandardScaler(), LogisticRegression(max_iter=500, C=1.0)), \
+            "logistic regression on the model's penultimate features"
     if n_features > 50:
         # Wide inputs (pixels, bag of words, embeddings): a linear model is fast and reasonably calibrated.
         # MaxAbs scaling keeps sparse, non-negative columns as they are; standardising them blows rare
@@ -108,6 +114,11 @@ def _label_features(ctx: RunContext, pos):
     import numpy as np
     from ..project.config import ProjectError
 
+    if ctx.is_tensor:  # a model that can learn the modality: the project's own, trained by the probe
+        from .features import probe_features
+
+        feats, what = probe_features(ctx)
+        return feats[pos], "embedding", what
     try:
         if ctx.config.featurize or not (ctx.categorical_columns or ctx.text_columns):
             X = ctx.X("train")[pos]

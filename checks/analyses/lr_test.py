@@ -30,6 +30,7 @@ class LRTest:
     smoothed: list[float] = field(default_factory=list)
     stopped: str = ""          # "diverged" | "budget" | "end"
     seconds: float = 0.0
+    optimizer: str = ""        # the optimizer's class name (Adam, AdamW, SGD, ...): its lr scale differs
 
 
 def _batch_stream(n: int, batch_size: int, rng):
@@ -44,32 +45,26 @@ def _batch_stream(n: int, batch_size: int, rng):
 def lr_range_test(ctx: RunContext) -> LRTest:
     """The range test on a fresh model with the configured optimizer (once per run)."""
     import numpy as np
-    import torch
 
-    from ..project.usercode import call_user
-    from .modeling import default_step, make_loss, make_optimizer, step_loss_value, target_tensor
+    from .modeling import batch_getter, make_loss, make_optimizer, run_step
 
     seconds, model, X, y = fresh_training(ctx, LR_TEST_BUDGET_SHARE, "learning-rate range test")
-    Xt = torch.as_tensor(X, dtype=torch.float32, device=ctx.device)
-    yt = target_tensor(ctx, y).to(ctx.device)
+    get_batch = batch_getter(ctx, X, y)
     loss_fn = make_loss(ctx)
-    optimizer = make_optimizer(ctx, [p for p in model.parameters() if p.requires_grad], LR_START)
+    optimizer = make_optimizer(ctx, [p for p in model.parameters() if p.requires_grad], LR_START, model=model)
     step_fn = ctx.function("train_step")
     rng = np.random.default_rng(ctx.seed)
     bs = ctx.config.batch_size
-    batches = _batch_stream(len(Xt), bs, rng)
+    batches = _batch_stream(len(X), bs, rng)
+    steps = iter(range(10 ** 9))
 
     def one_step(lr: float) -> float:
         for group in optimizer.param_groups:
             group["lr"] = lr
-        idx = torch.as_tensor(next(batches))
-        xb, yb = Xt[idx], yt[idx]
-        if step_fn is not None:
-            value = call_user(ctx.config, "train_step", step_fn, model, optimizer, loss_fn, xb, yb)
-            return step_loss_value(value)
-        return default_step(ctx, model, optimizer, loss_fn, xb, yb)
+        xb, yb = get_batch(next(batches))
+        return run_step(ctx, model, optimizer, loss_fn, xb, yb, step_fn, next(steps))
 
-    result, best, avg = LRTest(), math.inf, 0.0
+    result, best, avg = LRTest(optimizer=type(optimizer).__name__), math.inf, 0.0
     start, cpu_start = time.perf_counter(), cpu_clock()
     with ctx.budget.spend():
         n = LR_TEST_STEPS
@@ -172,3 +167,79 @@ def _read_useful_range(summary: LRSummary, lrs, sm, i_min: int, start: float, dr
     summary.useful_range = [float(lrs[lower]), float(lrs[i_min])]
     # fastai-style suggestion: a tenth of the lr at the minimum, which sits near the steepest fall.
     summary.suggested_lr = float(lrs[i_min] / 10)
+
+
+# --- advice: a range to try, only where the sweep supports one ------------------------------------------
+# Smith 2017 (and fastai's lr_find) read the lr to use about one order of magnitude below the lr of lowest
+# loss; the range is one decade centred there (half a decade either side).
+ADVICE_BELOW_MINIMUM = 10.0
+ADVICE_HALF_WIDTH = 10 ** 0.5
+# The loss must fall clearly before a range is read from it: at least 20% of its starting value, four
+# times the 5% floor of `fell`, well beyond what the EMA of a 100-step mini-batch sweep wanders by.
+ADVICE_MIN_DROP = 0.2
+# Where each optimizer family trains in practice. Adam-family: Kingma & Ba's (2015) default 1e-3, fine-tuning
+# down to ~1e-5 (Devlin et al. 2019 fine-tune BERT at 2e-5..5e-5), rarely above 1e-2. SGD's step is
+# lr x gradient with no per-parameter scaling, so it sits one to two orders higher (Goyal et al. 2017: 0.1
+# per 256 examples with momentum 0.9). The upper bound always holds: a sweep spends a few steps per lr, so it
+# shows where an lr blows up but never that a large one stays stable over a long run (and a bounded loss
+# hides the blow-up altogether). The lower bound holds unless the sweep blew up: then its small readings
+# are what the model can take.
+OPTIMIZER_LR_BOUNDS = {"adam": (1e-5, 1e-2), "sgd": (1e-4, 1.0)}
+ADAM_FAMILY = ("adam", "adamw", "adamax", "nadam", "radam", "sparseadam", "lamb")
+
+
+def optimizer_family(name: str) -> str:
+    """"adam" (Adam and its variants), "sgd", or "other" (a project's own optimizer, RMSprop, ...)."""
+    n = (name or "").lower().replace("_", "")
+    if n in ADAM_FAMILY:
+        return "adam"
+    return "sgd" if n == "sgd" else "other"
+
+
+@dataclass
+class LRAdvice:
+    """A range of learning rates to try, or why none is given."""
+
+    family: str                                # optimizer_family of the sweep's optimizer
+    lr_range: tuple[float, float] | None = None
+    capped: bool = False                       # the sweep's own reading lay outside the family's bounds
+    raw_range: tuple[float, float] | None = None
+    why_not: str = ""                          # when lr_range is None: the reason, in words
+
+    def evidence(self) -> dict:
+        return {"family": self.family, "range": list(self.lr_range) if self.lr_range else None,
+                "capped": self.capped, "sweep_range": list(self.raw_range) if self.raw_range else None,
+                "why_not": self.why_not or None}
+
+
+def _clamp(lo: float, hi: float, bounds: tuple[float, float]) -> tuple[float, float]:
+    """[lo, hi] inside bounds; a range wholly outside becomes the decade at the nearer bound."""
+    b_lo, b_hi = bounds
+    if hi <= b_lo:
+        return b_lo, b_lo * 10
+    if lo >= b_hi:
+        return b_hi / 10, b_hi
+    return max(lo, b_lo), min(hi, b_hi)
+
+
+def lr_advice(summary: LRSummary, optimizer: str, memorised: bool | None, memorised_note: str = "") -> LRAdvice:
+    """A range to try when the sweep's loss fell clearly and the model memorised a tiny batch (a range test
+    on a model that cannot learn measures its defect, not its learning rate). Pure."""
+    family = optimizer_family(optimizer)
+    advice = LRAdvice(family)
+    if memorised is not True:
+        advice.why_not = memorised_note or "sanity.overfit_small_batch did not pass in this run"
+        return advice
+    if not summary.fell or summary.lr_at_min_loss is None or (summary.relative_drop or 0) < ADVICE_MIN_DROP:
+        advice.why_not = (f"the sweep's loss did not fall clearly (by {100 * (summary.relative_drop or 0):.0f}% at "
+                          f"best; a range is read from a fall of {ADVICE_MIN_DROP:.0%} or more)")
+        return advice
+    centre = summary.lr_at_min_loss / ADVICE_BELOW_MINIMUM
+    raw = (centre / ADVICE_HALF_WIDTH, centre * ADVICE_HALF_WIDTH)
+    advice.raw_range, advice.lr_range = raw, raw
+    bounds = OPTIMIZER_LR_BOUNDS.get(family)
+    if bounds is not None:
+        low = min(bounds[0], raw[0]) if summary.lr_blowup is not None else bounds[0]
+        advice.lr_range = _clamp(*raw, (low, bounds[1]))
+        advice.capped = advice.lr_range != raw
+    return advice

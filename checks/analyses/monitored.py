@@ -32,7 +32,31 @@ def monitored(ctx: RunContext) -> MonitorSource | None:
     if path is None:
         return None
     run = read_monitor(path)
-    return MonitorSource(run, note) if run.records else None
+    if not run.records:
+        return None
+    mismatch = _model_mismatch(ctx, run)
+    return MonitorSource(run, note + (f"; {mismatch}" if mismatch else ""))
+
+
+def _model_mismatch(ctx: RunContext, run: MonitoredRun) -> str | None:
+    """Words for a monitor file that records a different model than the project's build gives (another
+    class or another parameter count): its findings are still the real run's, but the user must know."""
+    if not ctx.has_model or run.model is None and run.parameters is None:
+        return None
+    try:
+        model = ctx.first_model()
+        if ctx.model_kind != "torch":
+            return None
+        name = type(model).__name__
+        count = sum(p.numel() for p in model.parameters())
+    except Exception:  # noqa: BLE001 - the model checks report a model that does not build
+        return None
+    if run.model not in (None, name) or (run.parameters is not None and run.parameters != count):
+        recorded = " with ".join(x for x in (run.model, f"{run.parameters:,} parameters"
+                                             if run.parameters is not None else None) if x)
+        return (f"the monitor file records {recorded}, but this project's build_model gives {name} with "
+                f"{count:,} parameters: it may come from a different model or an older version of it")
+    return None
 
 
 def monitor_curves(run: MonitoredRun, metric: str | None = None) -> TrainingCurves:

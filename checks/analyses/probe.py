@@ -121,7 +121,7 @@ def _eval_rows(ctx: RunContext, split: str):
     X, y = labelled_rows(ctx, split)
     if len(X) > EVAL_MAX_ROWS:
         idx = np.random.default_rng(ctx.seed).choice(len(X), EVAL_MAX_ROWS, replace=False)
-        X, y = X[idx], y[idx]
+        X, y = X[idx], (None if y is None else y[idx])
     return X, y
 
 
@@ -132,6 +132,10 @@ def evaluate(ctx: RunContext, model, loss_fn, X, y):
 
     from .scoring import score
 
+    if y is None:  # sequence targets: the mean loss over every position, no per-example metric
+        from .modeling import eval_loss
+
+        return eval_loss(ctx, model, X, None, loss_fn), None, None
     scores = forward_scores(ctx, model, X, use_project_predict=False)
     out, target = torch.as_tensor(scores, dtype=torch.float32), target_tensor(ctx, y)
     per_sample = None

@@ -52,7 +52,7 @@ def _category_candidates(name: str, values, err) -> tuple[list[Candidate], dict]
     out = []
     top = np.argsort(-counts[1:], kind="stable")[:MAX_CATEGORY_VALUES]
     for j in top:
-        out.append(Candidate(f"{name} == {uniques[j]!r}", "category", name, plain_value(uniques[j]),
+        out.append(Candidate(f"{name} == {plain_value(uniques[j])!r}", "category", name, plain_value(uniques[j]),
                              int(counts[j + 1]), float(sums[j + 1])))
     if counts[0]:
         out.append(Candidate(f"{name} is missing", "missing", name, None, int(counts[0]), float(sums[0])))

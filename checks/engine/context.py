@@ -17,9 +17,14 @@ from typing import Any, Callable, Hashable
 
 from ..project.config import ProjectConfig, ProjectError, did_you_mean
 from ..io.readers import read_table
-from ..project.usercode import call_user, import_project_code, resolve_function
+from ..findings import SkipCheck
+from ..project.usercode import accepts_no_arguments, call_user, import_project_code, resolve_function
 from ..vocab import default_loss, default_metric, loss_info
+from .tensor_context import TENSOR_TARGET, TensorProjectMixin
 
+# project functions mltriage may call, by their [model] key
+PROJECT_ROLES = ("build", "featurize", "train_step", "predict", "dataset", "collate", "decode", "scheduler",
+                 "lightning", "datamodule")
 SEED = 0
 HOLDOUT_FRACTION = 0.2
 # Integer targets with at most this many distinct values are read as class labels.
@@ -57,7 +62,7 @@ class Budget:
             self.used += cpu_clock() - start
 
 
-class RunContext:
+class RunContext(TensorProjectMixin):
     def __init__(self, config: ProjectConfig, budget_seconds: float | None = None, device: str = "cpu",
                  seed: int = SEED, hung_roles: dict[str, str] | None = None,
                  crashed_roles: dict[str, str] | None = None):
@@ -98,17 +103,26 @@ class RunContext:
 
     def prepare(self) -> None:
         """Load what every run needs and fail early with a ProjectError (exit 2) when it cannot."""
-        _ = self.splits
-        self._validate_columns()
         if self.config.model_code:
             _ = self.code
-            for role in ("build", "featurize", "train_step", "predict"):
+            for role in PROJECT_ROLES:
                 self.function(role)
+        if self.config.engine == "dask":  # a missing extra is one message for the run, not one per check
+            from ..io.engines.dask_engine import import_dask
+
+            import_dask()
+        _ = self.splits
+        if not self.is_tensor and not self.config.logs_only:
+            self._validate_columns()
 
     # --- data ----------------------------------------------------------------------------------
     @cached_property
     def raw_splits(self) -> dict[str, Any]:
         cfg = self.config
+        if self.is_tensor:  # one row per item, holding its label (DESIGN §3b)
+            return {name: self.tensor_frame(name) for name in self.tensor_splits}
+        if cfg.logs_only:  # a training log alone: no rows (only the training checks run)
+            return {}
         splits = {"train": read_table(cfg.train, "[data] train")}
         if cfg.valid is not None:
             splits["valid"] = read_table(cfg.valid, "[data] valid")
@@ -126,13 +140,15 @@ class RunContext:
 
     @property
     def valid_is_holdout(self) -> bool:
+        if self.is_tensor:
+            return "held out" in self.tensor_split("valid").source
         return self.config.valid is None
 
     @cached_property
     def splits(self) -> dict[str, Any]:
         """train, valid (held out from train when not configured) and test when configured."""
         splits = dict(self.raw_splits)
-        if "valid" not in splits:
+        if "valid" not in splits and "train" in splits:
             splits["train"], splits["valid"] = self._holdout(splits["train"])
         return {k: splits[k] for k in ("train", "valid", "test") if k in splits}
 
@@ -168,7 +184,7 @@ class RunContext:
 
     @property
     def target(self) -> str:
-        return self.config.target
+        return TENSOR_TARGET if self.is_tensor else self.config.target
 
     def _validate_columns(self) -> None:
         cfg, cols = self.config, [str(c) for c in self.raw_splits["train"].columns]
@@ -181,6 +197,8 @@ class RunContext:
     @cached_property
     def feature_columns(self) -> list[str]:
         cfg = self.config
+        if self.is_tensor or cfg.logs_only:
+            return []
         if cfg.features is not None:
             return list(cfg.features)
         skip = set(cfg.ignore) | {cfg.target}
@@ -227,6 +245,10 @@ class RunContext:
 
         if self.config.classes is not None:
             return "classification"
+        if self.is_tensor:
+            return "regression" if self.target_kind == "value" else "classification"
+        if self.config.logs_only:  # nothing to infer from: the log's metric names decide nothing here
+            return "classification"
         y = self.raw_splits["train"][self.config.target].dropna()
         if not pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
             return "classification"
@@ -249,6 +271,10 @@ class RunContext:
         """Class labels in output-index order: `classes` from the project, else sorted train labels."""
         if not self.is_classification:
             return []
+        if self.is_tensor:
+            return self.tensor_classes()
+        if self.config.logs_only:
+            return list(self.config.classes or [])
         if self.config.classes is not None:
             return list(self.config.classes)
         values = self.train[self.target].dropna().unique().tolist()
@@ -276,10 +302,15 @@ class RunContext:
 
     def labels(self, split: str):
         """The raw target column of a split."""
+        if self.is_tensor and self.target_kind == "sequence":
+            raise SkipCheck("sequence targets (one label per position): per-example label checks do not apply")
         return self.splits[split][self.target]
 
     def y(self, split: str):
         """Encoded targets: int64 class indices (-1 for labels outside `classes`) or float32 values."""
+        if self.is_tensor:
+            return self.shared(("RunContext.y", split), lambda: self.tensor_y(split))
+
         def compute():
             import numpy as np
 
@@ -316,7 +347,11 @@ class RunContext:
         return self.splits[split][self.feature_columns]
 
     def X(self, split: str):
-        """The split as a float32 matrix: the project's featurize (fitted on train), else numeric columns."""
+        """The split as a float32 matrix: the project's featurize (fitted on train), else numeric columns.
+        A tensor project's split is TensorRows instead: its items, indexable like the rows of a matrix."""
+        if self.is_tensor:
+            return self.tensor_rows(split)
+
         def compute():
             import numpy as np
 
@@ -404,12 +439,16 @@ class RunContext:
 
     def build_model(self):
         """A fresh model from the project's build function, seeded so every build is the same."""
-        build = self.function("build")
+        build = self.function("lightning" if self.config.lightning else "build")
         if build is None:
             return None
         self._refuse_broken_model()
-        n_inputs = int(self.X("train").shape[1])
         self.seed_everything()
+        if self.config.lightning:
+            return call_user(self.config, f"{self.config.lightning}()", build)
+        if accepts_no_arguments(build):  # build_model() of a tensor project (DESIGN §3b)
+            return call_user(self.config, "build_model", build)
+        n_inputs = self.example_size() if self.is_tensor else int(self.X("train").shape[1])
         return call_user(self.config, "build_model", build, n_inputs, self.n_outputs)
 
     def _refuse_broken_model(self) -> None:
@@ -466,6 +505,8 @@ class RunContext:
         if need in ("data", "train", "valid"):
             return None
         if need == "test":
+            if self.is_tensor:
+                return None if "test" in self.tensor_splits else "a test split: make_dataset(\"test\")"
             return None if cfg.test else 'a test split: [data] test = "data/test.csv"'
         if need == "classification":
             return None if self.is_classification else "a classification task (this project is regression)"
@@ -489,6 +530,13 @@ class RunContext:
             return None if getattr(cfg, need) else f'[artifacts] {need} = "..." in mltriage.toml'
         if need == "slices":
             return None if cfg.slices else "[[slices]] tables (name, where, metric, min/max) in mltriage.toml"
+        if need == "tensor":
+            return None if self.is_tensor else ("a tensor project: [model] dataset = \"make_dataset\" "
+                                                "(this check reads tensors from a Dataset)")
+        if need in ("images", "tokens"):
+            if not self.is_tensor:
+                return f"a tensor project of {need}: [model] dataset = \"make_dataset\""
+            return None if self.modality == need else f"{need} as inputs (this project's inputs are {self.modality})"
         if need == "text":
             return None if self.text_columns else "a free-text column (set [data] text = [\"...\"])"
         raise ValueError(f"unknown need {need!r}")

@@ -24,14 +24,15 @@ STEP_TITLES = {
 # The contract: these ids, in this order. The runner runs checks in this order.
 CATALOG: dict[str, tuple[str, ...]] = {
     "problem": ("task_type", "class_balance", "baseline", "metric_choice"),
-    "sanity": ("data_loads", "model_builds", "forward_pass", "loss_at_init", "loss_shapes",
+    "sanity": ("data_loads", "model_builds", "input_batch", "forward_pass", "loss_at_init", "loss_shapes",
                "overfit_small_batch", "gradient_flow", "input_independent", "train_step",
                "eval_determinism"),
     "data": ("missing_values", "duplicates", "split_overlap", "constant_features", "id_columns",
              "target_leakage", "feature_scale", "outliers", "label_values", "label_issues", "drift",
-             "text_quality", "label_order", "feature_relevance"),
+             "text_quality", "label_order", "feature_relevance", "token_ids", "image_quality",
+             "augmentation"),
     "architecture": ("summary", "output_layer", "output_size", "capacity", "dead_units",
-                     "saturation", "init_scale", "dropout"),
+                     "saturation", "init_scale", "dropout", "frozen_layers"),
     "training": ("lr_range", "divergence", "exploding_gradients", "vanishing_gradients",
                  "oscillation", "plateau", "update_ratio", "overfitting", "underfitting",
                  "early_stopping"),
@@ -61,13 +62,17 @@ class CheckSpec:
     # imports, so that the engine can load them while the prefetch thread computes.
     prefetch: Callable | None = None
     imports: tuple[str, ...] = field(default_factory=tuple)
+    # Whether the check runs on tensor projects (DESIGN §3b: a Dataset, no table). Data checks read table
+    # columns unless they say otherwise; the model, metrics and error checks work on any project.
+    tensor: bool = True
 
 
 _REGISTRY: dict[str, CheckSpec] = {}
 
 
 def check(id: str, step: str | None = None, title: str = "", needs: tuple[str, ...] | list[str] = (),
-          timeout: float | None = None, prefetch: Callable | None = None, imports: tuple[str, ...] = ()):
+          timeout: float | None = None, prefetch: Callable | None = None, imports: tuple[str, ...] = (),
+          tensor: bool | None = None):
     """Register a check function under a catalog id."""
     step = step or id.split(".", 1)[0]
     if step not in STEPS:
@@ -77,10 +82,32 @@ def check(id: str, step: str | None = None, title: str = "", needs: tuple[str, .
 
     def register(fn: Callable) -> Callable:
         _REGISTRY[id] = CheckSpec(id=id, step=step, title=title or id, fn=fn, needs=tuple(needs),
-                                  timeout=timeout, prefetch=prefetch, imports=tuple(imports))
+                                  timeout=timeout, prefetch=prefetch, imports=tuple(imports),
+                                  tensor=(step != "data") if tensor is None else tensor)
         return fn
 
     return register
+
+
+_TENSOR_VARIANTS: dict[str, Callable] = {}
+
+
+def tensor_variant(id: str):
+    """Register how a check runs on a tensor project (DESIGN §3b) when its table implementation does not
+    apply: the same id, the same verdict contract, measured through the Dataset (e.g. data.duplicates by
+    content hash). The engine runs it instead of the table function when ctx.is_tensor."""
+    def register(fn: Callable) -> Callable:
+        _TENSOR_VARIANTS[id] = fn
+        return fn
+
+    return register
+
+
+def tensor_implementation(spec: CheckSpec) -> Callable | None:
+    """The function that runs `spec` on a tensor project, or None when the check does not apply there."""
+    if spec.id in _TENSOR_VARIANTS:
+        return _TENSOR_VARIANTS[spec.id]
+    return spec.fn if spec.tensor else None
 
 
 def all_checks() -> dict[str, CheckSpec]:

@@ -17,7 +17,7 @@ from typing import Callable, Iterable
 from .context import RunContext
 from ..findings import Finding, SkipCheck, errored, skipped
 from ..project.config import ProjectError
-from .registry import CheckSpec
+from .registry import CheckSpec, tensor_implementation
 from ..project.usercode import UserCodeError
 
 
@@ -56,7 +56,7 @@ def run_one(spec: CheckSpec, ctx: RunContext, timeout: float | None = None) -> F
     except BaseException as exc:  # KeyboardInterrupt included: turn it into a finding, the runner decides
         if isinstance(exc, KeyboardInterrupt):
             raise
-        finding = errored(_failure_title(exc), detail=traceback.format_exc())
+        finding = errored(_failure_title(exc), detail=_failure_detail(exc, ctx))
     finding.check, finding.step = spec.id, spec.step
     finding.seconds = time.perf_counter() - start
     return apply_max_status(finding, getattr(ctx.config, "check_max_status", None) or {})
@@ -80,6 +80,26 @@ def apply_max_status(finding: Finding, caps: dict[str, str]) -> Finding:
     return finding
 
 
+CALLING_CONVENTION = ("mltriage calls the model as model(x), model(*x) when an item's x is a tuple and "
+                      "model(**x) when it is a dict (DESIGN §3b): give every input forward() needs as part of x "
+                      "(e.g. x = (ids, lengths)), or give the extra parameters defaults.")
+
+
+def _failure_detail(exc: BaseException, ctx: RunContext) -> str:
+    """What the user needs: for a failure in the model's forward() the project's own frames (and how the
+    model is called when forward() got the wrong arguments); for a failure of the check, its traceback."""
+    from ..project.usercode import user_frames_traceback
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not any("torch/nn/modules/module.py" in f.filename.replace("\\", "/") for f in frames):
+        return "".join(traceback.format_exception(exc))
+    message = f"{type(exc).__name__}: {exc}"
+    hint = ""
+    if isinstance(exc, TypeError) and ("positional argument" in str(exc) or "unexpected keyword" in str(exc)):
+        hint = "\n\n" + CALLING_CONVENTION
+    return f"the model's forward() raised {message}{hint}\n\n{user_frames_traceback(exc, ctx.root)}".rstrip()
+
+
 def _failure_title(exc: BaseException) -> str:
     """Name the failure: the model's own forward() (a project bug, e.g. a shape mismatch) or the check."""
     message = (str(exc).strip().splitlines() or [""])[0][:160]
@@ -97,6 +117,18 @@ def _run_guarded(spec: CheckSpec, ctx: RunContext, timeout: float | None) -> Fin
     if spec.id in (getattr(ctx.config, "check_skip", None) or ()):
         return skipped(SKIPPED_IN_PROJECT_FILE, detail="[checks] skip in mltriage.toml lists this check, so it "
                        "was not run. Remove it from there to run it again.", evidence={"skipped_by": "[checks] skip"})
+    if getattr(ctx.config, "logs_only", False) and spec.step != "training":
+        return skipped("needs data: this project is a training log alone",
+                       detail="mltriage.toml has [artifacts] but no [data], so only the training checks, which read "
+                       "the log, can run. Add [data] train and target (and [model] for the model checks) for the rest.",
+                       evidence={"missing": "data"})
+    fn = tensor_implementation(spec) if ctx.is_tensor else spec.fn
+    if fn is None:
+        return skipped("reads table columns; this project feeds tensors through a Dataset",
+                       detail="This check reads the columns of a table. A tensor project (DESIGN §3b: "
+                       "make_dataset, an image folder or a LightningDataModule) has none, so it does not apply; "
+                       "the tensor checks (data.feature_scale, data.duplicates, data.token_ids, ...) cover it.",
+                       evidence={"missing": "table"})
     for need in spec.needs:
         try:
             what = ctx.missing(need)
@@ -109,7 +141,7 @@ def _run_guarded(spec: CheckSpec, ctx: RunContext, timeout: float | None) -> Fin
                            evidence={"missing": need})
     try:
         with _alarm(timeout):
-            result = spec.fn(ctx)
+            result = fn(ctx)
     except SkipCheck as exc:
         return skipped(str(exc).splitlines()[0] if str(exc) else "does not apply", detail=str(exc))
     except CheckTimeout:

@@ -23,6 +23,7 @@ def serve(request: RunRequest, send: Callable[[Message], None], config=None, con
     from .context import RunContext
     from .run import run_specs
     from ..project.config import load_project
+    from ..project.usercode import UserCodeError
     from ..io.readers import parse_ahead
     try:
         config = config if config is not None else load_project(request.project)
@@ -36,6 +37,9 @@ def serve(request: RunRequest, send: Callable[[Message], None], config=None, con
         _warm_up_torch(config)
     except ProjectError as exc:
         send(ProjectFailed(message=str(exc)))
+        return
+    except UserCodeError as exc:  # project code that every check needs (a Dataset, its items) failed
+        send(ProjectFailed(message=f"{config.path}: {exc}\n\n{exc.user_traceback}".rstrip()))
         return
     if concurrency is None:
         concurrency = min(2, os.cpu_count() or 1)

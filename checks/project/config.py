@@ -59,6 +59,16 @@ class ProjectConfig:
     train_step: str | None = None
     predict: str | None = None
     checkpoint: Path | None = None
+    # tensor projects (DESIGN §3b)
+    images: str | None = None          # [data] images: the table column holding image file paths
+    engine: str = "auto"               # [data] engine: pandas | duckdb | dask | auto (DESIGN §3, data beyond memory)
+    scheduler: str | None = None       # [data] scheduler: the Dask scheduler (engine = "dask"); absent: local
+    dataset: str | None = None         # make_dataset(split) -> torch Dataset; replaces featurize
+    collate: str | None = None         # collate_fn for mltriage's DataLoaders
+    lightning: str | None = None       # a LightningModule class: model, loss and optimizer come from it
+    datamodule: str | None = None      # a LightningDataModule class: the splits come from it
+    decode: str | None = None          # decode(ids) -> str, to show token inputs as text
+    scheduler: str | None = None       # make_scheduler(optimizer) -> an lr scheduler, stepped per batch
     training_log: Path | None = None
     monitor: Path | None = None        # [artifacts] monitor: a monitor file or folder (DESIGN §9)
     predictions: Path | None = None
@@ -67,10 +77,22 @@ class ProjectConfig:
     budget_seconds: float = DEFAULT_BUDGET_SECONDS
     check_skip: list[str] = field(default_factory=list)             # [checks] skip: never run these
     check_max_status: dict[str, str] = field(default_factory=dict)  # [checks.max_status]: id -> cap
+    logs_only: bool = False            # [artifacts] without [data]: the logs of a run are the whole project
 
     @property
     def has_model(self) -> bool:
-        return self.model_code is not None and self.build is not None
+        return self.model_code is not None and (self.build is not None or self.lightning is not None)
+
+    @property
+    def is_tensor(self) -> bool:
+        """A tensor project (DESIGN §3b): a Dataset, a LightningDataModule, or a folder of images."""
+        return bool(self.dataset or self.datamodule or self.image_folder or self.images)
+
+    @property
+    def image_folder(self) -> bool:
+        """[data] train is a folder in ImageFolder layout (one sub-folder of images per class)."""
+        return self.train is not None and self.train != Path() and self.train.is_dir() \
+            and not is_parquet_dataset(self.train)
 
     @property
     def state_dir(self) -> Path:
@@ -89,6 +111,9 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...] | str, str]]] = {
         "ignore": ("list[str]", "a list of column names"),
         "text": ("list[str]", "a list of column names"),
         "classes": ("list", "a list of labels"),
+        "images": (_STR, "a column name (the column of image file paths)"),
+        "engine": (_STR, 'an engine name ("pandas", "duckdb", "dask" or "auto")'),
+        "scheduler": (_STR, 'a Dask scheduler address ("tcp://host:8786")'),
     },
     "model": {
         "code": (_STR, "a file path or dotted module name"), "build": (_STR, "a function name"),
@@ -97,6 +122,12 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...] | str, str]]] = {
         "batch_size": (_INT, "an integer"), "epochs": (_INT, "an integer"),
         "train_step": (_STR, "a function name"), "predict": (_STR, "a function name"),
         "checkpoint": (_STR, "a path string"),
+        "dataset": (_STR, "a function name (make_dataset(split) -> torch Dataset)"),
+        "collate": (_STR, "a function name (a DataLoader collate_fn)"),
+        "lightning": (_STR, "a LightningModule class name"),
+        "datamodule": (_STR, "a LightningDataModule class name"),
+        "decode": (_STR, "a function name (decode(ids) -> str)"),
+        "scheduler": (_STR, "a function name (make_scheduler(optimizer) -> lr scheduler)"),
     },
     "artifacts": {
         "training_log": (_STR, "a path string"), "predictions": (_STR, "a path string"),
@@ -246,12 +277,26 @@ def load_project(target: str | Path = ".") -> ProjectConfig:
     project, data = doc.get("project", {}), doc.get("data", {})
     model, artifacts, budget = doc.get("model", {}), doc.get("artifacts", {}), doc.get("budget", {})
 
-    for key in ("train", "target"):
-        if key not in data:
-            example = 'train = "data/train.csv"' if key == "train" else 'target = "label"'
-            raise ProjectError(f"{file}: [data] {key} is required. Add it, for example:\n\n[data]\n{example}")
-
     cfg = ProjectConfig(path=file, root=root, name=project.get("name") or root.name)
+    _load_model_section(cfg, file, root, model)  # its own mistakes first: they say what the project is
+    # With a Dataset or a LightningDataModule the splits come from project code (DESIGN §3b); a folder of
+    # images (ImageFolder layout) holds its labels in its sub-folder names: neither needs a target column.
+    from_code = isinstance(model, dict) and any(k in model for k in ("dataset", "datamodule"))
+    # A project may be the logs of a run alone (issue 16): [artifacts] with a training log or a monitor file
+    # and no [data]; the training checks read the log, every other check says it needs data.
+    cfg.logs_only = not data and not from_code and any(k in artifacts for k in ("training_log", "monitor"))
+    for key in ("train", "target"):
+        if cfg.logs_only:
+            break
+        if key in data or from_code:
+            continue
+        if key == "target" and _is_image_folder(root, data.get("train")):
+            continue
+        example = 'train = "data/train.csv"' if key == "train" else 'target = "label"'
+        raise ProjectError(f"{file}: [data] {key} is required. Add it, for example:\n\n[data]\n{example}\n\n"
+                           f"(A PyTorch Dataset instead of a table: [model] dataset = \"make_dataset\", "
+                           f"see docs/project-file.md.)")
+
     cfg.task = _choice(file, "[project] task", project.get("task"), TASKS)
     cfg.metric = _choice(file, "[project] metric", project.get("metric"), METRICS)
     if cfg.task and cfg.metric:
@@ -261,14 +306,17 @@ def load_project(target: str | Path = ".") -> ProjectConfig:
                 f"{file}: [project] metric = \"{cfg.metric}\" does not fit task = \"{cfg.task}\". "
                 f"Use one of: {', '.join(allowed)}."
             )
-    cfg.train = _resolve(root, file, "[data] train", data["train"])
+    cfg.train = _resolve(root, file, "[data] train", data["train"]) if "train" in data else Path()
     cfg.valid = _resolve(root, file, "[data] valid", data.get("valid"))
     cfg.test = _resolve(root, file, "[data] test", data.get("test"))
-    for key in ("train", "valid", "test"):
-        path = getattr(cfg, key)
-        if path is not None and path.is_dir():
-            raise ProjectError(f"{file}: [data] {key} points to the folder {path}; name a data file.")
-    cfg.target = data["target"]
+    _check_split_folders(file, cfg)
+    cfg.target = data.get("target", "")
+    cfg.images = data.get("images")
+    cfg.engine = _choice(file, "[data] engine", data.get("engine", "auto"), ENGINES)
+    cfg.scheduler = data.get("scheduler")
+    if cfg.scheduler is not None and cfg.engine != "dask":
+        raise ProjectError(f"{file}: [data] scheduler is set but engine = \"{cfg.engine}\". The scheduler is for "
+                           f"engine = \"dask\": add it, or remove scheduler.")
     cfg.features = data.get("features")
     cfg.ignore = list(data.get("ignore", []))
     cfg.text = data.get("text")
@@ -284,7 +332,6 @@ def load_project(target: str | Path = ".") -> ProjectConfig:
                            f"ignore or text. Remove it from there.")
     _check_column_lists(file, cfg)
 
-    _load_model_section(cfg, file, root, model)
     cfg.training_log = _resolve(root, file, "[artifacts] training_log", artifacts.get("training_log"))
     cfg.predictions = _resolve(root, file, "[artifacts] predictions", artifacts.get("predictions"))
     cfg.previous_predictions = _resolve(root, file, "[artifacts] previous_predictions",
@@ -298,6 +345,49 @@ def load_project(target: str | Path = ".") -> ProjectConfig:
         cfg.budget_seconds = float(budget["seconds"])
     _load_checks_section(cfg, file, doc.get("checks", {}))
     return cfg
+
+
+ENGINES = ("auto", "pandas", "duckdb", "dask")
+TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq", ".jsonl", ".ndjson", ".npz")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+
+
+def _is_image_folder(root: Path, value) -> bool:
+    """ImageFolder layout: a folder whose sub-folders (one per class) hold image files."""
+    if not isinstance(value, str) or not value.strip():
+        return False
+    folder = (root / value).expanduser()
+    if not folder.is_dir():
+        return False
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir())[:5]:
+        if any(f.suffix.lower() in IMAGE_SUFFIXES for f in sub.iterdir()):
+            return True
+    return False
+
+
+def is_parquet_dataset(folder: Path) -> bool:
+    """A folder holding Parquet files (possibly in hive-style partition sub-folders): one table."""
+    try:
+        return folder.is_dir() and any(p.suffix.lower() in (".parquet", ".pq") for p in folder.rglob("*"))
+    except OSError:
+        return False
+
+
+def _check_split_folders(file: Path, cfg: ProjectConfig) -> None:
+    """A split may be a folder only as an image folder (ImageFolder layout), and then all of them are."""
+    folders = {k: getattr(cfg, k) for k in ("train", "valid", "test")
+               if getattr(cfg, k) is not None and getattr(cfg, k) != Path() and getattr(cfg, k).is_dir()}
+    for key, path in list(folders.items()):
+        if is_parquet_dataset(path):  # a folder of Parquet files: one table (DESIGN §3, data beyond memory)
+            del folders[key]
+            continue
+        if not _is_image_folder(cfg.root, str(path)):
+            raise ProjectError(f"{file}: [data] {key} points to the folder {path}, which is not an image folder "
+                               f"(one sub-folder of images per class, as torchvision's ImageFolder reads). "
+                               f"Name a data file, or arrange the images as {path}/<class>/<image>.png.")
+    if folders and len(folders) != len([k for k in ("train", "valid", "test") if getattr(cfg, k) not in (None, Path())]):
+        raise ProjectError(f"{file}: [data] mixes image folders and data files across splits "
+                           f"({', '.join(folders)} are folders). Give every split the same form.")
 
 
 def _load_checks_section(cfg: ProjectConfig, file: Path, checks: dict) -> None:
@@ -343,10 +433,12 @@ def _load_model_section(cfg: ProjectConfig, file: Path, root: Path, model: dict)
                            f"\"model.py\") or a dotted module name, or remove the [model] section.")
     if code is not None and (code.endswith(".py") or "/" in code):
         _resolve(root, file, "[model] code", code)
-    if code is None and any(k in model for k in ("build", "featurize", "train_step", "predict")):
+    if code is None and any(k in model for k in ("build", "featurize", "train_step", "predict", "dataset",
+                                                 "collate", "lightning", "datamodule", "decode", "scheduler")):
         raise ProjectError(f"{file}: [model] names functions but no code. Add code = \"model.py\" "
                            f"(a file next to {PROJECT_FILE}) or a dotted module name.")
-    if code is not None and "build" not in model and "featurize" not in model and "predict" not in model:
+    if code is not None and not any(k in model for k in ("build", "featurize", "predict", "lightning",
+                                                         "dataset", "datamodule")):
         raise ProjectError(f"{file}: [model] code is set but build is missing. Add build = \"build_model\", "
                            f"the function build_model(n_inputs, n_outputs) that returns the model.")
     cfg.model_code = code
@@ -366,6 +458,17 @@ def _load_model_section(cfg: ProjectConfig, file: Path, root: Path, model: dict)
     cfg.train_step = model.get("train_step")
     cfg.predict = model.get("predict")
     cfg.checkpoint = _resolve(root, file, "[model] checkpoint", model.get("checkpoint"))
+    for key in ("dataset", "collate", "lightning", "datamodule", "decode", "scheduler"):
+        setattr(cfg, key, model.get(key))
+    if cfg.dataset and cfg.datamodule:
+        raise ProjectError(f"{file}: [model] names both dataset and datamodule. Keep one: the splits come "
+                           f"either from make_dataset(split) or from the LightningDataModule.")
+    if cfg.lightning and cfg.build:
+        raise ProjectError(f"{file}: [model] names both build and lightning. With lightning the model is the "
+                           f"LightningModule itself: remove build (or lightning).")
+    if cfg.featurize and (cfg.dataset or cfg.datamodule):
+        raise ProjectError(f"{file}: [model] featurize does not apply with a Dataset (dataset/datamodule): "
+                           f"the Dataset returns the tensors the model takes. Remove featurize.")
 
 
 def _load_slices(file: Path, slices: Any) -> list[SliceSpec]:

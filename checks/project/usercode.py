@@ -24,7 +24,16 @@ SIGNATURES = {
     "predict": (("model", "X"), "predict(model, X) -> scores (n, n_outputs) or (n,)"),
     "loss": ((), "loss() -> torch loss module"),
     "optimizer": (("params", "lr"), "make(params, lr) -> torch optimizer"),
+    # tensor projects (DESIGN §3b)
+    "dataset": (("split",), "make_dataset(split: str) -> torch.utils.data.Dataset of (x, y) items"),
+    "collate": (("batch",), "collate(batch: list of (x, y) items) -> (xb, yb)"),
+    "decode": (("ids",), "decode(ids: list[int]) -> str"),
+    "scheduler": (("optimizer",), "make_scheduler(optimizer) -> torch lr scheduler (stepped once per batch)"),
+    "lightning": ((), "a LightningModule class, built with no arguments"),
+    "datamodule": ((), "a LightningDataModule class, built with no arguments"),
 }
+# Other parameter lists a role accepts: build_model() with no parameters (DESIGN §3b).
+ALTERNATIVE_PARAMS = {"build": [()]}
 
 
 class ProjectFunction:
@@ -133,7 +142,7 @@ def resolve_function(config: ProjectConfig, module: ModuleType, role: str, name:
         raise ProjectError(f"{config.path}: [model] {role} = \"{name}\" in {config.model_code} is not a function. "
                            f"Expected: {described}")
     try:
-        inspect.signature(fn).bind(*([None] * len(params)))
+        _bind_any(fn, [params] + ALTERNATIVE_PARAMS.get(role, []))
     except TypeError:
         raise ProjectError(
             f"{config.path}: {name}{inspect.signature(fn)} in {config.model_code} has the wrong signature "
@@ -142,6 +151,29 @@ def resolve_function(config: ProjectConfig, module: ModuleType, role: str, name:
     except ValueError:
         pass  # builtins without a signature: trust them
     return ProjectFunction(fn, role, (hung or {}).get(role), (crashed or {}).get(role))
+
+
+def _bind_any(fn, param_lists) -> None:
+    """TypeError unless fn can be called with one of the parameter lists (by position)."""
+    signature = inspect.signature(fn)
+    for params in param_lists:
+        try:
+            signature.bind(*([None] * len(params)))
+            return
+        except TypeError:
+            continue
+    raise TypeError("no parameter list fits")
+
+
+def accepts_no_arguments(fn) -> bool:
+    """Whether fn can be called with no arguments (build_model() of a tensor project)."""
+    try:
+        inspect.signature(getattr(fn, "fn", fn)).bind()
+        return True
+    except TypeError:
+        return False
+    except ValueError:
+        return False
 
 
 # --- which project role is running: read by the supervisor after the worker dies -------------------
@@ -204,8 +236,10 @@ def role_of(what: str, fn) -> str | None:
     return None
 
 
-def call_user(config: ProjectConfig, what: str, fn, *args, **kwargs):
-    """Call project code; an exception becomes UserCodeError with the project's frames."""
+def call_user(config: ProjectConfig, what: str, fn, *args, passthrough: tuple = (), **kwargs):
+    """Call project code; an exception becomes UserCodeError with the project's frames (except the
+    `passthrough` exception types, re-raised as they are: e.g. make_dataset's KeyError for a split it has
+    not got)."""
     if isinstance(fn, ProjectFunction) and fn.hung is not None:
         raise UserCodeError(f"{what} was not called: it hung in an earlier check and was stopped", fn.hung,
                             not_run=True)
@@ -217,6 +251,8 @@ def call_user(config: ProjectConfig, what: str, fn, *args, **kwargs):
         _set_role(role_of(what, fn) or previous)
     try:
         return fn(*args, **kwargs)
+    except passthrough:
+        raise
     except Exception as exc:
         raise UserCodeError(f"{what} raised {type(exc).__name__}: {exc}",
                             user_frames_traceback(exc, config.root)) from exc

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..analyses.baselines import SINGLE_FEATURE_LEAVES, Baseline, baseline_scores
+from ..analyses.exact_counts import class_counts, counted_splits, exact_counts
 from ..engine.context import RunContext
 from ..engine.registry import check
 from ..findings import Finding, PlotSpec, Series, SkipCheck, fail, info, passed, warn
@@ -59,7 +60,10 @@ def _target_profile(ctx: RunContext) -> dict:
     import numpy as np
     import pandas as pd
 
-    y = ctx.raw_splits["train"][ctx.target].dropna()
+    if ctx.is_tensor and ctx.target_kind == "sequence":  # a language model's targets: every position's id
+        y = pd.Series(ctx.sequence_tokens("train"))
+    else:
+        y = ctx.raw_splits["train"][ctx.target].dropna()
     numeric = pd.api.types.is_numeric_dtype(y) and not pd.api.types.is_bool_dtype(y)
     profile = {"dtype": str(y.dtype), "distinct": int(y.nunique()), "numeric": bool(numeric)}
     if numeric:
@@ -135,9 +139,13 @@ class ClassBalanceMeasure:
 
 def _measure_class_balance(ctx: RunContext) -> ClassBalanceMeasure:
     classes = [str(c) for c in ctx.classes]
+    exact = exact_counts(ctx)
     counts = {}
-    for name in ctx.splits:
-        y = ctx.y(name)
+    for name in (ctx.splits if exact is None else counted_splits(exact, ctx, holdout=True)):
+        if exact is not None and name in exact.rows:  # every row of the file (DuckDB/Dask)
+            counts[name] = class_counts(exact, ctx, name)
+            continue
+        y = ctx.y(name)  # in memory (a held-out valid split is a part of the train file)
         counts[name] = {c: int((y == i).sum()) for i, c in enumerate(classes)}
     return ClassBalanceMeasure(classes, counts)
 

@@ -7,13 +7,13 @@ import time
 from dataclasses import dataclass, field
 
 from ...analyses.predictions import model_outputs
-from ...analyses.slices import (MIN_SLICE_ROWS, REPORT_RATIO, WARN_EXCESS, WARN_RATIO, column_kinds,
-                                deduplicate_slices, discover_slices)
+from ...analyses.slices import (MAX_SLICE_SHARE, MIN_SLICE_ROWS, REPORT_RATIO, WARN_EXCESS, WARN_RATIO,
+                                column_kinds, deduplicate_slices, discover_slices)
 from ...analyses.where import ALLOWED_SUMMARY, SliceError, evaluate_where
 from ...analyses.stats import FDR
 from ...engine.context import RunContext
 from ...engine.registry import check
-from ...findings import Finding, PlotSpec, Series, errored, fail, info, passed, warn
+from ...findings import Finding, PlotSpec, Series, errored, fail, info, passed, skipped, warn
 from ...vocab import REGRESSION_METRICS
 from .rows import row_errors
 from ...wording import cut_list
@@ -38,12 +38,16 @@ class WeakSlicesMeasure:
 def _measure_weak_slices(ctx: RunContext) -> WeakSlicesMeasure:
     so = model_outputs(ctx).get("valid")
     keep, err = row_errors(ctx, so)
-    frame = ctx.valid[ctx.feature_columns].loc[keep].reset_index(drop=True)
+    if ctx.is_tensor:  # label, Dataset metadata, brightness/length: never raw pixel or id ranges
+        full, numeric, categorical = ctx.tensor_slice_frame("valid")
+        frame, text = full.loc[keep].reset_index(drop=True), []
+    else:
+        frame = ctx.valid[ctx.feature_columns].loc[keep].reset_index(drop=True)
+        numeric, categorical, text = ctx.numeric_columns, ctx.categorical_columns, ctx.text_columns
     binary = ctx.is_classification
     start = time.perf_counter()
-    nums, _, _ = column_kinds(frame, ctx.numeric_columns, ctx.categorical_columns, ctx.text_columns)
-    result = discover_slices(frame, err, ctx.numeric_columns, ctx.categorical_columns, ctx.text_columns,
-                             binary=binary, seed=ctx.seed)
+    nums, _, _ = column_kinds(frame, numeric, categorical, text)
+    result = discover_slices(frame, err, numeric, categorical, text, binary=binary, seed=ctx.seed)
     slices = deduplicate_slices(frame, result, nums, ctx.seed)
     return WeakSlicesMeasure(binary, result["rows"], result["mean_error"], result["candidates"], result["tested"],
                              slices, time.perf_counter() - start)
@@ -64,6 +68,14 @@ def weak_slices_verdict(m: WeakSlicesMeasure) -> Finding:
               f"rows (one-sided z-test, Benjamini-Hochberg at {FDR}).")
     listing = "\n".join(f"- {s['description']}: {s['size']} rows, {what} {s['error']:.3g} vs {s['rest_error']:.3g} "
                         f"on the other rows ({s['ratio']:.1f}x, q = {s['q']:.2g})" for s in slices)
+    if m.tested == 0:
+        # Nothing was compared, so "no weak segment" would be a pass on no evidence.
+        return skipped(f"no segment of the valid split was large enough to test ({m.rows} rows)",
+                       detail=f"A segment is tested when it holds at least {MIN_SLICE_ROWS} rows and at most "
+                              f"{MAX_SLICE_SHARE:.0%} of the split; of {m.candidates} candidate segments none "
+                              f"qualified among {m.rows} labelled valid rows, so no slice was compared with the "
+                              f"rest. Give the valid split more rows (a few hundred at least).",
+                       evidence=evidence)
     severe = [s for s in slices if s["severe"]]
     fix = ("Look at the rows of the top slice: is it rare in train (collect or up-weight it), are its labels noisy, "
            "does it need a feature the model lacks? Then pin it with a [[slices]] unit test so it cannot regress.")

@@ -142,7 +142,7 @@ def _curves_to_judge(ctx: RunContext, src) -> list[tuple[str, list[float], list[
     if len(metric) >= 4 and c.metric_name:
         signed = [-v for v in metric] if c.metric_higher_is_better else metric
         errors = None
-        if c.metric_name in PROPORTION_METRICS and len(ctx.valid):
+        if c.metric_name in PROPORTION_METRICS and "valid" in ctx.splits and len(ctx.valid):
             # binomial standard error of an accuracy measured on the validation rows
             n = len(ctx.valid) if src.probe is None else min(len(ctx.valid), EVAL_MAX_ROWS)
             errors = [math.sqrt(max(p * (1 - p), 0.0) / n) for p in metric]
