@@ -558,7 +558,7 @@ def test_gradient_accumulation_is_told_from_a_fresh_gradient():
 
 
 def test_eval_determinism_verdicts():
-    from mltriage.checks.steps.sanity.steps import Determinism, _determinism_verdict
+    from mltriage.checks.steps.sanity.determinism import Determinism, _determinism_verdict
 
     out = np.arange(12, dtype=np.float64).reshape(6, 2)
     same = Determinism(rows=6, first=out, second=out.copy(), alone=out[:3].copy(), model_training=False)

@@ -6,8 +6,12 @@ Shared by the sanity, architecture and training steps. Stable API (other modules
   ``why`` says what the check would have measured (the skip message names the estimator).
 - ``sample_rows(ctx, n, split="train", salt=0) -> (X, y)``: up to n labelled rows of a split, drawn with a
   fixed seed (numpy float32 X, encoded y); ``salt`` draws a different fixed sample.
+- ``sample_inputs(ctx, n, split="train", salt=0)``: up to n rows of a split to feed a model, whatever the
+  targets (sequence targets too): the rows of sample_rows when labels are per example, else a fixed random
+  sample of the split's items (TensorRows).
 - ``fresh_model(ctx)``: a freshly built, seeded model on ctx.device.
-- ``trace_forward(model, X, device="cpu", train_mode=False) -> ModelTrace``: one forward pass of X with
+- ``trace_forward(model, X, device="cpu", train_mode=False) -> ModelTrace``: one forward pass of X (a float
+  matrix, or a batch as the model receives it: a tensor, a tuple or a dict of tensors, DESIGN §3b) with
   forward hooks on every module and a torch-function mode that sees functional activations
   (torch.relu, F.softmax, x.sigmoid(), ...). Weights are not changed; the model's mode is restored.
 - ``model_trace(ctx) -> ModelTrace``: trace_forward of a fresh model on a fixed batch of
@@ -22,7 +26,10 @@ Shared by the sanity, architecture and training steps. Stable API (other modules
 
 ModelTrace fields: ``calls`` (list of Call in the order they ran), ``output`` (the model output as a
 numpy array, or None when the model returned no tensor), ``output_type`` (type name of what forward
-returned), ``input_shape``, ``model`` (the traced module), ``error`` (always None; exceptions propagate).
+returned), ``input_shape`` (of the first input tensor), ``inputs`` ((name, shape, dtype) of every input tensor),
+``rows`` (examples in the batch), ``target_shape`` / ``target_max`` (of the batch's targets when the trace
+had them: a sequence model's (N, T) token targets and the largest id), ``model`` (the traced module),
+``error`` (always None; exceptions propagate).
 Helpers: ``trace.leaves()`` (module calls of leaf modules), ``trace.activations(kinds)`` (calls whose kind is
 in kinds), ``trace.parametrized()`` (calls of modules with own parameters).
 
@@ -31,18 +38,24 @@ function name), ``kind`` (activation kind from ACTIVATION_KINDS, "dropout", "par
 parameters, or "other"), ``source`` ("module" | "function"), ``order``, ``is_leaf``, ``output_shape``,
 ``n_params`` (own parameters), ``out`` and ``pre`` (Stats of the output and of the input, numpy-free dicts),
 ``unit_fired`` (per unit: fraction of examples where the unit's output is non-zero; for activation calls
-only), ``pre_saturated`` (fraction of input values with |x| > SATURATION_PRE; sigmoid/tanh only).
+only), ``pre_saturated`` (fraction of input values with |x| > SATURATION_PRE; sigmoid/tanh only, and for
+LSTM/GRU/RNN layers the input part of their gate pre-activations, see _gate_input_saturation).
+A module returning a tuple (LSTM/GRU: (output, hidden); MultiheadAttention: (output, weights)) is recorded
+by its first tensor (a PackedSequence by its data). Units are channels for convolution outputs (N, C, ...)
+and the last axis otherwise ((N, F), and (N, T, F) from Embedding, Linear, LSTM or attention).
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..engine.analysis import analysis
 from ..engine.context import RunContext
+from ..engine.inputs import batch_size_of, feed, input_tensors, is_tensor_rows
 from ..findings import SkipCheck
-from .modeling import first_tensor, labelled_rows
+from .modeling import batch_of, first_tensor, labelled_rows
 
 TRACE_ROWS = 256
 # Pre-activation magnitude beyond which sigmoid/tanh are "saturated": sigmoid'(5) = 0.0066 and
@@ -95,6 +108,10 @@ class ModelTrace:
     output_type: str
     input_shape: tuple
     error: str | None = None
+    inputs: list = field(default_factory=list)   # (name, shape, dtype) of each input tensor
+    rows: int = 0                                # examples in the traced batch
+    target_shape: tuple | None = None            # the batch's targets, when the trace was given them
+    target_max: int | None = None                # the largest integer target (class or token id)
     # The last few leaf outputs (values), kept to tell whether the model returns a module's output as is.
     _tail: list = field(default_factory=list, repr=False)
 
@@ -168,6 +185,21 @@ def sample_rows(ctx: RunContext, n: int, split: str = "train", salt: int = 0):
     return X[idx], y[idx]
 
 
+def sample_inputs(ctx: RunContext, n: int, split: str = "train", salt: int = 0):
+    """Up to n rows of a split to feed the model: sample_rows' rows when targets are per example; for a
+    tensor project with sequence targets (no per-example label to filter on) the same kind of fixed random
+    sample of the split's items, as TensorRows."""
+    import numpy as np
+
+    if not (ctx.is_tensor and ctx.target_kind == "sequence"):
+        return sample_rows(ctx, n, split, salt)[0]
+    rows = ctx.tensor_rows(split)
+    if len(rows) <= n:
+        return rows
+    rng = np.random.default_rng(ctx.seed + 7919 * salt)
+    return rows[np.sort(rng.choice(len(rows), size=n, replace=False))]
+
+
 def fresh_model(ctx: RunContext):
     model = ctx.build_model()
     return model.to(ctx.device)
@@ -176,6 +208,27 @@ def fresh_model(ctx: RunContext):
 def parameter_layers(model) -> list[tuple[str, Any]]:
     return [(name, m) for name, m in model.named_modules()
             if any(True for _ in m.parameters(recurse=False))]
+
+
+def module_output(value):
+    """The tensor a module call is recorded by: a tensor itself, a PackedSequence's data, the first tensor of
+    a tuple/list (LSTM/GRU (output, hidden), attention (output, weights)), an output object's .logits or a
+    dict's first tensor; None when there is none (or it is a nested tensor, which has no flat values)."""
+    import torch
+    from torch.nn.utils.rnn import PackedSequence
+
+    if isinstance(value, PackedSequence):
+        value = value.data
+    if isinstance(value, torch.Tensor):
+        return None if value.is_nested else value
+    logits = getattr(value, "logits", None)
+    if isinstance(logits, torch.Tensor):
+        return module_output(logits)
+    if isinstance(value, dict):
+        return next((t for t in map(module_output, value.values()) if t is not None), None)
+    if isinstance(value, (tuple, list)) and value:
+        return module_output(value[0])
+    return None
 
 
 def _stats(t) -> dict[str, float]:
@@ -191,6 +244,35 @@ def _stats(t) -> dict[str, float]:
     return {"mean": float(xf.mean()), "std": float(xf.std()) if xf.numel() > 1 else 0.0,
             "min": float(xf.min()), "max": float(xf.max()), "abs_mean": float(xf.abs().mean()),
             "frac_zero": float((xf == 0).float().mean()), "finite": float(finite.float().mean())}
+
+
+# Recurrent layers whose gates are sigmoids and tanh (a vanilla RNN only with its default tanh).
+RECURRENT_GATED = ("LSTM", "GRU", "RNN")
+
+
+def _gate_input_saturation(module, x) -> float | None:
+    """A recurrent layer's saturation: the share of the input part of its first layer's gate pre-activations
+    (W_ih x + b_ih) beyond |SATURATION_PRE|. The gates themselves run inside the fused kernel, out of the
+    hooks' sight; at initialisation the recurrent part W_hh h adds little (|h| < 1 and PyTorch's default
+    W_hh has std 1/sqrt(3 hidden), so its sum has std below 0.6), so the input part decides saturation."""
+    import torch.nn.functional as F
+
+    w, b = getattr(module, "weight_ih_l0", None), getattr(module, "bias_ih_l0", None)
+    if getattr(module, "nonlinearity", "tanh") != "tanh" or w is None or x is None or not x.is_floating_point() \
+            or x.shape[-1] != w.shape[1]:
+        return None
+    pre = F.linear(x.detach().to(w.dtype), w.detach(), None if b is None else b.detach())
+    return float((pre.abs() > SATURATION_PRE).float().mean()) if pre.numel() else None
+
+
+# Normalisation layers keep the layout of what they normalise (BatchNorm1d follows a Conv1d or a Linear).
+LAYOUT_KEEPING = ("BatchNorm", "SyncBatchNorm", "GroupNorm", "InstanceNorm", "LazyBatchNorm", "LazyInstanceNorm")
+
+
+def _layout_after(type_name: str, layout: str) -> str:
+    if type_name.startswith(("Conv", "LazyConv")):
+        return "channels"
+    return layout if type_name.startswith(LAYOUT_KEEPING) else "last"
 
 
 def _unit_fired(t, unit_dim: int) -> list[float] | None:
@@ -211,14 +293,16 @@ class _Recorder:
         self.calls: list[Call] = []
         self.stack: list[Any] = []          # modules currently running (innermost last)
         self.names: dict[int, str] = {}
-        self.last_param_type = ""
+        self.layout = "last"  # where the units of a 3-D activation are: "channels" (after a conv) or "last"
         self.tail: list = []
 
     def unit_dim(self, t) -> int:
-        # (N, L, C) from a Linear over a sequence: units on the last axis; conv outputs: channels.
-        if t.ndim == 3 and not self.last_param_type.startswith("Conv"):
-            return -1
-        return 1
+        # Convolution outputs (N, C, ...): a unit is a channel (PyTorch's layout; 4-D and 5-D activations
+        # are always that). A 3-D activation is (N, C, L) after a Conv1d, else (N, T, F) from an Embedding,
+        # a Linear over a sequence, an LSTM or attention: units on the last axis. 2-D: (N, F).
+        if t.ndim >= 4:
+            return 1
+        return 1 if t.ndim == 3 and self.layout == "channels" else -1
 
     def record(self, name, type_name, kind, source, inp, out, is_leaf=True, n_params=0):
         call = Call(name=name, type=type_name, kind=kind, source=source, order=len(self.calls),
@@ -236,7 +320,7 @@ class _Recorder:
         if out is not None and (source == "module" and is_leaf or source == "function"):
             self.tail = (self.tail + [(call, out.detach())])[-6:]
         if n_params > 0:
-            self.last_param_type = type_name
+            self.layout = _layout_after(type_name, self.layout)
 
 
 def _function_mode(recorder: _Recorder):
@@ -269,13 +353,19 @@ def _function_mode(recorder: _Recorder):
     return ActivationCalls()
 
 
-def trace_forward(model, X, device: str = "cpu", train_mode: bool = False) -> ModelTrace:
-    """One hooked forward pass of X (numpy or tensor) through model, without gradients."""
+def _as_batch(X, device: str):
+    """A batch as the model receives it: a float matrix (numpy) as float32 on device (the table contract,
+    DESIGN §3), a tensor, tuple or dict of tensors (DESIGN §3b) as it is."""
     import torch
 
-    recorder = _Recorder()
-    recorder.names = {id(m): (name or type(model).__name__) for name, m in model.named_modules()}
-    handles = []
+    if isinstance(X, (torch.Tensor, tuple, list, dict)):
+        return X
+    return torch.as_tensor(X, dtype=torch.float32, device=device)
+
+
+def _hooked(model, recorder: _Recorder) -> list:
+    """Forward (pre-)hooks on every submodule, recording each call; returns the handles."""
+    import torch
 
     def pre_hook(module, args):
         recorder.stack.append(module)
@@ -289,39 +379,82 @@ def trace_forward(model, X, device: str = "cpu", train_mode: bool = False) -> Mo
         kind = MODULE_KINDS.get(type_name) or ("param" if n_own else "other")
         with torch._C.DisableTorchFunction():
             recorder.record(recorder.names.get(id(module), type_name), type_name, kind, "module",
-                            first_tensor(args), first_tensor(output), is_leaf=is_leaf, n_params=n_own)
+                            module_output(args), module_output(output), is_leaf=is_leaf, n_params=n_own)
+            if type_name in RECURRENT_GATED:
+                recorder.calls[-1].pre_saturated = _gate_input_saturation(module, module_output(args))
 
+    handles = []
     for m in model.modules():
-        if m is model:
-            continue
-        handles.append(m.register_forward_pre_hook(pre_hook))
-        handles.append(m.register_forward_hook(post_hook))
+        if m is not model:
+            handles.append(m.register_forward_pre_hook(pre_hook))
+            handles.append(m.register_forward_hook(post_hook))
+    return handles
+
+
+@contextlib.contextmanager
+def _without_fused_attention():
+    """TransformerEncoder(Layer) and MultiheadAttention on their plain Python path: their fused eval-mode
+    kernels compute the same function but skip the submodules (the attention, the feed-forward Linears, the
+    activation), which the hooks then never see."""
+    import torch
+
+    before = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(before)
+
+
+def trace_forward(model, X, device: str = "cpu", train_mode: bool = False) -> ModelTrace:
+    """One hooked forward pass of X (a float matrix, or a batch: tensor, tuple or dict of tensors) through
+    model, without gradients."""
+    import torch
+
+    recorder = _Recorder()
+    recorder.names = {id(m): (name or type(model).__name__) for name, m in model.named_modules()}
+    handles = _hooked(model, recorder)
     was_training = model.training
     model.train(train_mode)
-    xb = torch.as_tensor(X, dtype=torch.float32, device=device)
+    xb = _as_batch(X, device)
     try:
-        with torch.no_grad(), _function_mode(recorder):
-            out = model(xb)
+        with torch.no_grad(), _without_fused_attention(), _function_mode(recorder):
+            out = feed(model, xb)
     finally:
         for h in handles:
             h.remove()
         model.train(was_training)
     tensor = first_tensor(out)
     output = tensor.detach().float().cpu().numpy() if tensor is not None else None
+    inputs = [(name, tuple(t.shape), str(t.dtype).removeprefix("torch.")) for name, t in input_tensors(xb)]
     trace = ModelTrace(model=model, calls=recorder.calls, output=output, output_type=type(out).__name__,
-                       input_shape=tuple(xb.shape))
+                       input_shape=inputs[0][1] if inputs else (), inputs=inputs, rows=batch_size_of(xb))
     trace._tail = [(c, t.float().cpu().numpy()) for c, t in recorder.tail]
     return trace
 
 
+def _target_summary(yb) -> tuple[tuple | None, int | None]:
+    """(shape, largest integer value) of a target batch; (None, None) without one."""
+    import torch
+
+    if not isinstance(yb, torch.Tensor) or yb.numel() == 0:
+        return None, None
+    top = int(yb.max()) if not yb.is_floating_point() else None
+    return tuple(yb.shape), top
+
+
 @analysis
 def model_trace(ctx: RunContext) -> ModelTrace:
-    """A fresh model traced on TRACE_ROWS training rows in eval mode (computed once per run)."""
+    """A fresh model traced on TRACE_ROWS training rows in eval mode (computed once per run). Tensor
+    projects: the rows' real batch, collated as the model receives it (token ids stay integers)."""
     from ..project.usercode import call_user
 
-    X, _ = sample_rows(ctx, TRACE_ROWS)
+    X = sample_inputs(ctx, TRACE_ROWS)
     model = fresh_model(ctx)
-    return call_user(ctx.config, "the model's forward()", trace_forward, model, X, ctx.device)
+    xb, yb = batch_of(ctx, X) if is_tensor_rows(X) else (X, None)
+    trace = call_user(ctx.config, "the model's forward()", trace_forward, model, xb, ctx.device)
+    trace.target_shape, trace.target_max = _target_summary(yb)
+    return trace
 
 
 def torch_trace(ctx: RunContext, why: str) -> ModelTrace:
@@ -339,7 +472,8 @@ def values_kind(output) -> str:
         return "none"
     if s.ndim == 1:
         s = s[:, None]
-    s = s.reshape(len(s), -1)
+    # (N, T, V) sequence outputs: one distribution per position, over the last axis.
+    s = s.reshape(-1, s.shape[-1]) if s.ndim >= 3 else s.reshape(len(s), -1)
     if s.shape[1] >= 2:
         if np.all(s >= 0) and np.all(s <= 1) and np.allclose(s.sum(axis=1), 1.0, atol=1e-4):
             return "softmax"

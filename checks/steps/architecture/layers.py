@@ -3,10 +3,12 @@ read from one hooked forward pass of a fresh model (model_trace)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from ...analyses.model_trace import single_threaded, torch_trace
 from ...engine.context import RunContext
 from ...engine.registry import check
-from ...findings import PlotSpec, Series, fail, info, passed, warn
+from ...findings import Finding, PlotSpec, Series, fail, info, passed, warn
 from ...vocab import loss_info
 from ...wording import cut_list
 
@@ -16,6 +18,47 @@ PARAMS_PER_EXAMPLE_HIGH = 100.0
 
 
 # ---- summary -----------------------------------------------------------------------------------
+
+# The layer table fits an 80-column terminal (over SSH, in tmux): name, type, output shape, parameters.
+SUMMARY_WIDTHS = (28, 16, 20, 10)
+SUMMARY_ROWS = 60
+# Container modules call every child they hold; other torch.nn modules with children (MultiheadAttention,
+# TransformerEncoderLayer) may use a child's weights without calling it (attention's out_proj).
+CONTAINERS = ("Sequential", "ModuleList", "ModuleDict")
+
+
+def _fit(text: str, width: int, keep_end: bool = False) -> str:
+    """text cut to width with an ellipsis: layer names keep their end (the most specific part)."""
+    if len(text) <= width:
+        return text
+    return "…" + text[-(width - 1):] if keep_end else text[:width - 1] + "…"
+
+
+def _summary_line(layer: str, type_name: str, shape: str, params: str) -> str:
+    w = SUMMARY_WIDTHS
+    return (f"{_fit(layer, w[0], keep_end=True):<{w[0]}} {_fit(type_name, w[1]):<{w[1]}} "
+            f"{_fit(shape, w[2]):<{w[2]}} {params:>{w[3]}}")
+
+
+def _uses_children_directly(module) -> bool:
+    return type(module).__module__.startswith("torch.") and type(module).__name__ not in CONTAINERS
+
+
+def _never_called(model, called: set[str]) -> list[str]:
+    """Leaf modules forward() never called, except those inside a called torch module that reads their
+    weights itself (MultiheadAttention's out_proj)."""
+    modules = dict(model.named_modules())
+    unused = []
+    for name, m in modules.items():
+        if not name or name in called or any(True for _ in m.children()):
+            continue
+        parts = name.split(".")
+        ancestors = [".".join(parts[:i]) for i in range(1, len(parts))]
+        if any(a in called and _uses_children_directly(modules[a]) for a in ancestors):
+            continue
+        unused.append(name)
+    return unused
+
 
 @check("architecture.summary", title="Layers, output shapes and parameters", needs=("model",))
 @single_threaded
@@ -29,15 +72,15 @@ def summary(ctx: RunContext):
         if call.source == "module" and (call.is_leaf or call.n_params):
             rows.append({"layer": call.name, "type": call.type, "output_shape": list(call.output_shape or []),
                          "parameters": call.n_params})
-    called = {c.name for c in trace.calls}
-    unused = [name for name, m in model.named_modules() if name and name not in called
-              and not any(True for _ in m.children())]
+    unused = _never_called(model, {c.name for c in trace.calls})
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    table = "\n".join(f"{r['layer']:<28} {r['type']:<16} {str(tuple(r['output_shape'])):<20} {r['parameters']:>10,}"
-                      for r in rows[:60])
+    table = "\n".join(_summary_line(r["layer"], r["type"], str(tuple(r["output_shape"])), f"{r['parameters']:,}")
+                      for r in rows[:SUMMARY_ROWS])
+    more = f"\n... {len(rows) - SUMMARY_ROWS} more layers (see the evidence)" if len(rows) > SUMMARY_ROWS else ""
     evidence = {"layers": rows[:200], "parameters": total, "trainable": trainable, "never_called": unused,
                 "input_shape": list(trace.input_shape),
+                "inputs": [{"name": n, "shape": list(shape), "dtype": dtype} for n, shape, dtype in trace.inputs],
                 "output_shape": list(trace.output.shape) if trace.output is not None else None}
     with_params = [r for r in rows if r["parameters"]]
     plots = [PlotSpec(kind="bar", title="parameters per layer", x_label="layer", y_label="parameters",
@@ -46,7 +89,7 @@ def summary(ctx: RunContext):
     note = f"; {len(unused)} module(s) never called: {cut_list(unused, 5)}" if unused else ""
     out_shape = ", ".join(["batch"] + [str(d) for d in (evidence["output_shape"] or [])[1:]])
     return info(f"{len(rows)} layers, {total:,} parameters ({trainable:,} trainable), output ({out_shape}){note}",
-                detail=f"{'layer':<28} {'type':<16} {'output shape':<20} {'params':>10}\n{table}",
+                detail=f"{_summary_line('layer', 'type', 'output shape', 'params')}\n{table}{more}",
                 evidence=evidence, plots=plots)
 
 
@@ -63,37 +106,90 @@ def _sklearn_summary(ctx: RunContext):
 
 # ---- output_size -------------------------------------------------------------------------------
 
-@check("architecture.output_size", title="The output layer has one unit per output", needs=("model",))
-@single_threaded
-def output_size(ctx: RunContext):
+@dataclass
+class OutputSize:
+    """The traced output against what the loss needs: one row per example with n_outputs scores, or for
+    sequence targets (a language model) one distribution over the vocabulary per position."""
+
+    shape: list | None           # output shape on the traced batch; None when forward returned no tensor
+    output_type: str             # what forward() returned
+    expected: int                # ctx.n_outputs (per-example targets)
+    loss: str
+    classes: list[str]
+    sequence: bool = False       # (N, T) token targets
+    largest_target: int | None = None     # largest target id in the traced batch (sequence targets)
+    embedding_sizes: list[int] = field(default_factory=list)  # num_embeddings of the model's embeddings
+
+
+def _measure_output_size(ctx: RunContext) -> OutputSize:
     trace = torch_trace(ctx, "the estimator sizes its output from the labels it is fitted on")
-    if trace.output is None:
-        return fail(f"forward() returned {trace.output_type}, not a tensor", evidence={})
-    shape = trace.output.shape
+    sequence = ctx.is_tensor and ctx.target_kind == "sequence"
+    m = OutputSize(shape=list(trace.output.shape) if trace.output is not None else None,
+                   output_type=trace.output_type, expected=0 if sequence else ctx.n_outputs, loss=ctx.loss_name,
+                   classes=[] if sequence else [str(c) for c in ctx.classes][:50], sequence=sequence)
+    if sequence:
+        m.largest_target = trace.target_max
+        m.embedding_sizes = [int(mod.num_embeddings) for mod in trace.model.modules()
+                             if type(mod).__name__ in ("Embedding", "EmbeddingBag")]
+    return m
+
+
+def _sequence_output_verdict(m: OutputSize, evidence: dict) -> Finding:
+    width, top = m.shape[-1], m.largest_target
+    evidence.update({"largest_target": top, "embedding_sizes": m.embedding_sizes})
+    if top is None:  # float targets per position: no vocabulary to size the output by
+        return info(f"output {tuple(m.shape)} for per-position targets that are not token ids",
+                    detail="mltriage sizes a sequence model's output by the largest target id; these targets "
+                           "are not integers.", evidence=evidence)
+    if top is not None and top >= width:
+        return fail(f"output width {width}, but the targets reach token id {top}",
+                    detail=f"A {m.loss} loss over {width} outputs has no score for ids {width}..{top}: it raises on "
+                           "CPU and hits a device-side assert on GPU. The last dimension must be the vocabulary.",
+                    fix="Size the output layer with the vocabulary size (the one the Embedding is built with).",
+                    evidence=evidence)
+    if m.embedding_sizes and width not in m.embedding_sizes:
+        return warn(f"output width {width} differs from the embedding size(s) {m.embedding_sizes}",
+                    detail="A language model reads and predicts the same vocabulary: an output wider than it spends "
+                           "probability on ids that never occur, a narrower one cannot predict some tokens it reads.",
+                    fix="Build the decoder with the vocabulary size of the input Embedding.", evidence=evidence)
+    return passed(f"output width {width} covers the vocabulary (largest target id {top})", evidence=evidence)
+
+
+def _output_size_verdict(m: OutputSize) -> Finding:
+    if m.shape is None:
+        return fail(f"forward() returned {m.output_type}, not a tensor", evidence={})
+    shape = m.shape
+    evidence = {"output_shape": shape, "expected": m.expected, "loss": m.loss, "classes": m.classes}
+    if m.sequence:
+        return _sequence_output_verdict(m, evidence)
     width = int(shape[1]) if len(shape) == 2 else 1 if len(shape) == 1 else -1
-    evidence = {"output_shape": list(shape), "expected": ctx.n_outputs, "loss": ctx.loss_name,
-                "classes": [str(c) for c in ctx.classes][:50]}
     if len(shape) > 2:
         return fail(f"the output has shape {tuple(shape)}: more than (N, outputs)",
                     detail="The loss expects one row of scores per example.",
                     fix="Flatten or pool before the last layer so it returns (N, n_outputs).", evidence=evidence)
-    builtin = loss_info(ctx.loss_name)
+    builtin = loss_info(m.loss)
     per_class = builtin is not None and builtin.per_class_outputs  # one output per class (else one per example)
-    if width == ctx.n_outputs:
+    if width == m.expected:
         what = f"{width} classes" if per_class else "1 output"
-        return passed(f"output width {width} matches {what} ({ctx.loss_name})", evidence=evidence)
-    if per_class and width > ctx.n_outputs:
-        return warn(f"{width} outputs for {ctx.n_outputs} classes",
-                    detail=f"Outputs {ctx.n_outputs}..{width - 1} never see a target: they only learn to be "
+        return passed(f"output width {width} matches {what} ({m.loss})", evidence=evidence)
+    if per_class and width > m.expected:
+        return warn(f"{width} outputs for {m.expected} classes",
+                    detail=f"Outputs {m.expected}..{width - 1} never see a target: they only learn to be "
                            f"small, and softmax spends probability on them. Usually a hard-coded class count.",
                     fix="Build the last layer with n_outputs units (the argument build_model receives).",
                     evidence=evidence)
-    return fail(f"output width {width}, but the {ctx.loss_name} loss needs {ctx.n_outputs}",
+    return fail(f"output width {width}, but the {m.loss} loss needs {m.expected}",
                 detail=("Fewer outputs than classes: targets beyond the last output index crash the loss or are "
                         "never predicted." if per_class else
-                        f"{ctx.loss_name} compares one output per example with the target."),
+                        f"{m.loss} compares one output per example with the target."),
                 fix="Build the last layer with n_outputs units (the argument build_model receives).",
                 evidence=evidence)
+
+
+@check("architecture.output_size", title="The output layer has one unit per output", needs=("model",))
+@single_threaded
+def output_size(ctx: RunContext):
+    return _output_size_verdict(_measure_output_size(ctx))
 
 
 # ---- capacity ----------------------------------------------------------------------------------
@@ -106,15 +202,26 @@ def capacity(ctx: RunContext):
     import numpy as np
 
     total = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    n_train = int(np.sum(ctx.y("train") >= 0)) if ctx.is_classification else len(ctx.y("train"))
+    # A language model's targets are its tokens: the examples are its training sequences, and a hidden
+    # width far below the vocabulary is the norm there (every LM projects a small state onto the
+    # vocabulary), so the bottleneck rule applies to per-example classes only.
+    sequence = ctx.is_tensor and ctx.target_kind == "sequence"
+    if sequence:
+        n_train = len(ctx.tensor_split("train"))
+    else:
+        n_train = int(np.sum(ctx.y("train") >= 0)) if ctx.is_classification else len(ctx.y("train"))
     ratio = total / max(n_train, 1)
     layers = trace.parametrized()
     modules = dict(model.named_modules())
     linear = [(c.name, modules.get(c.name)) for c in layers if c.type == "Linear"]
     hidden = linear[:-1]
     bottlenecks = [(name, m.out_features) for name, m in hidden if m is not None and ctx.n_outputs >= 3
-                   and m.out_features < ctx.n_outputs]
-    convs = [(c.name, modules.get(c.name)) for c in layers if c.type.startswith("Conv")]
+                   and m.out_features < ctx.n_outputs and not sequence]
+    # The first-convolution rule is about the input's channels (colour planes). A convolution after an
+    # embedding (a text CNN) reads embedding features, and fewer filters than embedding dimensions is
+    # ordinary there (Kim 2014: 100 filters over 300 dimensions), so such convolutions are left out.
+    embedded = next((i for i, c in enumerate(layers) if c.type in ("Embedding", "EmbeddingBag")), len(layers))
+    convs = [(c.name, modules.get(c.name)) for c in layers[:embedded] if c.type.startswith("Conv")]
     evidence = {"trainable_parameters": total, "train_examples": n_train, "params_per_example": ratio,
                 "bottlenecks": bottlenecks, "n_outputs": ctx.n_outputs,
                 "linear_widths": [m.out_features for _, m in linear if m is not None]}
@@ -139,5 +246,6 @@ def capacity(ctx: RunContext):
     scale = ("many more parameters than examples: expect to rely on regularisation and early stopping"
              if ratio > PARAMS_PER_EXAMPLE_HIGH else "fewer parameters than examples" if ratio < 1 else
              "comparable parameters and examples")
-    return info(f"{total:,} trainable parameters for {n_train:,} training examples ({ratio:.1f} per example)",
+    unit = "sequence" if sequence else "example"
+    return info(f"{total:,} trainable parameters for {n_train:,} training {unit}s ({ratio:.1f} per {unit})",
                 detail=f"{scale.capitalize()}. No layer is narrower than the number of outputs.", evidence=evidence)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ...analyses.model_trace import SATURATION_PRE, call_labels, single_threaded, torch_trace
+from ...analyses.model_trace import (RECURRENT_GATED, SATURATION_PRE, call_labels, single_threaded,
+                                     torch_trace)
 from ...engine.context import RunContext
 from ...engine.registry import check
 from ...findings import Finding, PlotSpec, Series, fail, passed, warn
@@ -61,7 +62,7 @@ def _measure_dead_units(ctx: RunContext) -> DeadUnits:
         dead = sum(1 for f in fired if f == 0.0)
         layers.append({"layer": label, "units": len(fired), "dead": dead, "dead_fraction": dead / max(len(fired), 1),
                        "zero_fraction": c.out.get("frac_zero", 0.0)})
-    return DeadUnits(layers=layers, rows=trace.input_shape[0])
+    return DeadUnits(layers=layers, rows=trace.rows)
 
 
 def _dead_units_verdict(m: DeadUnits) -> Finding:
@@ -106,10 +107,11 @@ class Saturation:
 
 def _measure_saturation(ctx: RunContext) -> Saturation:
     trace = torch_trace(ctx, "there are no sigmoid/tanh units to inspect")
-    return Saturation([{"layer": label, "kind": c.kind, "saturated_fraction": c.pre_saturated,
+    return Saturation([{"layer": label, "kind": f"{c.type} gates" if c.type in RECURRENT_GATED else c.kind,
+                        "saturated_fraction": c.pre_saturated,
                         "pre_std": c.pre.get("std"), "pre_abs_mean": c.pre.get("abs_mean")}
                        for label, c in zip(call_labels(trace.calls), trace.calls)
-                       if c.kind in ("sigmoid", "tanh") and c.pre_saturated is not None])
+                       if (c.kind in ("sigmoid", "tanh") or c.type in RECURRENT_GATED) and c.pre_saturated is not None])
 
 
 def _saturation_verdict(m: Saturation) -> Finding:
@@ -148,38 +150,86 @@ def _fan_in(weight) -> int:
     return int(weight.shape[1] * (weight[0][0].numel() if weight.ndim > 2 else 1)) if weight.ndim >= 2 else 0
 
 
-def _measure_init_scale(ctx: RunContext) -> list[dict]:
-    """Per linear/convolutional layer (JSON evidence): fan-in, weight std and mean next to PyTorch's default
-    and He scales, and the std of the layer's output on the traced batch."""
+# Reference scales of the other layers with weights, each from its standard initialisation (every layer is
+# judged within WEIGHT_STD_FACTOR of its range, as Linear/Conv layers are between PyTorch's default and He):
+# - Embedding: between the d^-1/2 scale of Transformer embeddings (Vaswani et al. 2017, §3.4, scale the
+#   embeddings by sqrt(d_model) -- i.e. unit-scale outputs from d^-1/2 weights; GPT-2's 0.02 at d=768 is
+#   close) and PyTorch's N(0, 1) default.
+# - LSTM/GRU/RNN: PyTorch's default U(-1/sqrt(hidden), 1/sqrt(hidden)), std 1/sqrt(3 hidden); Glorot
+#   (xavier) input weights and orthogonal recurrent weights (std 1/sqrt(hidden)) lie within a factor 2 of it.
+# - MultiheadAttention: PyTorch's xavier_uniform_ on in_proj_weight (3E, E), std sqrt(2 / (E + 3E)).
+RECURRENT = ("LSTM", "GRU", "RNN")
+WEIGHTED_TYPES = ("Linear", "Embedding", "EmbeddingBag", "MultiheadAttention") + RECURRENT
+
+
+def _layer_weights(m, type_name: str):
+    """The weight tensor(s) of a layer whose initial scale is judged, flattened; None when it has none."""
+    import torch
+
+    if type_name in RECURRENT:
+        ws = [p.detach().float().reshape(-1) for n, p in m.named_parameters(recurse=False) if n.startswith("weight_")]
+        return torch.cat(ws) if ws else None
+    w = getattr(m, "in_proj_weight", None) if type_name == "MultiheadAttention" else getattr(m, "weight", None)
+    if type_name == "MultiheadAttention" and w is None:
+        w = getattr(m, "q_proj_weight", None)
+    if w is None or w.ndim < 2:
+        return None
+    return w.detach().float()
+
+
+def _reference_scales(m, type_name: str, w) -> dict:
+    """The weight std range a layer's initialisation should fall in, with the names of both ends."""
     import math
 
+    if type_name in ("Embedding", "EmbeddingBag"):
+        dim = int(w.shape[1])
+        return {"fan_in": dim, "reference_low": 1 / math.sqrt(dim), "low_name": "the d^-1/2 embedding scale",
+                "reference_high": 1.0, "high_name": "PyTorch's N(0, 1) embedding default"}
+    if type_name in RECURRENT:
+        hidden = int(m.hidden_size)
+        std = 1 / math.sqrt(3 * hidden)
+        name = "the default recurrent scale 1/sqrt(3 hidden)"
+        return {"fan_in": hidden, "reference_low": std, "low_name": name, "reference_high": std, "high_name": name}
+    if type_name == "MultiheadAttention":
+        embed = int(m.embed_dim)
+        std = math.sqrt(2 / (4 * embed))
+        name = "the Glorot scale of attention projections"
+        return {"fan_in": embed, "reference_low": std, "low_name": name, "reference_high": std, "high_name": name}
+    fan_in = _fan_in(w)
+    return {"fan_in": fan_in, "default_std": 1 / math.sqrt(3 * fan_in), "he_std": math.sqrt(2 / fan_in)}
+
+
+def _measure_init_scale(ctx: RunContext) -> list[dict]:
+    """Per layer with weights (Linear, Conv, Embedding, LSTM/GRU, attention; JSON evidence): fan-in, weight std
+    and mean next to the layer type's reference scales, and the std of the layer's output on the traced
+    batch (the first tensor of a tuple output)."""
     trace = torch_trace(ctx, "there are no layer weights to inspect")
     modules = dict(trace.model.named_modules())
     rows = []
-    layers = [c for c in trace.parametrized() if c.type == "Linear" or c.type.startswith("Conv")]
+    layers = [c for c in trace.parametrized() if c.type in WEIGHTED_TYPES or c.type.startswith("Conv")]
     for i, c in enumerate(layers):
         m = modules.get(c.name)
-        w = getattr(m, "weight", None)
-        if w is None or w.ndim < 2:
+        w = _layer_weights(m, c.type) if m is not None else None
+        if w is None or w.numel() < 2:
             continue
-        fan_in = _fan_in(w)
-        wd = w.detach().float()
-        rows.append({"layer": c.name, "type": c.type, "fan_in": fan_in, "weight_std": float(wd.std()),
-                     "weight_mean": float(wd.mean()), "default_std": 1 / math.sqrt(3 * fan_in),
-                     "he_std": math.sqrt(2 / fan_in), "output_std": c.out.get("std", float("nan")),
-                     "last": i == len(layers) - 1, "numel": wd.numel()})
+        rows.append({"layer": c.name, "type": c.type, **_reference_scales(m, c.type, w),
+                     "weight_std": float(w.std()), "weight_mean": float(w.mean()),
+                     "output_std": c.out.get("std", float("nan")), "last": i == len(layers) - 1, "numel": w.numel()})
     return rows
 
 
 def _weight_problems(r: dict) -> list[str]:
     problems = []
-    low, high = r["default_std"] / WEIGHT_STD_FACTOR, r["he_std"] * WEIGHT_STD_FACTOR
+    low_ref, high_ref = r.get("reference_low", r.get("default_std")), r.get("reference_high", r.get("he_std"))
+    low_name = r.get("low_name", "the default scale")
+    high_name = r.get("high_name", "the He scale sqrt(2/fan_in)")
+    low, high = low_ref / WEIGHT_STD_FACTOR, high_ref * WEIGHT_STD_FACTOR
     if r["weight_std"] > high:
-        problems.append(f"{r['layer']} weights have std {r['weight_std']:.3g}, over {WEIGHT_STD_FACTOR:g}x the He "
-                        f"scale sqrt(2/fan_in) = {r['he_std']:.3g}")
+        problems.append(f"{r['layer']} weights have std {r['weight_std']:.3g}, over {WEIGHT_STD_FACTOR:g}x "
+                        f"{high_name} = {high_ref:.3g}")
     elif r["weight_std"] < low and not r["last"]:
-        problems.append(f"{r['layer']} weights have std {r['weight_std']:.3g}, under 1/{WEIGHT_STD_FACTOR:g} of the "
-                        f"default scale {r['default_std']:.3g} (near-zero init makes hidden units identical)")
+        problems.append(f"{r['layer']} weights have std {r['weight_std']:.3g}, under 1/{WEIGHT_STD_FACTOR:g} of "
+                        f"{low_name} {low_ref:.3g} (near-zero init makes hidden units identical)")
     if r["numel"] >= 16 and abs(r["weight_mean"]) > WEIGHT_MEAN_OVER_STD * max(r["weight_std"], 1e-12):
         problems.append(f"{r['layer']} weights are not centred: mean {r['weight_mean']:.3g} vs std "
                         f"{r['weight_std']:.3g}")
@@ -227,10 +277,26 @@ class DropoutLayers:
     called_order: list[str]    # module calls in the order forward() made them
 
 
+def _built_in_dropout(model) -> list[dict]:
+    """Dropout rates held by layers rather than Dropout modules: between the layers of a stacked LSTM/GRU
+    (it does nothing with one layer) and on MultiheadAttention's attention weights."""
+    rates = []
+    for name, m in model.named_modules():
+        kind = type(m).__name__
+        p = getattr(m, "dropout", None)
+        if kind not in RECURRENT + ("MultiheadAttention",) or not isinstance(p, float) or p <= 0:
+            continue
+        if kind in RECURRENT and getattr(m, "num_layers", 1) < 2:
+            continue
+        rates.append({"layer": name, "type": f"{kind}.dropout", "p": p})
+    return rates
+
+
 def _measure_dropout(ctx: RunContext) -> DropoutLayers:
     trace = torch_trace(ctx, "estimators have no dropout")
     drops = [(name, m) for name, m in trace.model.named_modules() if "Dropout" in type(m).__name__]
     rates = [{"layer": name, "type": type(m).__name__, "p": float(getattr(m, "p", 0.0))} for name, m in drops]
+    rates += _built_in_dropout(trace.model)
     order = [c.name for c in trace.calls if c.source == "module"]
     last_param = max((i for i, c in enumerate(trace.calls) if c.source == "module" and c.n_params), default=-1)
     after_output = [c.name for i, c in enumerate(trace.calls)

@@ -4,4 +4,4 @@ Importing this package registers every data check; the order in the catalog come
 (engine/registry.py CATALOG), not from the order of the modules here.
 """
 
-from . import labels, leakage, relevance, rows, shift, tables, text  # noqa: F401  (registration)
+from . import labels, leakage, relevance, rows, shift, tables, tensors, text, tokens  # noqa: F401  (registration)

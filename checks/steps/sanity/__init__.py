@@ -4,9 +4,11 @@ One module per group of checks; importing this package registers all of them (ca
 from the registry, not from the order of these imports):
 
 - loading: data_loads
+- batch: input_batch (and the fixed batches the model checks use on tensor projects)
 - model: model_builds, forward_pass, loss_at_init
-- steps: loss_shapes, train_step, eval_determinism (the project's train_step/predict under observation)
+- steps: loss_shapes, train_step (the project's train_step under observation)
+- determinism: eval_determinism (the project's predict twice)
 - fitting: overfit_small_batch, gradient_flow, input_independent (short training runs)
 """
 
-from . import fitting, loading, model, steps  # noqa: F401  (imported to register their checks)
+from . import batch, determinism, fitting, loading, model, steps  # noqa: F401  (imported to register their checks)

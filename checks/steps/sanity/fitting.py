@@ -9,14 +9,29 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from ...analyses.model_trace import fresh_model, require_torch_model, sample_rows, single_threaded
-from ...analyses.modeling import first_tensor
+from ...analyses.model_trace import (
+    fresh_model,
+    require_torch_model,
+    sample_rows,
+    single_threaded,
+)
+from ...analyses.modeling import batch_of, call_model, first_tensor
+from ...engine.analysis import analysis
 from ...engine.context import RunContext, cpu_clock
+from ...engine.inputs import feed
 from ...engine.registry import check
 from ...findings import Finding, PlotSpec, Series, SkipCheck, fail, info, passed, warn
 from ...project.usercode import call_user
-from .model import FORWARD_ROWS
 from ...wording import cut_list
+from .batch import (
+    BlankedRows,
+    distinct_rows,
+    fixed_batch,
+    fixed_rows,
+    padding_id,
+    tensor_sample,
+)
+from .model import FORWARD_ROWS
 
 # Overfitting one tiny batch (Karpathy's recipe, "overfit one batch"): OVERFIT_ROWS examples, full-batch
 # steps until the loss (eval mode) is under OVERFIT_LOSS_FRACTION of the uninformed loss and every example
@@ -41,6 +56,9 @@ INPUT_ROWS = 2000
 INPUT_EPOCHS = 10
 INPUT_SECONDS = 6.0
 INPUT_MIN_EPOCHS = 3
+# Tensor items (images, sequences) cost far more per example than table rows; fewer of them keep
+# INPUT_MIN_EPOCHS epochs of two fits inside INPUT_SECONDS on a CPU.
+INPUT_ROWS_TENSOR = 512
 
 
 def _budget_left(ctx: RunContext) -> None:
@@ -51,9 +69,12 @@ def _budget_left(ctx: RunContext) -> None:
 # ---- overfit_small_batch -----------------------------------------------------------------------
 
 def _tiny_batch(ctx: RunContext, n: int):
-    """n training rows with distinct inputs (identical inputs with different labels cannot be memorised)."""
+    """n training rows with distinct inputs (identical inputs with different labels cannot be memorised).
+    A tensor project's rows are TensorRows (its targets come collated with them: y is None)."""
     import numpy as np
 
+    if ctx.is_tensor:
+        return distinct_rows(tensor_sample(ctx, 4 * n + 64, salt=4), n), None
     X, y = sample_rows(ctx, 4 * n + 64, salt=4)
     _, first = np.unique(X, axis=0, return_index=True)
     keep = np.sort(first)[:n]
@@ -64,7 +85,7 @@ def _memorise_goal(ctx: RunContext, model, X, y, loss_fn) -> float:
     """OVERFIT_LOSS_FRACTION of the uninformed loss (of the fresh model's own loss for a custom loss)."""
     from ...analyses.modeling import eval_loss, target_tensor, uninformed_prediction
 
-    yb = target_tensor(ctx, y)
+    yb = target_tensor(ctx, y) if y is not None else _flat_targets(ctx, batch_of(ctx, X)[1]).cpu()
     try:
         reference_loss = float(loss_fn(uninformed_prediction(ctx, yb), yb))
     except SkipCheck:  # a custom loss: measure against the fresh model's own loss instead
@@ -80,15 +101,28 @@ def _memorise(ctx: RunContext, X, y, reference: bool, seconds: float) -> dict:
 
     import torch
 
-    from ...analyses.modeling import loss_value, make_loss, make_optimizer, predicted_labels, target_tensor
+    from ...analyses.modeling import (
+        loss_value,
+        make_loss,
+        make_optimizer,
+        run_step,
+        target_tensor,
+    )
 
     model = fresh_model(ctx)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=REFERENCE_LR) if reference else make_optimizer(ctx, params)
+    optimizer = torch.optim.Adam(params, lr=REFERENCE_LR) if reference else make_optimizer(ctx, params, model=model)
     loss_fn = make_loss(ctx)
-    xb = torch.as_tensor(X, dtype=torch.float32, device=ctx.device)
-    yb = target_tensor(ctx, y).to(ctx.device)
+    if ctx.is_tensor:
+        xb, yb = batch_of(ctx, X)
+    else:
+        xb = torch.as_tensor(X, dtype=torch.float32, device=ctx.device)
+        yb = target_tensor(ctx, y).to(ctx.device)
     goal = _memorise_goal(ctx, model, X, y, loss_fn)
+    # A tensor project's configured attempt trains with its own step (its train_step, a LightningModule's
+    # training_step): that is where such projects clip gradients or compute a loss of their own.
+    project_step = ctx.function("train_step")
+    own_step = ctx.is_tensor and not reference and (project_step is not None or bool(ctx.config.lightning))
     curve, step, start, acc, stopped = [], 0, time.perf_counter(), None, "steps"
     cpu_start = cpu_clock()
     with ctx.budget.spend():
@@ -96,23 +130,26 @@ def _memorise(ctx: RunContext, X, y, reference: bool, seconds: float) -> dict:
             if cpu_clock() - cpu_start > seconds:
                 stopped = "time"
                 break
-            model.train()
-            optimizer.zero_grad()
-            loss = loss_value(ctx, loss_fn, first_tensor(model(xb)), yb)
-            loss.backward()
-            optimizer.step()
+            if own_step:
+                run_step(ctx, model, optimizer, loss_fn, xb, yb, project_step, step)
+            else:
+                model.train()
+                optimizer.zero_grad()
+                loss = loss_value(ctx, loss_fn, call_model(model, xb), yb)
+                loss.backward()
+                optimizer.step()
             step += 1
             if step % 10 == 0 or step == 1 or step == OVERFIT_MAX_STEPS:
                 model.eval()
                 with torch.no_grad():
-                    out = first_tensor(model(xb))
+                    out = call_model(model, xb)
                     eval_loss = float(loss_value(ctx, loss_fn, out, yb))
-                    acc = float((predicted_labels(ctx, out) == yb).float().mean()) if ctx.is_classification else None
+                    acc = _accuracy(ctx, out, yb) if ctx.is_classification else None
                 curve.append((step, eval_loss))
                 if not math.isfinite(eval_loss):
                     stopped = "diverged"
                     break
-                if eval_loss <= goal and (acc is None or acc == 1.0):
+                if eval_loss <= goal and (acc is None or acc == 1.0 or ctx.target_kind == "sequence"):
                     stopped = "memorised"
                     break
     finite = [v for _, v in curve if math.isfinite(v)]
@@ -120,6 +157,24 @@ def _memorise(ctx: RunContext, X, y, reference: bool, seconds: float) -> dict:
             "seconds": time.perf_counter() - start, "curve": curve,
             "final_loss": curve[-1][1] if curve else float("nan"), "accuracy": acc,
             "min_loss": min(finite) if finite else float("nan")}
+
+
+def _flat_targets(ctx: RunContext, yb):
+    """Sequence targets (N, T) as the (N*T,) labels mltriage's loss compares per position."""
+    return yb.reshape(-1) if ctx.target_kind == "sequence" else yb
+
+
+def _accuracy(ctx: RunContext, out, yb) -> float:
+    """The share of labels predicted right; for sequence targets per position, ignoring positions marked
+    ignore_index (negative). A language model cannot be required to get every position right: the first
+    token of sequences that start alike is ambiguous, so memorising is judged on the loss alone."""
+    from ...analyses.modeling import predicted_labels
+
+    if ctx.target_kind == "sequence":
+        out, yb = out.reshape(-1, out.shape[-1]), yb.reshape(-1)
+        keep = yb >= 0
+        return float((out.argmax(dim=1)[keep] == yb[keep]).float().mean()) if bool(keep.any()) else 0.0
+    return float((predicted_labels(ctx, out) == yb).float().mean())
 
 
 def _still_falling(curve: list[tuple[int, float]]) -> bool:
@@ -145,6 +200,7 @@ class Memorising:
     attempts: dict[str, dict] = field(default_factory=dict)
 
 
+@analysis  # once per run: training.lr_range reads it (by its ANALYSES name) before advising an lr
 def _measure_memorising(ctx: RunContext) -> Memorising:
     X, y = _tiny_batch(ctx, OVERFIT_ROWS)
     cfg = ctx.config
@@ -152,7 +208,7 @@ def _measure_memorising(ctx: RunContext) -> Memorising:
     if not attempts["configured"]["memorised"]:
         attempts["reference"] = _memorise(ctx, X, y, True, _overfit_cap(ctx))
         if not attempts["reference"]["memorised"]:
-            Xs, ys = X[:OVERFIT_SMALL_ROWS], y[:OVERFIT_SMALL_ROWS]
+            Xs, ys = X[:OVERFIT_SMALL_ROWS], (None if y is None else y[:OVERFIT_SMALL_ROWS])
             attempts["four_rows"] = _memorise(ctx, Xs, ys, True, _overfit_cap(ctx))
     return Memorising(rows=len(X), setting=f"{cfg.optimizer} lr={cfg.lr:g}", cap_seconds=_overfit_cap(ctx),
                       attempts=attempts)
@@ -262,18 +318,26 @@ def _measure_gradient_flow(ctx: RunContext) -> GradientFlow:
     from ...analyses.model_trace import model_trace
     from ...analyses.modeling import loss_value, make_loss, target_tensor
 
-    X, y = sample_rows(ctx, FORWARD_ROWS)
     model = fresh_model(ctx)
     model.train()
-    torch.manual_seed(ctx.seed)
-    out = first_tensor(call_user(ctx.config, "the model's forward()", model, torch.as_tensor(X, device=ctx.device)))
-    loss = loss_value(ctx, make_loss(ctx), out, target_tensor(ctx, y).to(ctx.device))
+    if ctx.is_tensor:
+        xb, yb = fixed_batch(ctx, FORWARD_ROWS)
+        torch.manual_seed(ctx.seed)
+        with _modules_called(model) as ran:
+            out = first_tensor(call_user(ctx.config, "the model's forward()", feed, model, xb))
+    else:
+        X, y = sample_rows(ctx, FORWARD_ROWS)
+        xb, yb, ran = torch.as_tensor(X, device=ctx.device), target_tensor(ctx, y).to(ctx.device), None
+        torch.manual_seed(ctx.seed)
+        out = first_tensor(call_user(ctx.config, "the model's forward()", model, xb))
+    loss = loss_value(ctx, make_loss(ctx), out, yb)
     m = GradientFlow(loss=float(loss.detach()), connected=loss.requires_grad)
     if not m.connected:
         return m
     loss.backward()
-    called = {c.name for c in model_trace(ctx).calls if c.source == "module"}
+    called = set(ran) if ran is not None else {c.name for c in model_trace(ctx).calls if c.source == "module"}
     owners = {name: mod for name, mod in model.named_modules()}
+    # Frozen parameters are no gradient failure: architecture.frozen_layers judges them.
     m.frozen = [n for n, p in model.named_parameters() if not p.requires_grad]
     for name, p in model.named_parameters():
         if not p.requires_grad:
@@ -283,13 +347,38 @@ def _measure_gradient_flow(ctx: RunContext) -> GradientFlow:
             used = owner in called or owner == "" or owner not in owners
             (m.no_gradient_used if used else m.no_gradient_unused).append(name)
             continue
-        g = p.grad.detach()
+        g = _gradient_values(p.grad.detach())
         if not bool(torch.isfinite(g).all()):
             m.nonfinite_gradient.append(name)
         elif float(g.abs().max()) == 0.0:
             m.zero_gradient.append(name)
         m.grad_norms[name] = float(g.norm())
     return m
+
+
+def _gradient_values(grad):
+    """The values a gradient holds: a sparse gradient (Embedding/EmbeddingBag with sparse=True) is a
+    gradient too, its non-zero rows only (an all-zero dense view would read as "no gradient")."""
+    if grad.is_sparse:
+        values = grad.coalesce().values()
+        return values if values.numel() else grad.to_dense()
+    return grad
+
+
+class _modules_called:
+    """Names of the modules that ran during a forward (forward hooks on every submodule)."""
+
+    def __init__(self, model):
+        self.model, self.names, self.handles = model, [], []
+
+    def __enter__(self) -> list[str]:
+        for name, module in self.model.named_modules():
+            self.handles.append(module.register_forward_hook(lambda *_a, _n=name: self.names.append(_n)))
+        return self.names
+
+    def __exit__(self, *exc) -> None:
+        for handle in self.handles:
+            handle.remove()
 
 
 def _gradient_flow_verdict(m: GradientFlow) -> Finding:
@@ -346,7 +435,8 @@ def gradient_flow(ctx: RunContext):
 # ---- input_independent -------------------------------------------------------------------------
 
 def _short_fit_curve(ctx: RunContext, Xtr, ytr, Xva, yva) -> tuple[list[float], str]:
-    """Train a fresh model with mltriage's loop; the held-out loss before training and after each epoch."""
+    """Train a fresh model with mltriage's loop; the held-out loss before training and after each epoch.
+    A tensor project trains with its own train_step when it has one (gradient clipping, its own loss)."""
     from ...analyses.modeling import eval_loss, fit_torch
 
     model = fresh_model(ctx)
@@ -358,7 +448,7 @@ def _short_fit_curve(ctx: RunContext, Xtr, ytr, Xva, yva) -> tuple[list[float], 
             curve.append(eval_loss(ctx, model, Xva, yva))
 
     history = fit_torch(ctx, model, Xtr, ytr, epochs=INPUT_EPOCHS,
-                        seconds=min(INPUT_SECONDS, max(0.5, ctx.budget.remaining() / 4)), use_project_step=False,
+                        seconds=min(INPUT_SECONDS, max(0.5, ctx.budget.remaining() / 4)), use_project_step=ctx.is_tensor,
                         on_step=on_step)
     return curve, history.stopped
 
@@ -394,10 +484,17 @@ def _best(curve: list[float]) -> float:
 def _measure_input_dependence(ctx: RunContext) -> InputComparison:
     import numpy as np
 
-    Xtr, ytr = sample_rows(ctx, INPUT_ROWS, salt=5)
-    Xva, yva = sample_rows(ctx, INPUT_ROWS, split="valid")
+    if ctx.is_tensor:
+        Xtr, ytr = fixed_rows(ctx, INPUT_ROWS_TENSOR, salt=5)
+        Xva, yva = fixed_rows(ctx, INPUT_ROWS_TENSOR, split="valid")
+        pad = padding_id(ctx)
+        blank_tr, blank_va = BlankedRows(Xtr.split, Xtr.indices, pad), BlankedRows(Xva.split, Xva.indices, pad)
+    else:
+        Xtr, ytr = sample_rows(ctx, INPUT_ROWS, salt=5)
+        Xva, yva = sample_rows(ctx, INPUT_ROWS, split="valid")
+        blank_tr, blank_va = np.zeros_like(Xtr), np.zeros_like(Xva)
     real_curve, real_stop = _short_fit_curve(ctx, Xtr, ytr, Xva, yva)
-    zero_curve, zero_stop = _short_fit_curve(ctx, np.zeros_like(Xtr), ytr, np.zeros_like(Xva), yva)
+    zero_curve, zero_stop = _short_fit_curve(ctx, blank_tr, ytr, blank_va, yva)
     return InputComparison(loss=ctx.loss_name, train_rows=len(Xtr), valid_rows=len(Xva), real_curve=real_curve,
                            zero_curve=zero_curve, real_stopped=real_stop, zero_stopped=zero_stop)
 

@@ -3,28 +3,36 @@ predict, run under observation on fixed batches."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from ...analyses.model_trace import fresh_model, require_torch_model, sample_rows, single_threaded
-from ...analyses.modeling import first_tensor
+from ...analyses.model_trace import (
+    fresh_model,
+    require_torch_model,
+    sample_rows,
+    single_threaded,
+)
+from ...analyses.modeling import call_model, first_tensor
 from ...engine.analysis import analysis
 from ...engine.context import RunContext
 from ...engine.registry import check
 from ...findings import Finding, fail, info, passed, warn
 from ...project.usercode import call_user
 from ...vocab import INDEX_TARGET_LOSSES
-from .model import FORWARD_ROWS
+from .batch import batch_rows, fixed_batch
+from .model import FORWARD_ROWS, FUNCTIONAL_LOSSES, functional_losses, reference_losses
 
-# eval_determinism: outputs that differ by more than this (max abs) between two calls are not the same.
-DETERMINISM_ATOL = 1e-5
+# loss_shapes: a step's returned loss "is" a loss of the outputs when they agree to this relative
+# tolerance: the same float32 computation agrees to ~1e-6; 1e-3 allows a different reduction order
+# (sum / N vs mean) and stays far below what another loss or another batch gives.
+LOSS_MATCH_RTOL = 1e-3
 
 
 # ---- the project's train_step, run under observation (shared by loss_shapes and train_step) ----
 
 def _recording_loss(inner):
     """Wrap a loss module so every call records the shapes/dtypes it was given."""
-    import torch.nn as nn
+    from torch import nn
 
     class RecordingLoss(nn.Module):
         def __init__(self, inner):
@@ -58,7 +66,9 @@ def _mode_recorder(model):
 def _grad_vector(model):
     import torch
 
-    parts = [p.grad.detach().reshape(-1).float() for p in model.parameters() if p.grad is not None]
+    # sparse gradients (Embedding(sparse=True)) compared dense: the same values, positions included
+    parts = [(p.grad.detach().to_dense() if p.grad.is_sparse else p.grad.detach()).reshape(-1).float()
+             for p in model.parameters() if p.grad is not None]
     return torch.cat(parts) if parts else None
 
 
@@ -76,6 +86,9 @@ class StepProbe:
     unchanged: list[str]                   # trainable parameters it left as they were
     loss_calls: list[dict]                 # shapes/dtypes of every call of the loss function
     accumulation: dict                     # _compare_gradients: evidence, so a dict
+    functional_calls: list[dict] = field(default_factory=list)  # torch.nn.functional losses step 1 called
+    reference: list[dict] = field(default_factory=list)         # reference_losses on step 1's batch
+    rows: int = FORWARD_ROWS               # examples in each batch
 
 
 @analysis
@@ -99,20 +112,26 @@ def _run_step_probe(ctx: RunContext) -> StepProbe:
 
     step = ctx.function("train_step")
     predict = ctx.function("predict")
-    Xa, ya = sample_rows(ctx, FORWARD_ROWS, salt=1)
-    Xb, yb = sample_rows(ctx, FORWARD_ROWS, salt=2)
-    dev = ctx.device
-    xa, ta = torch.as_tensor(Xa, device=dev), target_tensor(ctx, ya).to(dev)
-    xb, tb = torch.as_tensor(Xb, device=dev), target_tensor(ctx, yb).to(dev)
+    if ctx.is_tensor:
+        xa, ta = fixed_batch(ctx, FORWARD_ROWS, salt=1)
+        xb, tb = fixed_batch(ctx, FORWARD_ROWS, salt=2)
+    else:
+        Xa, ya = sample_rows(ctx, FORWARD_ROWS, salt=1)
+        Xb, yb = sample_rows(ctx, FORWARD_ROWS, salt=2)
+        dev = ctx.device
+        xa, ta = torch.as_tensor(Xa, device=dev), target_tensor(ctx, ya).to(dev)
+        xb, tb = torch.as_tensor(Xb, device=dev), target_tensor(ctx, yb).to(dev)
     model = fresh_model(ctx)
-    optimizer = make_optimizer(ctx, [p for p in model.parameters() if p.requires_grad])
+    optimizer = make_optimizer(ctx, [p for p in model.parameters() if p.requires_grad], model=model)
     loss_fn = _recording_loss(make_loss(ctx))
     handle, modes, n_mode_dependent = _mode_recorder(model)
     predict_ran = False
     before = [p.detach().clone() for p in model.parameters()]
     with ctx.budget.spend():
+        reference = reference_losses(ctx, model, xa, ta, ctx.seed + 1)
         torch.manual_seed(ctx.seed + 1)
-        returned_1 = call_user(ctx.config, "train_step", step, model, optimizer, loss_fn, xa, ta)
+        with functional_losses() as functional_calls:
+            returned_1 = call_user(ctx.config, "train_step", step, model, optimizer, loss_fn, xa, ta)
         mode_step_1 = modes[-1] if modes else None
         names = [n for n, _ in model.named_parameters()]
         changed = [not torch.equal(b, p.detach()) for b, p in zip(before, model.parameters())]
@@ -126,7 +145,7 @@ def _run_step_probe(ctx: RunContext) -> StepProbe:
         twin = copy.deepcopy(model)
         for p in twin.parameters():
             p.grad = None
-        twin_opt = make_optimizer(ctx, [p for p in twin.parameters() if p.requires_grad])
+        twin_opt = make_optimizer(ctx, [p for p in twin.parameters() if p.requires_grad], model=twin)
         torch.manual_seed(ctx.seed + 2)
         call_user(ctx.config, "train_step", step, twin, twin_opt, _recording_loss(make_loss(ctx)), xb, tb)
         fresh = _grad_vector(twin)
@@ -139,7 +158,8 @@ def _run_step_probe(ctx: RunContext) -> StepProbe:
     return StepProbe(n_mode_dependent=n_mode_dependent, predict_ran=predict_ran, returned_1=returned_1,
                      returned_2=returned_2, mode_step_1=mode_step_1, mode_step_2=mode_step_2,
                      changed=changed_names, unchanged=unchanged, loss_calls=loss_fn.calls,
-                     accumulation=_compare_gradients(grad_1, fresh, after_2))
+                     accumulation=_compare_gradients(grad_1, fresh, after_2), functional_calls=functional_calls,
+                     reference=reference, rows=batch_rows(xa, ta))
 
 
 def _compare_gradients(grad_1, fresh, after_2) -> dict:
@@ -172,19 +192,40 @@ def _compare_gradients(grad_1, fresh, after_2) -> dict:
 @dataclass
 class LossCalls:
     """The shapes/dtypes the loss function was called with: by the project's train_step when it has one,
-    else the model output next to the (N,) target of the contract."""
+    else the model output next to the (N,) target of the contract (a tensor project: its batch's targets).
+    A step that computes its loss itself leaves `calls` empty: then the torch.nn.functional losses it
+    called, and its returned value next to the standard losses of the same batch, tell what it trains on."""
 
     loss: str
     own_step: bool          # the project has its own train_step
     source: str             # where the calls come from, in words
     calls: list[dict]       # {"shapes": [...], "dtypes": [...]} per call
+    functional: list[dict] = field(default_factory=list)   # {"function", "shapes", "dtypes"} per call
+    returned: float | None = None                          # the step's returned loss
+    reference: list[dict] = field(default_factory=list)    # reference_losses: {"loss", "value", ...}
+    compared: bool = False                                 # returned/reference were measured
+
+
+def _returned_number(value) -> float | None:
+    try:
+        number = float(value.detach()) if hasattr(value, "detach") else float(value)
+    except (TypeError, ValueError, RuntimeError):
+        return None
+    return number
 
 
 def _measure_loss_calls(ctx: RunContext) -> LossCalls:
     import torch
 
     if ctx.function("train_step") is not None:
-        return LossCalls(ctx.loss_name, True, "the project's train_step", step_probe(ctx).loss_calls)
+        probe = step_probe(ctx)
+        return LossCalls(ctx.loss_name, True, "the project's train_step", probe.loss_calls,
+                         functional=probe.functional_calls, returned=_returned_number(probe.returned_1),
+                         reference=probe.reference, compared=True)
+    if ctx.config.lightning and hasattr(ctx.first_model(), "training_step"):
+        return _lightning_loss_calls(ctx)
+    if ctx.is_tensor:
+        return _tensor_output_vs_target(ctx)
     X, _ = sample_rows(ctx, FORWARD_ROWS)
     model = fresh_model(ctx).eval()
     with torch.no_grad():
@@ -194,7 +235,98 @@ def _measure_loss_calls(ctx: RunContext) -> LossCalls:
     return LossCalls(ctx.loss_name, False, "the model output vs the (N,) target of the contract", calls)
 
 
+def _tensor_output_vs_target(ctx: RunContext) -> LossCalls:
+    """The model's output next to the batch's targets, as mltriage's loop gives them to the loss
+    (sequence targets flattened to one label per position)."""
+    import torch
+
+    from ...analyses.modeling import index_targets
+
+    xb, yb = fixed_batch(ctx, FORWARD_ROWS)
+    model = fresh_model(ctx).eval()
+    with torch.no_grad():
+        out = call_model(model, xb)
+    shapes = [tuple(out.shape), tuple(yb.shape)]
+    if index_targets(ctx) and yb.dim() >= 2:
+        shapes = [(int(yb.numel()), int(out.shape[-1])), (int(yb.numel()),)]
+    calls = [{"shapes": shapes, "dtypes": [str(out.dtype), str(yb.dtype)]}]
+    return LossCalls(ctx.loss_name, False, "the model output vs the batch's targets", calls)
+
+
+def _lightning_loss_calls(ctx: RunContext) -> LossCalls:
+    """A LightningModule's training_step on one batch: the losses it called and the value it returned."""
+    import torch
+
+    from ...analyses.modeling import make_loss, make_optimizer, run_step
+
+    model = fresh_model(ctx)
+    optimizer = make_optimizer(ctx, [p for p in model.parameters() if p.requires_grad], model=model)
+    xa, ta = fixed_batch(ctx, FORWARD_ROWS, salt=1)
+    with ctx.budget.spend():
+        reference = reference_losses(ctx, model, xa, ta, ctx.seed + 1)
+        torch.manual_seed(ctx.seed + 1)
+        with functional_losses() as functional:
+            returned = run_step(ctx, model, optimizer, make_loss(ctx), xa, ta, None, 0)
+    return LossCalls(ctx.loss_name, True, f"{ctx.config.lightning}.training_step", [], functional=functional,
+                     returned=returned, reference=reference, compared=True)
+
+
+def _close(a: float, b: float) -> bool:
+    return abs(a - b) <= LOSS_MATCH_RTOL * max(abs(b), 1e-8) + 1e-7
+
+
+def _functional_verdict(m: LossCalls) -> Finding:
+    """The shapes verdict on the first torch.nn.functional loss the step called itself."""
+    first = m.functional[0]
+    name = FUNCTIONAL_LOSSES[first["function"]]
+    finding = _loss_shapes_verdict(LossCalls(name, True, f"{m.source}, calling F.{first['function']} itself",
+                                             [first]))
+    finding.evidence["returned"] = m.returned
+    finding.evidence["functional_calls"] = [c["function"] for c in m.functional][:10]
+    return finding
+
+
+def _loss_value_verdict(m: LossCalls) -> Finding:
+    """No loss call seen: compare the step's returned value with the standard losses of the same batch."""
+    evidence = {"source": m.source, "loss": m.loss, "returned": m.returned, "tolerance": LOSS_MATCH_RTOL,
+                "reference": m.reference[:24]}
+    if m.returned is None:
+        return info(f"{m.source} returned no number: the loss it trains with could not be compared",
+                    detail="It called neither the loss_fn argument nor a torch.nn.functional loss, and its return "
+                           "value is not a number, so the shapes it gives its loss cannot be checked here "
+                           "(sanity.train_step reports the return value).", evidence=evidence)
+    matches = [c for c in m.reference if _close(m.returned, c["value"])]
+    plain = [c for c in matches if not c["broadcast"]]
+    configured = [c for c in plain if c["loss"].startswith("configured")]
+    if matches and not plain:
+        c = matches[0]
+        return fail(f"{m.source} returns {c['loss']} of (N, 1) outputs broadcast against (N,) targets",
+                    detail=f"Its returned loss {m.returned:.6g} equals {c['loss']} of every prediction against "
+                           f"every target of the batch ({c['value']:.6g}), not of matching pairs. Elementwise "
+                           f"losses broadcast silently: the model learns to predict the batch mean.",
+                    fix="Squeeze the output (model(x).squeeze(1)) or reshape the target to match.",
+                    evidence=evidence)
+    if configured:
+        return passed(f"{m.source} computes its loss itself; {m.returned:.4g} matches the configured {m.loss} "
+                      f"of the model's outputs on the same batch", evidence=evidence)
+    if plain:
+        return passed(f"{m.source} computes its loss itself; {m.returned:.4g} is {plain[0]['loss']} of the "
+                      f"model's outputs on the same batch", evidence=evidence)
+    nearest = min(m.reference, key=lambda c: abs(c["value"] - m.returned), default=None)
+    near = f" (nearest: {nearest['loss']} {nearest['value']:.4g})" if nearest else ""
+    return info(f"{m.source} computes a loss of its own ({m.returned:.4g}); its shapes could not be checked",
+                detail=f"The step called neither the loss_fn argument nor a torch.nn.functional loss, and its "
+                       f"returned value matches no standard loss of the model's outputs on the same batch and "
+                       f"weights{near}. A loss with extra terms or dropout drawn differently does this.",
+                fix="Pass predictions and targets of the same batch shape to your loss; calling the loss_fn "
+                    "argument lets mltriage check the shapes.", evidence=evidence)
+
+
 def _loss_shapes_verdict(m: LossCalls) -> Finding:
+    if not m.calls and m.functional:
+        return _functional_verdict(m)
+    if not m.calls and m.compared:
+        return _loss_value_verdict(m)
     if not m.calls:
         return fail("train_step never called the loss function it was given",
                     detail="The loss_fn argument was not called during two train_step calls, so the configured "
@@ -330,81 +462,3 @@ def _train_step_verdict(probe: StepProbe) -> Finding:
 def train_step(ctx: RunContext):
     require_torch_model(ctx, "train_step is called only for PyTorch models")
     return _train_step_verdict(step_probe(ctx))
-
-
-# ---- eval_determinism --------------------------------------------------------------------------
-
-@dataclass
-class Determinism:
-    """The project's predict on one batch twice (other seeds in between), and on its first half alone."""
-
-    rows: int                  # rows in the batch
-    first: Any                 # numpy float64 outputs
-    second: Any
-    alone: Any                 # the first rows // 2 rows predicted on their own
-    model_training: bool       # the model's mode after predict() returned (it starts in train mode)
-
-
-def _measure_determinism(ctx: RunContext) -> Determinism:
-    import numpy as np
-    import torch
-
-    predict = ctx.function("predict")
-    X, _ = sample_rows(ctx, FORWARD_ROWS, salt=3)
-    model = fresh_model(ctx)
-    # After a training loop the model is in train mode: that is the state predict() meets in practice.
-    model.train()
-    xt = torch.as_tensor(X, device=ctx.device)
-
-    def run(x):
-        out = call_user(ctx.config, "predict", predict, model, x)
-        if hasattr(out, "detach"):
-            out = out.detach().float().cpu().numpy()
-        return np.asarray(out, dtype=np.float64)
-
-    torch.manual_seed(ctx.seed + 11)
-    first = run(xt.clone())
-    torch.manual_seed(ctx.seed + 12)
-    second = run(xt.clone())
-    alone = run(xt[:len(X) // 2].clone())
-    return Determinism(rows=len(X), first=first, second=second, alone=alone, model_training=model.training)
-
-
-def _determinism_verdict(m: Determinism) -> Finding:
-    import numpy as np
-
-    first, second, alone, n = m.first, m.second, m.alone, m.rows
-    half = n // 2
-    evidence = {"rows": n, "model_training_after_predict": m.model_training}
-    if first.shape != second.shape:
-        return fail("predict returns differently shaped outputs for the same input",
-                    detail=f"{first.shape} then {second.shape}.", fix="Make predict a pure function of X.",
-                    evidence=evidence)
-    diff = float(np.nanmax(np.abs(first - second))) if first.size else 0.0
-    batch_diff = float(np.nanmax(np.abs(first[:half] - alone))) if alone.shape == first[:half].shape else 0.0
-    evidence.update({"max_abs_diff_same_input": diff, "max_abs_diff_other_batch": batch_diff,
-                     "tolerance": DETERMINISM_ATOL, "differing_rows": int(np.sum(np.any(
-                         np.abs(first - second).reshape(len(first), -1) > DETERMINISM_ATOL, axis=1)))})
-    cause = ("the model is still in train mode inside predict(), so dropout stays on" if m.model_training
-             else "something random runs at prediction time (augmentation, sampling, dropout applied functionally)")
-    if diff > DETERMINISM_ATOL:
-        return fail(f"the same {n} rows give different predictions on two calls (max diff {diff:.3g})",
-                    detail=f"{evidence['differing_rows']} of {n} rows changed between two predict() calls "
-                           f"on identical input (tolerance {DETERMINISM_ATOL:g}). Most likely {cause}.",
-                    fix="Call model.eval() (and use torch.no_grad()) at the start of predict(); keep random "
-                        "augmentation out of inference.", evidence=evidence)
-    if batch_diff > DETERMINISM_ATOL:
-        return fail(f"a row's prediction depends on the other rows in the batch (max diff {batch_diff:.3g})",
-                    detail=f"Predicting the first {half} rows alone gives different outputs than predicting them "
-                           f"with {n - half} more rows. Batch normalisation left in train mode normalises "
-                           f"with each batch's statistics.",
-                    fix="Call model.eval() at the start of predict().", evidence=evidence)
-    return passed(f"predict is deterministic on {n} rows and independent of the batch", evidence=evidence)
-
-
-@check("sanity.eval_determinism", title="The project's predict gives the same output twice",
-       needs=("model", "predict"))
-@single_threaded
-def eval_determinism(ctx: RunContext):
-    require_torch_model(ctx, "predict(model, X) is exercised for PyTorch models only")
-    return _determinism_verdict(_measure_determinism(ctx))
