@@ -7,6 +7,8 @@ is cut with "... and N more" so that the reader knows it was cut.
 
 from __future__ import annotations
 
+import re
+
 import math
 from typing import Any, Iterable
 
@@ -115,3 +117,13 @@ def signed(x: Any, decimals: int = 3) -> str:
 def fixed(x: Any, decimals: int = 3) -> str:
     """`x` with fixed decimals ("0.153"), never "-0.000" or "nan"."""
     return _decimals(x, f".{decimals}f", lambda text: text.lstrip("-"))
+
+
+# Control characters (and bidirectional overrides) a terminal or a page would act on instead of showing.
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """`text` with every control character shown as a \\xNN / \\uNNNN escape."""
+    return _UNPRINTABLE.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
+                            else f"\\u{ord(m.group()):04x}", text)

@@ -160,9 +160,26 @@ class MltriageApp(App):
         yield from super().get_system_commands(screen)
 
 
+def _prepare_image_drawing(project: str | None) -> None:
+    """Tensor projects show their input images: let textual-image ask the terminal for a graphics protocol
+    (kitty, sixel) before Textual owns the terminal. Table projects skip the query and its start-up cost;
+    without textual-image, or in tmux, images are drawn with half-blocks."""
+    try:
+        from mltriage.checks.project.config import load_project
+
+        if not load_project(project or ".").is_tensor:
+            return
+        from .widgets.input_examples import prepare_terminal_graphics
+
+        prepare_terminal_graphics()
+    except Exception:  # noqa: BLE001 - no project yet (welcome screen) or no graphics: half-blocks
+        return
+
+
 def run_app(project: str | None) -> int:
     """`mltriage [PROJECT]`: run the app; returns the exit code. SIGTERM/SIGHUP end it within a second
     (tui/shutdown.py), saving the session and leaving no check worker behind."""
+    _prepare_image_drawing(project)
     app = MltriageApp(project)
     stop = SignalStop(request_exit=app.request_exit_on_signal, save=app.save_state,
                       restore_terminal=lambda: restore_terminal(app._driver), cancel_run=app.cancel_active_run)

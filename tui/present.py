@@ -93,7 +93,8 @@ def step_label(index: int, step: str, title: str, status: Text, current: bool = 
 
 
 def check_line(check_id: str, finding: Finding | None, title: str, running: bool = False,
-               marked: bool = False) -> Text:
+               marked: bool = False, cause: str | None = None) -> Text:
+    """One check's line; `cause`: the finding is a knock-on of that check (shown dim, "↳ cause")."""
     status = "running" if running else (finding.status if finding else "not run")
     line = Text()
     line.append(ICONS[status] + " ", style=STYLES[status])
@@ -102,6 +103,9 @@ def check_line(check_id: str, finding: Finding | None, title: str, running: bool
         line.append(" [bug]", style="bold reverse")
     if running:
         line.append("  running…", style=STYLES["running"])
+    elif finding and cause:  # a knock-on: folded under its likely cause (Start here)
+        line.append(f"  ↳ {plain(cause.split('.', 1)[-1])}: ", style="dim")
+        line.append(plain(finding.title), style="dim")
     elif finding:
         line.append("  " + plain(finding.title), style="dim" if finding.status in ("pass", "skipped") else "")
     else:

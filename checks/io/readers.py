@@ -38,6 +38,8 @@ def read_table(path: Path, what: str = "data file"):
     import pandas as pd
 
     path = Path(path)
+    if path.is_dir():
+        return _finish(_read_parquet_folder(path, what), path, what)
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED:
         raise ProjectError(f"{path}: {what} has an unsupported extension '{suffix}'. "
@@ -66,6 +68,10 @@ def read_table(path: Path, what: str = "data file"):
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ProjectError(f"{path}: {what} could not be read: {message}. "
                            f"Check that the file is complete and in the format its extension says.") from None
+    return _finish(df, path, what)
+
+
+def _finish(df, path: Path, what: str):
     if len(df.columns) == 0 or len(df) == 0:
         raise ProjectError(f"{path}: {what} has no rows (only a header, or nothing). "
                            f"Point the project at a file with data.")
@@ -275,13 +281,48 @@ def _read_npz(path: Path):
     return df
 
 
+def parquet_folder_files(folder: Path) -> list[Path]:
+    """The Parquet files of a dataset folder (hive partitions included), in path order: the row order."""
+    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in (".parquet", ".pq") and p.is_file())
+
+
+def data_bytes(path: Path) -> int:
+    """Bytes on disk of a split: the file, or every Parquet file of a dataset folder."""
+    path = Path(path)
+    if path.is_dir():
+        return sum(f.stat().st_size for f in parquet_folder_files(path))
+    return path.stat().st_size
+
+
+def _read_parquet_folder(folder: Path, what: str):
+    """A folder of Parquet files as one table (pyarrow.dataset; hive partition folders become columns),
+    whole while it fits under max_read_bytes(), else a seeded sample of rows as for a large file."""
+    import pyarrow.dataset as pads
+
+    files = parquet_folder_files(folder)
+    if not files:
+        raise ProjectError(f"{folder}: {what} is a folder without .parquet files. Point it at a data file or a "
+                           f"folder of Parquet files.")
+    size = data_bytes(folder)
+    try:
+        hive = any("=" in part for f in files for part in f.relative_to(folder).parts[:-1])
+        dataset = pads.dataset([str(f) for f in files], format="parquet",
+                               partitioning=pads.partitioning(flavor="hive") if hive else None,
+                               partition_base_dir=str(folder) if hive else None)
+        _use_all_cores_for_reading()
+        if size <= max_read_bytes():
+            return dataset.to_table().to_pandas()
+        return _sample_batches(dataset.to_batches(batch_size=65536), folder, size)
+    except ProjectError:
+        raise
+    except Exception as exc:  # pyarrow raises many types; the message is what matters
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ProjectError(f"{folder}: {what} (a Parquet folder) could not be read: {message}. Check that every "
+                           f"file is complete and that they share one schema.") from None
+
+
 def _read_sampled(path: Path, suffix: str, size: int):
     """Stream the file in record batches and keep each row with probability limit/size (seeded)."""
-    import numpy as np
-    import pyarrow as pa
-
-    fraction = max_read_bytes() / size
-    rng = np.random.default_rng(SAMPLE_SEED)
     if suffix in (".csv", ".tsv"):
         import pyarrow.csv as pacsv
 
@@ -292,6 +333,16 @@ def _read_sampled(path: Path, suffix: str, size: int):
         import pyarrow.parquet as pq
 
         batches_iter = pq.ParquetFile(path).iter_batches(batch_size=65536)
+    return _sample_batches(batches_iter, path, size)
+
+
+def _sample_batches(batches_iter, path: Path, size: int):
+    """Keep each row of the record batches with probability limit/size (seeded); file order kept."""
+    import numpy as np
+    import pyarrow as pa
+
+    fraction = max_read_bytes() / size
+    rng = np.random.default_rng(SAMPLE_SEED)
     kept, total = [], 0
     for batch in batches_iter:
         total += batch.num_rows

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-import re
 import textwrap
 from xml.sax.saxutils import escape, quoteattr
 
 from ..findings import Finding, PlotSpec
+from ..wording import printable
+from .input_examples import html_input_examples, shows_input_examples
 from ..engine.registry import STEP_TITLES, STEPS
 
 ICONS = {"pass": "PASS", "info": "INFO", "warn": "WARN", "fail": "FAIL", "error": "ERR ", "skipped": "SKIP"}
@@ -17,15 +18,6 @@ COLORS = {"pass": "32", "info": "36", "warn": "33", "fail": "31;1", "error": "35
 # Control characters (ESC, BEL, backspace, C1 codes such as CSI) and the bidirectional overrides that can
 # reorder what a reader sees: data must not be able to move the cursor, retitle or recolour the user's
 # terminal, or disguise a line. They are shown as visible escapes instead. Newlines and tabs stay.
-_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-
-
-def printable(text: str) -> str:
-    """`text` with every control character shown as a \\xNN / \\uNNNN escape."""
-    return _UNPRINTABLE.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
-                            else f"\\u{ord(m.group()):04x}", text)
-
-
 def _printable_finding(raw: dict) -> Finding:
     f = Finding.from_dict(raw)
     f.title, f.detail, f.fix = printable(f.title), printable(f.detail), printable(f.fix or "")
@@ -323,7 +315,11 @@ def to_html(run: dict, notes: dict[str, str] | None = None, ticked: dict | None 
         ".fail{color:#b00;font-weight:bold}.warn{color:#a60}.pass{color:#070}.error{color:#909}"
         ".info{color:#068}.skipped{color:#888}pre{background:#f4f4f4;padding:.5rem;overflow:auto}"
         "figure.chart{margin:1rem 0}figure.chart svg{max-width:100%;height:auto;border:1px solid #ddd}"
-        "figure.chart figcaption{font-size:.8rem;color:#555}</style>",
+        "figure.chart figcaption{font-size:.8rem;color:#555}"
+        "figure.example{display:inline-block;margin:.3rem;text-align:center;font-size:.8rem;max-width:8rem;"
+        "overflow-wrap:anywhere;vertical-align:top}"
+        "figure.example img{width:64px;height:64px;image-rendering:pixelated;border:1px solid #ddd}"
+        ".pad{color:#999}.miss,.wrong{color:#b00}.right{color:#070}</style>",
         "</head><body>",
         f"<h1>mltriage report: {html.escape(run['project'])}</h1>",
         f"<p><b>Summary:</b> {html.escape(_summary_line(run['summary']))}</p>",
@@ -347,6 +343,8 @@ def to_html(run: dict, notes: dict[str, str] | None = None, ticked: dict | None 
                 parts.append(f"<details class='charts'><summary><code>{html.escape(f.check)}</code>: "
                              f"{html.escape(f.title)}</summary>" + "".join(_html_chart(p) for p in f.plots)
                              + "</details>")
+            if shows_input_examples(f.check, f.evidence):
+                parts.append(html_input_examples(f.check, f.title, f.evidence))
         if notes and notes.get(step):
             parts.append(f"<h4>Notes</h4><p>{html.escape(notes[step]).replace(chr(10), '<br>')}</p>")
         if ticked and ticked.get(step):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.screen import Screen
@@ -31,10 +33,17 @@ class FindingScreen(Screen):
         return True
 
     def compose(self) -> ComposeResult:
+        from ..widgets.input_examples import DRAWN_KEYS, InputExamples, wants_input_examples
         from ..widgets.plots import plot_widget  # plotext loads on the first plot, not at start-up
 
+        batch = self.finding is not None and wants_input_examples(self.finding.check, self.finding.evidence)
+        # the widget draws these keys (examples as pictures): the text keeps the rest, never base64 PNGs
+        shown = replace(self.finding, evidence={k: v for k, v in self.finding.evidence.items()
+                                                if k not in DRAWN_KEYS}) if batch else self.finding
         with VerticalScroll(id="finding"):
-            yield Static(finding_text(self.check_id, self.finding, self.check_title, full=True), id="finding-text")
+            yield Static(finding_text(self.check_id, shown, self.check_title, full=True), id="finding-text")
+            if batch:
+                yield InputExamples(self.finding.evidence, id="input-examples")
             for spec in (self.finding.plots if self.finding else []):
                 yield plot_widget(spec)
         yield Footer()

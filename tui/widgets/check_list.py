@@ -8,6 +8,7 @@ from textual.widgets.option_list import Option
 from mltriage.checks.findings import Finding
 
 from ..present import check_line, fit
+from .start_here import causes
 
 
 class CheckList(OptionList):
@@ -18,8 +19,9 @@ class CheckList(OptionList):
         keep = None if reset else self.highlighted
         # One line per check, cut to the width: the full title is in the detail below / beside.
         width = self.scrollable_content_region.width or 200
+        folded = causes(findings)
         options = [Option(fit(check_line(cid, findings.get(cid), titles.get(cid, ""), running=running == cid,
-                                         marked=cid in marks), width), id=cid)
+                                         marked=cid in marks, cause=folded.get(cid)), width), id=cid)
                    for cid in ids]
         self.set_options(options)
         if options:

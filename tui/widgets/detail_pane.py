@@ -29,6 +29,16 @@ class DetailPane(VerticalScroll):
         self.remove_children()
         from .plots import plot_widget  # plotext loads on the first plot, not at start-up
 
-        widgets = [Static(finding_text(cid, finding, title))]
+        from dataclasses import replace
+
+        from .input_examples import DRAWN_KEYS, InputExamples, wants_input_examples
+
+        batch = finding is not None and wants_input_examples(finding.check, finding.evidence)
+        # the widget draws the examples: the text keeps the rest of the evidence, never base64 PNGs
+        shown = replace(finding, evidence={k: v for k, v in finding.evidence.items() if k not in DRAWN_KEYS}) \
+            if batch else finding
+        widgets = [Static(finding_text(cid, shown, title))]
+        if batch:
+            widgets.append(InputExamples(finding.evidence))
         widgets += [plot_widget(spec) for spec in (finding.plots if finding else [])]
         self.mount_all(widgets)

@@ -18,6 +18,7 @@ from .checklist import Checklist
 from .finding_brief import FindingBrief
 from .note_preview import NotePreview
 from .problem_summary import ProblemSummary
+from .start_here import StartHere
 from .step_guide import StepGuide
 from .step_title import StepTitle
 
@@ -28,6 +29,7 @@ class StepPane(VerticalScroll):
     can_focus = False
 
     def compose(self) -> ComposeResult:
+        yield StartHere(id="start-here")
         yield StepTitle(id="step-title")
         yield StepGuide()
         yield ProblemSummary(id="inferred")
@@ -42,6 +44,7 @@ class StepPane(VerticalScroll):
     def show(self, step: str, findings: dict[str, Finding], running: tuple[int, int] | None,
              config: ProjectConfig, session: Session) -> None:
         """Everything but the checks, which redraw on their own (CheckList.show)."""
+        self.query_one(StartHere).show(findings)
         self.query_one(StepTitle).show(step, findings, running)
         self.query_one(StepGuide).show(step, any(f.step == step for f in findings.values()))
         summary = self.query_one(ProblemSummary)
