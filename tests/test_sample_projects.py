@@ -4,14 +4,6 @@ An answer-key entry that no check detects yet is marked `pending = true` with th
 deliver it; this test then only requires that it is not flagged by accident... and nothing else.
 """
 
-import json
-import shutil
-import subprocess
-import tempfile
-import sys
-from concurrent.futures import ThreadPoolExecutor
-from functools import lru_cache
-from pathlib import Path
 
 import pytest
 
@@ -21,23 +13,12 @@ VARIANTS = sample_variants()
 MAX_WARNS_ON_FIXED = 2
 
 
-def _check(path):
-    # Check a copy: runs saved in .mltriage/ would otherwise pile up in the repository and feed the
-    # history-based regression check with whatever ran before.
-    copy = Path(tempfile.mkdtemp(prefix="mltriage-sample-")) / path.parent.name / path.name
-    shutil.copytree(path, copy, ignore=shutil.ignore_patterns(".mltriage"))
-    r = subprocess.run([sys.executable, "-m", "mltriage.tui.cli", "check", str(copy), "--format", "json"],
-                       capture_output=True, text=True, timeout=600)
-    assert r.returncode in (0, 1), r.stderr[-3000:]
-    return json.loads(r.stdout)
-
-
-@lru_cache(maxsize=1)
 def all_runs():
-    """Run every variant once per test session, two at a time (the machine has two cores)."""
-    paths = [p for _, buggy, fixed in VARIANTS for p in (buggy, fixed)]
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        return dict(zip(paths, pool.map(_check, paths)))
+    """The JSON run of every variant, shared with the wording and root-cause tests (tests/sample_runs.py):
+    each sample is checked once per test session."""
+    from sample_runs import all_runs as shared_runs
+
+    return {path: run for path, (run, _) in shared_runs().items()}
 
 
 @pytest.mark.parametrize("name,buggy,fixed", VARIANTS, ids=[v[0] for v in VARIANTS])
