@@ -6,11 +6,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from ...analyses.exact_counts import exact_counts, outside_classes
 from ...analyses.labels import CV_FOLDS, label_issue_analysis
 from ...analyses.sampling import sample_note
 from ...engine.context import RunContext
 from ...engine.registry import check
 from ...findings import Finding, PlotSpec, Series, SkipCheck, fail, info, passed, warn
+from ...io.engines.counts import run_statistics
 from ...vocab import BINARY_LOSSES
 from ._common import Problem, short, worst_problem_finding
 from ...wording import cut_list
@@ -59,21 +61,17 @@ def _regression_label_problems(ctx: RunContext) -> tuple[list[Problem], dict]:
 def _split_label_problems(ctx: RunContext, s: str, declared: bool, evidence: dict,
                           seen_forms: dict[str, set]) -> list[Problem]:
     """Labels of one split outside the classes, or stored as vectors; records each spelling seen."""
-    import pandas as pd
-
     problems = []
     raw = ctx.labels(s)
-    outside = raw.notna().to_numpy() & (ctx.y(s) < 0)
-    values = raw[outside].astype(str).value_counts().head(8)
-    evidence["splits"][s] = {"rows": len(raw), "outside_classes": int(outside.sum()),
-                             "outside_values": {str(k): int(v) for k, v in values.items()}}
-    if outside.any() and (declared or s != "train"):
+    n_rows, n_outside, values, present = _outside_counts(ctx, s, raw)
+    evidence["splits"][s] = {"rows": n_rows, "outside_classes": n_outside, "outside_values": values}
+    if n_outside and (declared or s != "train"):
         where = "[data] classes" if declared else "the labels seen in train"
-        problems.append(("fail" if declared else "warn", f"{int(outside.sum())} {s} label(s) are not in {where}: "
-                                                         f"{cut_list(values.index.astype(str), 5)}",
+        problems.append(("fail" if declared else "warn", f"{n_outside} {s} label(s) are not in {where}: "
+                                                         f"{cut_list(list(values), 5)}",
                          "These rows are encoded as 'no class' (-1): they are dropped from training or "
                          "scoring, or crash a loss that indexes by class."))
-    for v in pd.unique(raw.dropna()):
+    for v in present:
         seen_forms.setdefault(_label_form(v), set()).add(str(v))
     sample = raw.dropna().astype(str).head(1000)
     if len(sample) and sample.str.match(_VECTOR_LABEL).mean() > 0.5:
@@ -81,6 +79,20 @@ def _split_label_problems(ctx: RunContext, s: str, declared: bool, evidence: dic
                          "A one-hot or multi-value label stored as text becomes one class per distinct "
                          "vector; index targets (0..C-1) are what a cross-entropy loss expects."))
     return problems
+
+
+def _outside_counts(ctx: RunContext, s: str, raw) -> tuple[int, int, dict[str, int], list]:
+    """(rows, labels outside the classes, the 8 most common of them, the distinct labels present) of a
+    split: over every row when the run counted exactly (DuckDB/Dask), else over the DataFrame."""
+    import pandas as pd
+
+    counts = exact_counts(ctx)
+    if counts is not None and s in counts.rows:
+        n_outside, values = outside_classes(counts, ctx, s)
+        return counts.rows[s], n_outside, values, list(counts.label_counts[s])
+    outside = raw.notna().to_numpy() & (ctx.y(s) < 0)
+    values = raw[outside].astype(str).value_counts().head(8)
+    return len(raw), int(outside.sum()), {str(k): int(v) for k, v in values.items()}, list(pd.unique(raw.dropna()))
 
 
 def _integer_classes(classes) -> list[int] | None:
@@ -115,13 +127,24 @@ def _encoding_problems(ctx: RunContext, classes: list, declared: bool, evidence:
                          "mltriage maps them to output indices in sorted order; code that uses the raw values "
                          "as indices into the model's outputs would be off or out of range."))
     if declared:
-        present = {_label_form(v) for v in pd.unique(pd.concat([ctx.labels(s) for s in ctx.splits]).dropna())}
+        present = _present_forms(ctx)
         never = [str(c) for c in classes if _label_form(c) not in present]
         if never:
             evidence["declared_never_seen"] = never
             problems.append(("warn", f"declared class(es) never appear in any split: {cut_list(never, 5)}",
                              "[data] classes and the label column disagree; check spelling and order."))
     return problems
+
+
+def _present_forms(ctx: RunContext) -> set[str]:
+    """The normal forms of every label value present in any split."""
+    import pandas as pd
+
+    counts = exact_counts(ctx)
+    forms = {_label_form(v) for v in pd.unique(pd.concat([ctx.labels(s) for s in ctx.splits]).dropna())}
+    if counts is not None:
+        forms |= {_label_form(v) for per in counts.label_counts.values() for v in per}
+    return forms
 
 
 def _classification_label_problems(ctx: RunContext) -> tuple[list[Problem], dict]:
@@ -154,6 +177,11 @@ class LabelValuesMeasure:
 def _measure_label_values(ctx: RunContext) -> LabelValuesMeasure:
     if ctx.is_classification:
         problems, evidence = _classification_label_problems(ctx)
+        exact = exact_counts(ctx)
+        if exact is not None:
+            top = sorted(exact.label_counts["train"].items(), key=lambda kv: -kv[1])[:20]
+            return LabelValuesMeasure(problems, {**evidence, "counted_by": exact.engine}, top,
+                                      f"{len(ctx.classes)} classes")
         counts = ctx.labels("train").astype(str).value_counts(dropna=False).head(20)
         return LabelValuesMeasure(problems, evidence, list(zip(counts.index, counts.tolist())),
                                   f"{len(ctx.classes)} classes")
@@ -382,12 +410,31 @@ def _numeric_order(raw, target: str) -> OrderMeasure:
     return OrderMeasure(kappa, z, evidence, f"lag-1 rank autocorrelation of the target {kappa:.2f}", plot)
 
 
+def _exact_class_order(m: OrderMeasure, counts) -> OrderMeasure:
+    """The runs statistics over every labelled training row in file order (the exact counts); the
+    plot stays the one drawn from the rows in memory."""
+    n = counts.label_rows_in_order
+    stats = run_statistics(counts.label_same_adjacent, n, list(counts.label_counts["train"].values()))
+    if "kappa" not in stats:
+        raise SkipCheck("a single class: order does not matter")
+    m.kappa, m.z = stats["kappa"], stats["z"]
+    m.evidence = {"rows": n, "runs": stats["runs"], "expected_runs": round(stats["expected_runs"], 1),
+                  "kappa": round(m.kappa, 4), "z": round(m.z, 2), "sorted": bool(stats["runs"] == stats["classes"]),
+                  "counted_by": counts.engine}
+    m.description = (f"{stats['runs']} label runs where a shuffled file would have about "
+                     f"{stats['expected_runs']:.0f} (kappa {m.kappa:.2f})")
+    return m
+
+
 def _measure_order(ctx: RunContext) -> OrderMeasure:
     raw = ctx.raw_splits["train"][ctx.target].dropna()  # file order
     n = len(raw)
     if n < ORDER_MIN_ROWS:
         raise SkipCheck(f"only {n} labelled training rows")
     m = _class_order(raw) if ctx.is_classification else _numeric_order(raw, ctx.target)
+    counts = exact_counts(ctx) if ctx.is_classification else None  # regression: the rows in memory
+    if counts is not None:
+        m = _exact_class_order(m, counts)
     if _blocked(m):  # model_kind builds the model (time, and it may fail): ask only when it matters
         m.sklearn_model = ctx.has_model and ctx.model_kind == "sklearn"
     return m

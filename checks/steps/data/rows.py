@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from ...analyses.exact_counts import duplicate_numbers, exact_counts, overlap_numbers, train_unique_share
 from ...analyses.neardup import NEAR_JACCARD, near_duplicate_pairs, near_rows
 from ...analyses.rowkeys import (first_occurrence_mask, keyed_with_labels, keys_with_several_labels,
                                  prefetch_row_keys, row_hashes, text_codes, thorough_text)
@@ -88,6 +89,9 @@ def _split_duplicates(ctx: RunContext, split: str, show_cols: list[str], example
             examples[f"{split}_conflicting_labels"] = records(ctx.splits[split], group, show_cols)
     if st.duplicate_rows:
         examples[f"{split}_duplicates"] = records(ctx.splits[split], np.flatnonzero(exact)[:5], show_cols, 3)
+    counts = exact_counts(ctx)
+    if counts is not None and split in counts.rows:  # every row (DuckDB/Dask); examples stay from memory
+        st = SplitDuplicates(**duplicate_numbers(counts, split))
     return st
 
 
@@ -308,11 +312,17 @@ def _measure_overlap(ctx: RunContext) -> OverlapMeasure:
         examples[split] = ctx.splits[split].iloc[np.flatnonzero(hit)[:5]][cols].astype(str).to_dict("records")
     if not overlaps:
         raise SkipCheck("only one split")
+    counts = exact_counts(ctx)
+    if counts is not None:  # every row of the files (DuckDB/Dask), not the sample in memory
+        for split in overlaps:
+            if split in counts.overlap_rows:
+                overlaps[split] = {**overlap_numbers(counts, split), "same_text": overlaps[split]["same_text"]}
     text_match = ""
     if ctx.text_columns:
         text_match = ("lower-casing and dropping punctuation" if thorough_text(ctx)
                       else "lower-casing and trimming punctuation at both ends")
-    m = OverlapMeasure(overlaps, examples, len(pd.unique(train_rows)) / max(len(train_rows), 1), text_match)
+    unique = train_unique_share(counts) if counts is not None else len(pd.unique(train_rows)) / max(len(train_rows), 1)
+    m = OverlapMeasure(overlaps, examples, unique, text_match)
     _measure_near_overlap(ctx, m)
     return m
 

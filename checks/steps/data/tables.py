@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from ...analyses.exact_counts import counted_splits, exact_counts
 from ...analyses.sampling import STATS_SAMPLE, numeric_values, sample_note, sample_range
 from ...engine.analysis import analysis
 from ...engine.context import RunContext
@@ -31,6 +32,7 @@ class MissingMeasure:
     rows: dict[str, int]                          # split -> rows
     nonfinite: dict[str, int] | None = None       # split -> NaN/inf cells after featurize; None: not built
     groups: dict[str, dict] = field(default_factory=dict)  # column -> the group it is missing in
+    counted_by: str | None = None                 # the engine that counted every row (None: pandas, in memory)
 
     @property
     def target_missing(self) -> dict[str, int]:
@@ -50,6 +52,17 @@ def _missing_table(ctx: RunContext) -> dict[str, dict[str, int]]:
     # column by column: df[cols] would copy the whole table first
     counts = {name: {c: int(df[c].isna().sum()) for c in cols} for name, df in ctx.splits.items()}
     return {name: {c: n for c, n in per.items() if n} for name, per in counts.items()}
+
+
+def _exact_missing(ctx: RunContext, counts) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
+    """Missing cells per split from the exact counts (DuckDB/Dask over every row). A held-out valid
+    split is a part of the train file, whose counts already hold it."""
+    cols = list(ctx.feature_columns) + [ctx.target]
+    missing, rows = {}, {}
+    for name in counted_splits(counts, ctx):
+        per = counts.missing.get(name, {})
+        missing[name], rows[name] = {c: per[c] for c in cols if per.get(c)}, counts.rows[name]
+    return missing, rows
 
 
 def _featurized_nonfinite(ctx: RunContext) -> dict[str, int] | None:
@@ -98,7 +111,11 @@ def _missing_by_group(ctx: RunContext, columns: list[str]) -> dict[str, dict]:
 
 
 def _measure_missing(ctx: RunContext) -> MissingMeasure:
-    m = MissingMeasure(ctx.target, _missing_table(ctx), {name: len(df) for name, df in ctx.splits.items()})
+    counts = exact_counts(ctx)
+    if counts is None:
+        m = MissingMeasure(ctx.target, _missing_table(ctx), {name: len(df) for name, df in ctx.splits.items()})
+    else:
+        m = MissingMeasure(ctx.target, *_exact_missing(ctx, counts), counted_by=counts.engine)
     worst = m.worst_columns()
     if m.target_missing or not worst:
         return m
@@ -111,6 +128,8 @@ def _measure_missing(ctx: RunContext) -> MissingMeasure:
 
 def _missing_verdict(m: MissingMeasure) -> Finding:
     evidence = {"missing_per_split": m.missing, "rows": m.rows}
+    if m.counted_by:
+        evidence["counted_by"] = m.counted_by
     if m.target_missing:
         return fail(f"{sum(m.target_missing.values())} row(s) have no label",
                     detail=f"Missing target '{m.target}' per split: {m.target_missing}. Rows without a label "
@@ -215,9 +234,39 @@ class ConstantMeasure:
     sample_rows: int
     train_rows: int
     constant_after_featurize: int | None = None  # None: no model, or the features cannot be built
+    counted_by: str | None = None                # the engine that counted every row (None: pandas, in memory)
+
+
+def _varies_in(counts, split: str, column: str) -> bool:
+    """Whether `column` holds more than one value in a split counted exactly (a held-out valid split is
+    a part of the train file, where the column is constant)."""
+    return split in counts.rows and column not in counts.constant.get(split, [])
+
+
+def _exact_constants(ctx: RunContext, counts) -> ConstantMeasure:
+    """Constant and quasi-constant columns over every training row (the exact counts)."""
+    n = counts.rows["train"]
+    m = ConstantMeasure([], [], {}, {}, len(ctx.feature_columns), n, n, counted_by=counts.engine)
+    constant = set(counts.constant.get("train", []))
+    for c in ctx.feature_columns:
+        share = counts.top_share.get(c)
+        if c in constant:
+            m.constant.append(c)
+            if c in counts.all_missing:
+                m.all_missing.append(c)
+            m.varies_in_other_splits.update({c: [s for s in ("valid", "test") if _varies_in(counts, s, c)]})
+            if not m.varies_in_other_splits[c]:
+                del m.varies_in_other_splits[c]
+        elif share is not None and share >= QUASI_CONSTANT_SHARE:
+            m.quasi_constant[c] = round(float(share), 5)
+    m.constant_after_featurize = _constant_after_featurize(ctx) if ctx.has_model else None
+    return m
 
 
 def _measure_constants(ctx: RunContext) -> ConstantMeasure:
+    counts = exact_counts(ctx)
+    if counts is not None:
+        return _exact_constants(ctx, counts)
     train = ctx.train
     pos = sample_range(len(train), STATS_SAMPLE, ctx.seed)
     m = ConstantMeasure([], [], {}, {}, len(ctx.feature_columns), int(len(pos)), len(train))
@@ -243,6 +292,8 @@ def _constants_verdict(m: ConstantMeasure) -> Finding:
                 "varies_in_other_splits": varies_elsewhere, "columns": m.columns, "sample_rows": m.sample_rows}
     if m.constant_after_featurize is not None:
         evidence["constant_after_featurize"] = m.constant_after_featurize
+    if m.counted_by:
+        evidence["counted_by"] = m.counted_by
     fix = "Drop constant columns (they only cost memory and time), and find out why a column is empty."
     if all_missing or varies_elsewhere:
         named = all_missing + [c for c in varies_elsewhere if c not in all_missing]
