@@ -18,12 +18,24 @@ from ..engine.analysis import analysis
 from ..engine.context import RunContext
 from ..findings import SkipCheck
 from ..project.config import ProjectError
+from ..project.usercode import UserCodeError
 
 PREDICTION_COLUMN = "prediction"
 PROB_PREFIX = "prob_"
 # Probabilities written to CSV with a few decimals drift from 1 by rounding (10 classes at 4 decimals
 # can be 5e-4 off); 0.01 is far above rounding and far below any real bug (a missing class, logits).
 PROB_SUM_TOLERANCE = 0.01
+# Rows of the valid split the project's predict is called on to read the shape it returns, when mltriage's
+# own training already turned its output into probabilities (a few rows show the shape as well as all).
+PREDICT_SHAPE_ROWS = 8
+
+
+class PredictOutputError(UserCodeError):
+    """The project's predict returned something that is not scores of the documented shape (DESIGN §3)."""
+
+    def __init__(self, message: str, returned: str):
+        super().__init__(message)
+        self.returned = returned   # e.g. "shape (500,)", for the skip reason of later checks
 
 
 @dataclass
@@ -76,9 +88,23 @@ class Outputs:
         raise SkipCheck(self.missing.get(split, f"no {split} split in this project"))
 
 
-@analysis
 def model_outputs(ctx: RunContext) -> Outputs:
-    """Predictions for every split available, computed once per run."""
+    """Predictions for every split available, computed once per run. A predict of the wrong shape is an
+    `error` for the first check that asks and a skip, pointing at that error, for every later one."""
+    try:
+        return _all_outputs(ctx)
+    except PredictOutputError as exc:
+        reported = ctx.shared(("predictions.predict_output_reported",), list)
+        if not reported:
+            reported.append(True)
+            raise
+        raise SkipCheck(f"the project's predict returned {exc.returned}, not scores\n{exc}\nThe first check "
+                        f"that asked for predictions reported it as an error; see also sanity.eval_determinism."
+                        ) from None
+
+
+@analysis
+def _all_outputs(ctx: RunContext) -> Outputs:
     cfg = ctx.config
     if cfg.predictions is not None:
         outputs = Outputs("file", f"the predictions file {_short(ctx, cfg.predictions)}")
@@ -213,6 +239,70 @@ def _probabilities(ctx: RunContext, df, name: str, key: str):
     return proba / sums[:, None]
 
 
+# --- the project's predict: its output shape ---------------------------------------------------
+def accepted_score_tails(task_is_classification: bool, n_classes: int) -> list[tuple[int, ...]]:
+    """The shapes after the row dimension that DESIGN §3 accepts from predict: (C,) scores for C > 2
+    classes; (), (1,) or (2,) for a binary classifier; () or (1,) for regression."""
+    if not task_is_classification:
+        return [(), (1,)]
+    if n_classes <= 2:
+        return [(), (1,), (2,)]
+    return [(n_classes,)]
+
+
+def expected_score_shapes(task_is_classification: bool, n_classes: int, n: int | str = "N") -> str:
+    """The accepted shapes in words: "(500, 10)", "(N,) or (N, 1)"."""
+    return " or ".join(f"({n},)" if not tail else f"({n}, {', '.join(map(str, tail))})"
+                       for tail in accepted_score_tails(task_is_classification, n_classes))
+
+
+def predict_shape_problem(shape: tuple, rows: int | None, task_is_classification: bool, n_classes: int) -> str:
+    """Why an output of `shape` is not scores for `rows` rows ("" when it is). Pure: shapes only.
+    `rows` None: the row count is not compared."""
+    shape = tuple(int(d) for d in shape)
+    if not shape:
+        return "a single value, not one per row"
+    if rows is not None and shape[0] != rows:
+        return f"{shape[0]} rows for {rows} input rows"
+    if shape[1:] in accepted_score_tails(task_is_classification, n_classes):
+        return ""
+    if task_is_classification and n_classes > 2 and len(shape) == 1:
+        return "one value per row, like class ids, where one score per class is needed"
+    return f"{shape[1] if len(shape) > 1 else 1} column(s) per row"
+
+
+def check_predict_output(ctx: RunContext, scores, rows: int | None) -> None:
+    """Raise PredictOutputError naming `[model] predict` when its output is not scores of the right shape."""
+    import numpy as np
+
+    if ctx.is_tensor and ctx.target_kind == "sequence":
+        return  # per-position outputs are flattened to one row per position; their width is the vocabulary
+    shape = tuple(np.shape(scores))
+    n_classes = len(ctx.classes) if ctx.is_classification else 0
+    problem = predict_shape_problem(shape, None if ctx.is_tensor else rows, ctx.is_classification, n_classes)
+    if not problem:
+        return
+    n = rows if rows is not None and not ctx.is_tensor else "N"
+    expected = expected_score_shapes(ctx.is_classification, n_classes, n)
+    returned = f"shape {shape}" + (f" for {rows} rows" if rows is not None else "")
+    what = (f"scores of shape {expected}: one column per class, logits or probabilities, before any argmax"
+            if ctx.is_classification and n_classes > 2 else f"an output of shape {expected}")
+    raise PredictOutputError(
+        f"[model] predict = \"{ctx.config.predict}\" returned {returned} ({problem}); mltriage needs {what}. "
+        f"Return the model's outputs (e.g. model(X) or its softmax), not the predicted class ids.", returned)
+
+
+def _checked_reference_predict(ctx: RunContext, model) -> None:
+    """The shape the project's predict returns on a few valid rows, checked before its outputs are used."""
+    from .modeling import forward_scores
+
+    if ctx.function("predict") is None:
+        return
+    X = ctx.X("valid")
+    head = X[:PREDICT_SHAPE_ROWS]
+    check_predict_output(ctx, forward_scores(ctx, model, head), len(head))
+
+
 # --- model outputs ----------------------------------------------------------------------------
 def _split_outputs_from_scores(ctx: RunContext, split: str, raw, source: str, has_proba: bool = True) -> SplitOutputs:
     """SplitOutputs from probabilities (classification) or values (regression)."""
@@ -238,7 +328,10 @@ def _checkpoint_outputs(ctx: RunContext, splits: list[str]) -> dict[str, SplitOu
     source = f"the checkpoint {_short(ctx, ctx.config.checkpoint)}"
     result = {}
     for split in splits:
-        scores = forward_scores(ctx, model, ctx.X(split))
+        X = ctx.X(split)
+        scores = forward_scores(ctx, model, X)
+        if ctx.function("predict") is not None:
+            check_predict_output(ctx, scores, len(X))
         raw = scores_to_proba(ctx, scores) if ctx.is_classification else scores.reshape(len(scores), -1)[:, 0]
         result[split] = _split_outputs_from_scores(ctx, split, raw, source)
     return result
@@ -278,6 +371,8 @@ def _reference_outputs(ctx: RunContext) -> Outputs:
     from .probe import train_reference
 
     ref = train_reference(ctx)
+    if ref.kind == "torch":
+        _checked_reference_predict(ctx, ref.model)
     has_proba = ref.kind == "torch" or hasattr(ref.model, "predict_proba")
     if ref.kind == "sklearn":
         source = "the project's estimator, fitted by mltriage on the train split"

@@ -88,8 +88,20 @@ KNOCK_ONS: dict[str, list[Link]] = {
                 "assumes", "training.divergence", "training.exploding_gradients", "training.oscillation",
                 "architecture.dead_units", "architecture.saturation", "sanity.loss_at_init",
                 "sanity.overfit_small_batch", "sanity.gradient_flow"),
-        *_links("the sweep's loss never fell: unscaled inputs, not the lr, stop learning",
-                "training.lr_range", when=_sweep_did_not_fall),
+        *_links("a sweep on unscaled inputs finds the lr that offsets the input scale, not one for the fixed "
+                "model", "training.lr_range"),
+    ],
+    "sanity.input_batch": [
+        *_links("inputs the model cannot read (scrambled channels, raw values, missing values) leave it nothing "
+                "to learn from", *_CANNOT_LEARN, "training.lr_range"),
+        *_links("a model fed unreadable inputs fails these for that reason", *_OUTCOMES,
+                requires=("metrics.vs_baseline",)),
+    ],
+    "data.token_ids": [
+        *_links("ids the embedding cannot look up, unmasked padding or cut sequences hide what the label "
+                "depends on", *_CANNOT_LEARN),
+        *_links("a model that never sees the label-bearing tokens fails these for that reason", *_OUTCOMES,
+                requires=("metrics.vs_baseline",)),
     ],
     "sanity.train_step": [
         *_links("gradients that pile up across steps make the updates grow and point in stale "
@@ -134,6 +146,7 @@ KNOCK_ONS: dict[str, list[Link]] = {
 # The most structural causes first: a knock-on listed under several roots goes to the first found.
 ROOT_ORDER: tuple[str, ...] = (
     "architecture.output_layer", "architecture.dead_units", "sanity.loss_shapes", "data.feature_scale",
+    "sanity.input_batch", "data.token_ids",
     "sanity.train_step", "architecture.dropout", "sanity.eval_determinism", "data.target_leakage",
     "data.split_overlap", "data.drift", "data.label_issues", "training.lr_range", "training.overfitting",
 )

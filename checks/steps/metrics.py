@@ -19,7 +19,7 @@ from ..analyses.stats import (FDR, N_BOOTSTRAP, ONE_SIDED_Z, benjamini_hochberg,
                               expected_calibration_error, two_proportion_p)
 from ..engine.context import RunContext
 from ..engine.registry import check
-from ..findings import Finding, PlotSpec, Series, SkipCheck, fail, info, passed, warn
+from ..findings import Finding, PlotSpec, Series, SkipCheck, fail, info, passed, skipped, warn
 from ..vocab import BOUNDED_METRICS, REGRESSION_METRICS, higher_is_better
 from ..wording import cut_list, num, pct, plural, signed
 
@@ -41,6 +41,10 @@ MIN_SUPPORT_NEVER_PREDICTED = 10
 # Swapped classes: each class of the pair is predicted as the other for most of its rows.
 SWAP_RATE = 0.5
 MIN_SUPPORT_SWAP = 10
+# Collapse (metrics.confusion): a class counts as predicted when the model outputs it on at least a tenth as
+# many rows as the class has; fewer is a model that has all but stopped outputting it (a collapsed model's
+# stray outputs), not a weak class, which metrics.per_class judges.
+PREDICTED_SHARE = 0.1
 # Expected calibration error, top-label, 15 equal-width bins (Guo et al., "On Calibration of Modern
 # Neural Networks", ICML 2017). Their uncalibrated networks range 0.04-0.17; after temperature scaling
 # about 0.01. We warn from 0.10 (clearly mis-calibrated) and only beyond the ECE a perfectly calibrated
@@ -327,9 +331,10 @@ def per_class_verdict(m: PerClassMeasure) -> Finding:
                            f"Flagged when a class trails the other classes' recall by at least {RECALL_GAP_WARN} "
                            f"and a two-proportion z-test stays significant after Benjamini-Hochberg (q < {FDR}).",
                     fix=fix, evidence=evidence, plots=[plot])
-    worst = names[int(np.nanargmin(recall))] if present.any() else None
-    return passed(f"every class is predicted; lowest recall {describe(worst)}" if worst else "no labelled rows",
-                  evidence=evidence, plots=[plot])
+    if not present.any():
+        return skipped("no labelled valid rows to score per class", evidence=evidence)
+    worst = names[int(np.nanargmin(recall))]
+    return passed(f"every class is predicted; lowest recall {describe(worst)}", evidence=evidence, plots=[plot])
 
 
 @check("metrics.per_class", title="Every class is learned", needs=("classification",))
@@ -342,6 +347,54 @@ def per_class(ctx: RunContext):
 class ConfusionMeasure:
     classes: list[str]
     matrix: Any                   # (C, C) counts on valid, rows = true, columns = predicted
+
+    @property
+    def predicted(self) -> list[str]:
+        """Classes the model really outputs: on at least PREDICTED_SHARE as many rows as the class has
+        (and at least once). A collapsed model's stray one or two other outputs do not count."""
+        import numpy as np
+
+        cm = np.asarray(self.matrix)
+        given, support = cm.sum(axis=0), cm.sum(axis=1)
+        return [c for c, g, n in zip(self.classes, given, support) if g >= max(1.0, PREDICTED_SHARE * n)]
+
+    @property
+    def supported(self) -> list[str]:
+        """Classes with enough valid rows that never predicting them cannot be chance."""
+        import numpy as np
+
+        return [c for c, n in zip(self.classes, np.asarray(self.matrix).sum(axis=1)) if n >= MIN_SUPPORT_NEVER_PREDICTED]
+
+    @property
+    def collapsed(self) -> bool:
+        """One class for every row, or fewer than half of the well-supported classes ever output, while
+        other classes have enough rows: a model that has stopped discriminating."""
+        predicted, supported = set(self.predicted), self.supported
+        if not set(supported) - predicted:
+            return False
+        return len(predicted) <= 1 or len(predicted) < len(supported) / 2
+
+
+def _collapse_verdict(m: ConfusionMeasure, evidence: dict, plot: PlotSpec) -> Finding:
+    import numpy as np
+
+    predicted, supported = m.predicted, m.supported
+    missing = [c for c in supported if c not in predicted]
+    given = np.asarray(m.matrix).sum(axis=0)
+    top = int(given.argmax())
+    share = given[top] / max(given.sum(), 1)
+    what = (f"'{m.classes[top]}' for {pct(share, 0 if share in (0, 1) else 1)} of the valid rows"
+            if len(predicted) <= 1 else f"only {len(predicted)} of {len(m.classes)} classes ({cut_list(predicted, 6)})")
+    return fail(f"the model predicts {what}",
+                detail=f"{plural(len(missing), 'class')} with at least {MIN_SUPPORT_NEVER_PREDICTED} valid rows "
+                       f"each are predicted on fewer than {PREDICTED_SHARE:.0%} as many rows as they have: "
+                       f"{cut_list(missing, 6)}. A model that outputs one "
+                       f"class (or fewer than half of the classes) has collapsed: the usual causes are an output "
+                       f"activation before the loss, a learning rate that saturated the output layer, inputs that "
+                       f"do not reach the model, or heavy class imbalance.",
+                fix="Check sanity.overfit_small_batch and architecture.output_layer first, then the learning rate "
+                    "(training.lr_range) and class balance (problem.class_balance: class weights or resampling).",
+                evidence=evidence, plots=[plot])
 
 
 def confusion_verdict(m: ConfusionMeasure) -> Finding:
@@ -358,11 +411,17 @@ def confusion_verdict(m: ConfusionMeasure) -> Finding:
     swapped = [[names[i], names[j]] for i in range(n) for j in range(i + 1, n)
                if rows[i] >= MIN_SUPPORT_SWAP and rows[j] >= MIN_SUPPORT_SWAP
                and rate[i, j] > SWAP_RATE and rate[j, i] > SWAP_RATE]
-    evidence = {"classes": names, "matrix": cm.tolist(), "most_confused": pairs, "swapped": swapped}
+    evidence = {"classes": names, "matrix": cm.tolist(), "most_confused": pairs, "swapped": swapped,
+                "predicted_classes": m.predicted, "supported_classes": m.supported,
+                "min_support": MIN_SUPPORT_NEVER_PREDICTED, "predicted_share": PREDICTED_SHARE}
     shown = 25
     plot = PlotSpec(kind="heatmap", title="confusion matrix (valid; rows = true, columns = predicted)",
                     x_label="predicted", y_label="true", matrix=cm[:shown, :shown].tolist(),
                     row_labels=names[:shown], col_labels=names[:shown])
+    if not cm.sum():
+        return skipped("no labelled valid rows to build a confusion matrix from", evidence=evidence)
+    if m.collapsed:
+        return _collapse_verdict(m, evidence, plot)
     if swapped:
         a, b = swapped[0]
         return fail(f"classes '{a}' and '{b}' look swapped: each is mostly predicted as the other",
@@ -408,6 +467,8 @@ def _measure_calibration(ctx: RunContext) -> CalibrationMeasure:
         raise SkipCheck("needs class probabilities: add prob_<class> columns to the predictions file "
                         "(or a model with predict_proba)")
     y, pred, proba = labelled(so)
+    if len(pred) == 0:
+        raise SkipCheck("no labelled valid rows to measure calibration on")
     conf = proba[np.arange(len(pred)), pred]
     correct = (pred == y).astype(float)
     ece, counts, conf_sum, acc_sum = expected_calibration_error(conf, correct, ECE_BINS)

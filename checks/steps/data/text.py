@@ -4,9 +4,9 @@ text carrying two labels."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from ...analyses.rowkeys import keys_with_several_labels, prefetch_row_keys, text_codes
+from ...analyses.rowkeys import keys_with_several_labels, prefetch_row_keys, row_hashes, text_codes
 from ...analyses.sampling import STATS_SAMPLE, sample_note, sample_range
 from ...engine.context import RunContext
 from ...engine.registry import check
@@ -50,22 +50,36 @@ def _text_stats(series) -> dict:
     return stats
 
 
-def _conflicting_texts(ctx: RunContext) -> dict[str, dict]:
-    """Per text column: training texts that repeat (after normalisation) with different labels."""
+def _rows_with_contradictory_inputs(ctx: RunContext):
+    """Training rows data.duplicates reports: their whole input (every feature, the text included) also
+    occurs with another label. The same row keys as there, so both checks see the same rows."""
     import numpy as np
 
-    conflicts = {}
+    return keys_with_several_labels(row_hashes(ctx, "train"), np.asarray(ctx.y("train")))[1]
+
+
+def _conflicting_texts(ctx: RunContext) -> tuple[dict[str, dict], dict[str, dict]]:
+    """Per text column: training texts that repeat (after normalisation) with different labels, leaving
+    out the rows data.duplicates already reports; and, per column, what was left out for that reason."""
+    import numpy as np
+
+    conflicts, referred = {}, {}
     y = ctx.y("train")
+    reported = _rows_with_contradictory_inputs(ctx)
     for c in ctx.text_columns:
         codes = text_codes(ctx, "train", c)
         blank = codes < 0  # empty texts are counted as empty, not as contradictions
         usable = (y >= 0) & ~blank
-        _, bad = keys_with_several_labels(codes.view(np.uint64), np.where(blank, -1, y))
+        keys = codes.view(np.uint64)
+        _, bad_all = keys_with_several_labels(keys, np.where(blank, -1, y))
+        _, bad = keys_with_several_labels(keys, np.where(blank | reported, -1, y))
+        if (bad_all & reported).any():
+            referred[c] = {"rows": int((bad_all & reported).sum()), "reported_by": "data.duplicates"}
         if bad.any():
             rows = np.flatnonzero(bad)
             conflicts[c] = {"rows": int(bad.sum()), "fraction": round(float(bad.sum() / max(usable.sum(), 1)), 4),
                             "examples": records(ctx.train, rows[:4], [c, ctx.target], 4)}
-    return conflicts
+    return conflicts, referred
 
 
 def _text_problems(per: dict, conflicts: dict) -> list[Problem]:
@@ -105,6 +119,12 @@ class TextMeasure:
     damaged_examples: dict[str, list[str]]
     conflicts: dict[str, dict]                  # column -> texts repeating with different labels
     note: str = ""                              # the sample note, when the counts come from a sample
+    # column -> contradictory texts left out because data.duplicates reports their rows (one finding per problem)
+    referred: dict[str, dict] = field(default_factory=dict)
+
+    @property
+    def referred_rows(self) -> int:
+        return sum(v["rows"] for v in self.referred.values())
 
 
 def _measure_text(ctx: RunContext) -> TextMeasure:
@@ -121,7 +141,8 @@ def _measure_text(ctx: RunContext) -> TextMeasure:
             if damaged:
                 m.damaged_examples[f"{s}:{c}"] = [short(repr(t), 100) for t in damaged]
             m.per_split[f"{s}:{c}"] = st
-    m.conflicts = _conflicting_texts(ctx) if ctx.is_classification else {}
+    if ctx.is_classification:
+        m.conflicts, m.referred = _conflicting_texts(ctx)
     return m
 
 
@@ -132,13 +153,21 @@ def _text_verdict(m: TextMeasure) -> Finding:
     plot = PlotSpec(kind="bar", title="text problems per split and column", x_label="split:column", y_label="rows",
                     series=[Series(k, list(per), [v.get(k, 0) for v in per.values()])
                             for k in ("empty", "replacement_char", "mojibake", "control_chars", "length_outliers")])
+    referral = ""
+    if m.referred:
+        evidence["reported_by"] = "data.duplicates"
+        evidence["referred_conflicts"] = m.referred
+        referral = (f" {m.referred_rows} training rows whose text repeats with another label are left out here: "
+                    f"their whole input repeats with another label, which data.duplicates reports.")
     problems = _text_problems(per, m.conflicts)
     if not problems:
-        return passed(f"text in {', '.join(m.columns)} is clean{note}", evidence=evidence)
+        title = (f"text in {', '.join(m.columns)} is clean; {m.referred_rows} contradictory rows are reported by "
+                 f"data.duplicates" if m.referred else f"text in {', '.join(m.columns)} is clean{note}")
+        return passed(title, detail=referral.strip(), evidence=evidence)
     return worst_problem_finding(
         problems, fix="Decode files as UTF-8 at the source (ftfy.fix_text repairs mojibake), drop empty texts, strip "
                       "control characters, and resolve texts that carry two labels.",
-        detail_suffix=f" Measured{note}." if note else "", evidence=evidence, plots=[plot])
+        detail_suffix=referral + (f" Measured{note}." if note else ""), evidence=evidence, plots=[plot])
 
 
 @check("data.text_quality", title="Text hygiene", prefetch=prefetch_row_keys)

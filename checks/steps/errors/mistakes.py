@@ -9,8 +9,8 @@ from ...analyses.evaluation import labelled
 from ...analyses.predictions import model_outputs
 from ...engine.context import RunContext
 from ...engine.registry import check
-from ...findings import Finding, PlotSpec, SkipCheck, passed, warn
-from ...wording import num
+from ...findings import Finding, PlotSpec, SkipCheck, passed, skipped, warn
+from ...wording import num, signed
 from .rows import SHOWN_EXAMPLES, label_name, row_values
 
 # Confident mistakes: wrong predictions made with probability >= 0.9. Warn when there are at least
@@ -19,6 +19,8 @@ CONFIDENT = 0.9
 CONFIDENT_EXCESS_RATIO = 3.0
 CONFIDENT_Z = 3.0
 MIN_CONFIDENT_MISTAKES = 5
+# The start of a row's text shown with an example: enough to recognise it on one terminal line.
+SHOWN_TEXT = 80
 
 
 def _label_issue_flags(ctx: RunContext):
@@ -61,9 +63,43 @@ def _confident_examples(ctx: RunContext, so, flags=None) -> tuple[list[dict], An
     return examples, conf, wrong
 
 
+def id_column(ctx: RunContext, frame) -> str | None:
+    """The `[data] ignore` column that identifies rows (unique values; a name like row_id first), or None."""
+    candidates = [c for c in (ctx.config.ignore or []) if c in getattr(frame, "columns", ())]
+    candidates.sort(key=lambda c: not str(c).lower().endswith("id"))
+    return next((c for c in candidates if frame[c].is_unique), None)
+
+
+def row_identity(ctx: RunContext, frame, row: int, id_col: str | None) -> dict:
+    """What lets a reader find the row: its id value and the start of its first text column."""
+    out = {}
+    if id_col is not None:
+        value = frame[id_col].iloc[row]
+        out["id"] = {str(id_col): value.item() if hasattr(value, "item") else value}
+    text_cols = [c for c in ctx.text_columns if c in getattr(frame, "columns", ())] if not ctx.is_tensor else []
+    if text_cols:
+        text = frame[text_cols[0]].iloc[row]
+        text = "" if text is None or text != text else " ".join(str(text).split())
+        out["text"] = text if len(text) <= SHOWN_TEXT else text[:SHOWN_TEXT - 3].rstrip() + "..."
+    return out
+
+
+def _add_identities(ctx: RunContext, frame, examples: list[dict]) -> None:
+    id_col = id_column(ctx, frame)
+    for e in examples:
+        e.update(row_identity(ctx, frame, e["row"], id_col))
+
+
+def _row_name(e: dict) -> str:
+    """"row 4 (review_id r0042)": the position, and the id when the split has an id column."""
+    return f"row {e['row']}" + "".join(f" ({k} {v})" for k, v in (e.get("id") or {}).items())
+
+
 def _describe_example(e: dict) -> str:
     mark = " [also suspected as a label error by data.label_issues]" if e.get("suspected_label_issue") else ""
-    return f"row {e['row']}: label '{e['label']}', predicted '{e['predicted']}' with {e['confidence']:.3f}{mark}"
+    text = f' "{e["text"]}"' if e.get("text") else ""
+    return (f"{_row_name(e)}: label '{e['label']}', predicted '{e['predicted']}' with "
+            f"{e['confidence']:.3f}{mark}{text}")
 
 
 @dataclass
@@ -107,6 +143,7 @@ def _measure_confident_mistakes(ctx: RunContext, outputs) -> ConfidentMistakesMe
     examples, conf, wrong = _confident_examples(ctx, so)
     for e in examples:
         e["values"] = row_values(ctx, ctx.valid, e["row"])
+    _add_identities(ctx, ctx.valid, examples)
     m = ConfidentMistakesMeasure(conf, wrong, examples)
     # On train, a confident mistake is a row the model could not fit even while learning from it: the
     # likeliest place for a wrong label. data.label_issues judges train rows, so marks apply there.
@@ -118,6 +155,7 @@ def _measure_confident_mistakes(ctx: RunContext, outputs) -> ConfidentMistakesMe
         m.train_examples = _confident_examples(ctx, train_so, flags)[0]
         for e in m.train_examples:
             e["values"] = row_values(ctx, ctx.train, e["row"])
+        _add_identities(ctx, ctx.train, m.train_examples)
     return m
 
 
@@ -157,8 +195,10 @@ def confident_mistakes_verdict(m: ConfidentMistakesMeasure) -> Finding:
                         "gap (a missing feature, a segment absent from train). If the labels are right, the "
                         "model is over-confident: see metrics.calibration (temperature scaling, less overfitting).",
                     evidence=evidence, plots=[plot])
-    title = (f"{k} mistakes with confidence >= {CONFIDENT} (~{expected:.1f} expected); top: row "
-             f"{examples[0]['row']} '{examples[0]['label']}' predicted '{examples[0]['predicted']}' "
+    if len(conf) == 0:
+        return skipped("no labelled valid rows to look for mistakes in", evidence=evidence)
+    title = (f"{k} mistakes with confidence >= {CONFIDENT} (~{expected:.1f} expected); top: "
+             f"{_row_name(examples[0])} '{examples[0]['label']}' predicted '{examples[0]['predicted']}' "
              f"({examples[0]['confidence']:.2f})" if examples else "no wrong predictions on the valid split")
     return passed(title, detail=text, evidence=evidence, plots=[plot])
 
@@ -174,11 +214,16 @@ def _largest_residuals(ctx: RunContext, so) -> Finding:
     examples = [{"row": int(rows[i]), "target": float(y[i]), "predicted": float(pred[i]),
                  "error": float(resid[i]), "error_in_sd": float(resid[i] / scale),
                  "values": row_values(ctx, ctx.valid, int(rows[i]))} for i in order]
+    if not examples:
+        return skipped("no labelled valid rows to compare predictions with")
+    _add_identities(ctx, ctx.valid, examples)
     evidence = {"examples": examples, "target_sd": scale, "mae": float(np.abs(resid).mean())}
     plot = PlotSpec.histogram("residuals (valid)", {"prediction - target": resid}, bins=30, x_label="residual")
-    top = examples[0] if examples else None
-    return passed(f"largest error: row {top['row']} predicted {top['predicted']:.4g} for {top['target']:.4g} "
-                  f"({top['error_in_sd']:+.1f} target s.d.)" if top else "no labelled rows",
+    top = examples[0]
+    lines = [f"{_row_name(e)}: predicted {e['predicted']:.4g} for {e['target']:.4g}"
+             + (f' "{e["text"]}"' if e.get("text") else "") for e in examples[:5]]
+    return passed(f"largest error: {_row_name(top)} predicted {top['predicted']:.4g} for {top['target']:.4g} "
+                  f"({signed(top['error_in_sd'], 1)} target s.d.)", detail="\n".join(lines),
                   evidence=evidence, plots=[plot])
 
 

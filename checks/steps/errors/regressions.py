@@ -233,6 +233,7 @@ def _regressions_from_history(ctx: RunContext) -> Finding:
     from ...analyses.evaluation import standard_error, summary_numbers
 
     run, old = _previous_summary(ctx)
+    model_outputs(ctx)  # a predict that returns no scores is reported once (skipped here), not re-raised
     now = summary_numbers(ctx)
     metric = ctx.metric
     before = (old["evidence"]["splits"].get("valid") or {}).get("metrics", {}).get(metric)
