@@ -107,10 +107,13 @@ def bench(name: str, scale: float) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("samples", nargs="*", default=["images", "tokens"], choices=["images", "tokens"])
+    parser.add_argument("samples", nargs="*", help="images and/or tokens (default: both)")
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of the full size (default 1)")
     args = parser.parse_args()
-    for name in args.samples:
+    unknown = [s for s in args.samples if s not in ("images", "tokens")]
+    if unknown:
+        parser.error(f"unknown sample(s) {unknown}: use images and/or tokens")
+    for name in args.samples or ["images", "tokens"]:
         bench(name, args.scale)
 
 
