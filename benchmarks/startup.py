@@ -6,7 +6,12 @@ step list are on screen and the frame's synchronized update, if any, is closed).
 is measured while "run all steps" is working on a copy of a sample project: a digit key is written
 to the terminal and the clock stops when the step title it selects appears in the output.
 
+With --compare (issue 17 targets), alternating paired rounds instead: the app's first frame against the
+bare Textual app of benchmarks/bare_app.py (a list, a plotext plot, the footer) in the same pty measure
+(target: at most 1.2x), and `mltriage --help` against `python -c pass` (target: at most 2x); medians.
+
     python benchmarks/startup.py [--runs 7] [--project sample_projects/sentiment/buggy]
+    python benchmarks/startup.py --compare [--runs 15]
 """
 
 from __future__ import annotations
@@ -30,13 +35,15 @@ REPO = Path(__file__).resolve().parents[1]
 SYNC_END = b"\x1b[?2026l"
 
 
-def spawn(project: Path, cols: int = 80, rows: int = 24) -> tuple[subprocess.Popen, int]:
+def spawn(project: Path, cols: int = 80, rows: int = 24, command: list[str] | None = None
+          ) -> tuple[subprocess.Popen, int]:
     import pty
 
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
     env = dict(os.environ, TERM="xterm-256color", COLORTERM="truecolor")
-    proc = subprocess.Popen([sys.executable, "-m", "mltriage.tui.cli", str(project)], stdin=slave, stdout=slave,
+    command = command or [sys.executable, "-m", "mltriage.tui.cli", str(project)]
+    proc = subprocess.Popen(command, stdin=slave, stdout=slave,
                             stderr=slave, env=env, start_new_session=True, cwd=project)
     os.close(slave)
     return proc, master
@@ -87,17 +94,51 @@ def measure_startup(project: Path, runs: int) -> tuple[list[float], list[float]]
     times, cpu = [], []
     for _ in range(runs):
         cpu0 = child_cpu()
-        t0 = time.perf_counter()
-        proc, master = spawn(project)
-        buffer = bytearray()
-        ok = read_until(master, first_frame, 20, buffer)
-        elapsed = time.perf_counter() - t0
-        stop(proc, master)
-        if not ok:
-            raise SystemExit("the first frame did not appear within 20 s:\n" + buffer[-2000:].decode(errors="replace"))
-        times.append(elapsed)
+        times.append(first_frame_seconds(project))
         cpu.append(child_cpu() - cpu0)
     return times, cpu
+
+
+def first_frame_seconds(project: Path, command: list[str] | None = None) -> float:
+    t0 = time.perf_counter()
+    proc, master = spawn(project, command=command)
+    buffer = bytearray()
+    ok = read_until(master, first_frame, 20, buffer)
+    elapsed = time.perf_counter() - t0
+    stop(proc, master)
+    if not ok:
+        raise SystemExit("the first frame did not appear within 20 s:\n" + buffer[-2000:].decode(errors="replace"))
+    return elapsed
+
+
+def command_seconds(command: list[str]) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - t0
+
+
+def compare(project: Path, runs: int) -> None:
+    """Paired, alternating rounds (the order flips each round), so a change in the machine's load hits
+    both sides alike; the ratio of the medians is the figure."""
+    bare = [sys.executable, str(REPO / "benchmarks" / "bare_app.py")]
+    pairs = {"app": [], "bare": [], "help": [], "pass": []}
+    mltriage_help = [sys.executable, "-m", "mltriage.tui.cli", "--help"]
+    script = shutil.which("mltriage")
+    if script:
+        mltriage_help = [script, "--help"]  # as the user types it: the installed entry point
+    for i in range(runs):
+        order = ("app", "bare") if i % 2 == 0 else ("bare", "app")
+        for side in order:
+            pairs[side].append(first_frame_seconds(project, None if side == "app" else bare))
+        order = ("help", "pass") if i % 2 == 0 else ("pass", "help")
+        for side in order:
+            pairs[side].append(command_seconds(mltriage_help if side == "help" else [sys.executable, "-c", "pass"]))
+    med = {k: statistics.median(v) for k, v in pairs.items()}
+    print(f"first full frame: app {med['app'] * 1000:.0f} ms, bare Textual app {med['bare'] * 1000:.0f} ms: "
+          f"{med['app'] / med['bare']:.2f}x (target <= 1.2x; medians of {runs} alternating rounds, 80x24 pty)")
+    print(f"`mltriage --help` {med['help'] * 1000:.0f} ms, `python -c pass` {med['pass'] * 1000:.0f} ms: "
+          f"{med['help'] / med['pass']:.2f}x (target <= 2x)")
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
 
 def measure_keys_while_running(project: Path, presses: int) -> tuple[list[float], bool]:
@@ -131,10 +172,15 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--presses", type=int, default=12)
     parser.add_argument("--project", default=str(REPO / "sample_projects" / "sentiment" / "buggy"))
+    parser.add_argument("--compare", action="store_true", help="paired rounds against a bare Textual app and "
+                                                                "`python -c pass`")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="mltriage-bench-") as tmp:
         project = Path(tmp) / "project"
         shutil.copytree(args.project, project, ignore=shutil.ignore_patterns(".mltriage"))
+        if args.compare:
+            compare(project, max(args.runs, 10))
+            return 0
         startup, cpu = measure_startup(project, args.runs)
         print(f"startup to first full frame: median {statistics.median(startup) * 1000:.0f} ms "
               f"(min {min(startup) * 1000:.0f}, max {max(startup) * 1000:.0f}, {len(startup)} runs, 80x24 pty; "

@@ -63,12 +63,20 @@ class PlotSpec:
     matrix: list[list[float]] | None = None
     row_labels: list[str] | None = None
     col_labels: list[str] | None = None
+    # Drawing hints (issue 18), optional: a run written without them reads the same.
+    x_integer: bool = False       # x holds epochs/steps/counts: ticks on whole numbers only
+    # series name -> "line" | "scatter": that series drawn so whatever the plot's kind (the y = x line of a
+    # predicted-vs-actual scatter, the one marked threshold on an ROC curve)
+    series_kind: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.kind not in PLOT_KINDS:
             raise ValueError(f"plot kind must be one of {PLOT_KINDS}, got {self.kind!r}")
         if self.matrix is not None:
             self.matrix = jsonable(self.matrix)
+        self.x_integer = bool(self.x_integer)
+        self.series_kind = {str(k): str(v) for k, v in (self.series_kind or {}).items()
+                            if v in ("line", "scatter")}
 
     def to_dict(self) -> dict[str, Any]:
         return jsonable(asdict(self))
@@ -96,6 +104,66 @@ class PlotSpec:
         return cls(kind="histogram", title=title, series=series, x_label=x_label, y_label=y_label)
 
 
+# A finding keeps at most this many of its rows (the most telling first, as the check sorts them); `total`
+# still counts them all. Enough for any review by hand, and it keeps a run's messages and memory bounded
+# on data with a million flagged rows.
+ROWS_KEPT = 50_000
+
+
+@dataclass
+class RowTable:
+    """The rows behind a finding (issue 18): one record per flagged row, most telling first.
+
+    Columns follow cleanlab's Datalab where it fits: `position` (0-based row of the split), `split`, the
+    project's id column when it has one, the values that matter (the text, the key columns), then
+    `is_<issue>` / `<issue>_score`. `key` names the column that identifies a row (what the app copies).
+    """
+
+    columns: list[str]
+    records: list[list[Any]]
+    total: int = -1                  # rows flagged in all; -1: len(records)
+    key: str = "position"
+
+    def __post_init__(self) -> None:
+        self.columns = [str(c) for c in self.columns]
+        self.records = [jsonable(list(r)) for r in self.records[:ROWS_KEPT]]
+        if self.total < 0:
+            self.total = len(self.records)
+        if self.key not in self.columns and self.columns:
+            self.key = self.columns[0]
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"columns": self.columns, "records": self.records, "total": self.total, "key": self.key}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RowTable":
+        return cls(columns=list(data.get("columns", [])), records=list(data.get("records", [])),
+                   total=int(data.get("total", -1)), key=str(data.get("key", "position")))
+
+    @classmethod
+    def from_frame(cls, frame: Any, total: int | None = None, key: str = "position") -> "RowTable":
+        """From a pandas DataFrame whose columns are the table's (the index is dropped)."""
+        head = frame.head(ROWS_KEPT)
+        records = [list(r) for r in head.itertuples(index=False, name=None)]
+        return cls(columns=list(frame.columns), records=records,
+                   total=len(frame) if total is None else int(total), key=key)
+
+    @classmethod
+    def from_columns(cls, columns: dict[str, Any], total: int | None = None, key: str = "position") -> "RowTable":
+        """From equal-length named columns (lists or arrays), e.g. {"position": pos, "text": texts}."""
+        names = list(columns)
+        values = [jsonable(list(v)[:ROWS_KEPT]) for v in columns.values()]
+        n = len(values[0]) if values else 0
+        if any(len(v) != n for v in values):
+            raise ValueError(f"row table columns differ in length: {[len(v) for v in values]}")
+        full = len(list(columns.values())[0]) if values else 0
+        return cls(columns=names, records=[list(r) for r in zip(*values)],
+                   total=full if total is None else int(total), key=key)
+
+
 @dataclass
 class Finding:
     """What one check found. `check` and `step` are filled in by the runner when left empty."""
@@ -112,12 +180,19 @@ class Finding:
     # DESIGN §5 extension: the id of the finding of the same run this one is a knock-on effect of
     # (set by engine/causes.assign_causes); None (and absent from the JSON) for a root or a lone finding.
     caused_by: str | None = None
+    # Issue 18: the flagged rows (carried from the worker, never written into the run's JSON as such) and,
+    # once `--export-rows` wrote them, the CSV's path: DESIGN §5's `"rows": "<file>"`.
+    rows: RowTable | None = None
+    rows_file: str | None = None
+    rows_total: int = 0  # rows flagged when the run had them (kept in the JSON when the rows are not)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, with_rows: bool = False) -> dict[str, Any]:
+        """The finding as DESIGN §5 writes it; `with_rows` adds the row table under "row_table" (the
+        worker-to-parent messages and the app's saved runs carry it; the JSON output names the file)."""
         out = {
             "check": self.check,
             "step": self.step,
@@ -131,6 +206,12 @@ class Finding:
         }
         if self.caused_by:
             out["caused_by"] = self.caused_by
+        if self.rows_file:
+            out["rows"] = self.rows_file
+        if self.rows is not None and len(self.rows):
+            out["rows_total"] = self.rows.total  # a saved run keeps no rows, but says it had some
+        if with_rows and self.rows is not None:
+            out["row_table"] = self.rows.to_dict()
         return out
 
     @classmethod
@@ -146,14 +227,17 @@ class Finding:
             step=data.get("step", ""),
             seconds=float(data.get("seconds", 0.0) or 0.0),
             caused_by=data.get("caused_by") if isinstance(data.get("caused_by"), str) else None,
+            rows=RowTable.from_dict(data["row_table"]) if isinstance(data.get("row_table"), dict) else None,
+            rows_file=data.get("rows") if isinstance(data.get("rows"), str) else None,
+            rows_total=data["rows_total"] if isinstance(data.get("rows_total"), int) else 0,
         )
 
 
 def _make(status: str):
     def make(title: str, detail: str = "", fix: str = "", evidence: dict | None = None,
-             plots: list[PlotSpec] | None = None) -> Finding:
+             plots: list[PlotSpec] | None = None, rows: RowTable | None = None) -> Finding:
         return Finding(status=status, title=title, detail=detail, fix=fix,
-                       evidence=evidence or {}, plots=plots or [])
+                       evidence=evidence or {}, plots=plots or [], rows=rows)
 
     make.__name__ = status
     make.__doc__ = f"A Finding with status {status!r}."

@@ -6,7 +6,7 @@ Standard library only: the CLI and the app import it at start-up.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 # --- statuses (DESIGN §5) --------------------------------------------------------------------------
 STATUSES = ("pass", "info", "warn", "fail", "error", "skipped")
@@ -16,10 +16,12 @@ SEVERITY = {"skipped": 0, "pass": 1, "info": 2, "warn": 3, "error": 3, "fail": 4
 
 TASKS = ("classification", "regression")
 
+# The seven steps, in the order a debugging session walks them (DESIGN §1); the registry re-exports them.
+STEPS = ("problem", "sanity", "data", "architecture", "training", "metrics", "errors")
+
 
 # --- losses (DESIGN §3 `[model] loss`) -------------------------------------------------------------
-@dataclass(frozen=True)
-class Loss:
+class Loss(NamedTuple):  # a NamedTuple, not a dataclass: `mltriage --help` imports this module
     """What a built-in loss expects and what an uninformed model scores under it."""
 
     name: str

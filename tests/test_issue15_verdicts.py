@@ -13,7 +13,7 @@ from helpers import context_for, run_check, write_project
 
 # --- metrics.confusion: a collapsed model is a fail ----------------------------------------------
 def _confusion(matrix):
-    from mltriage.checks.steps.metrics import ConfusionMeasure, confusion_verdict
+    from mltriage.checks.steps.metrics.classes import ConfusionMeasure, confusion_verdict
 
     return confusion_verdict(ConfusionMeasure([str(i) for i in range(len(matrix))], matrix))
 

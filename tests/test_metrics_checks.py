@@ -11,11 +11,12 @@ import pytest
 
 from helpers import context_for, run_check, write_project
 from mltriage.checks.analyses.baselines import BaselineRef
-from mltriage.checks.steps.metrics import (ECE_WARN, GAP_FAIL, GAP_WARN, MIN_SUPPORT_NEVER_PREDICTED,
-                                           CalibrationMeasure, ConfusionMeasure, GapMeasure, PerClassMeasure,
-                                           SplitConsistencyMeasure, VsBaselineMeasure, calibration_verdict,
-                                           confusion_verdict, generalization_gap_verdict, per_class_verdict,
-                                           split_consistency_verdict, vs_baseline_verdict)
+from mltriage.checks.steps.metrics.classes import (ECE_WARN, MIN_SUPPORT_NEVER_PREDICTED, CalibrationMeasure,
+                                                   ConfusionMeasure, PerClassMeasure, calibration_verdict,
+                                                   confusion_verdict, per_class_verdict)
+from mltriage.checks.steps.metrics.scores import (GAP_FAIL, GAP_WARN, GapMeasure, SplitConsistencyMeasure,
+                                                  VsBaselineMeasure, generalization_gap_verdict,
+                                                  split_consistency_verdict, vs_baseline_verdict)
 
 CLASSES = ["a", "b", "c"]
 

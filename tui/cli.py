@@ -17,9 +17,7 @@ import signal
 import sys
 from pathlib import Path
 
-from mltriage.checks.findings import SEVERITY
-from mltriage.checks.project.config import ProjectError
-from mltriage.checks.engine.registry import STEPS
+from mltriage.checks.vocab import SEVERITY, STEPS
 
 SUBCOMMANDS = ("check", "init", "report", "tour", "watch")
 EXIT_OK, EXIT_FINDINGS, EXIT_UNUSABLE = 0, 1, 2
@@ -71,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--budget", type=float, help="seconds of model training allowed (overrides [budget] seconds)")
     check.add_argument("--device", default="cpu", help="torch device for model checks (default: cpu; e.g. cuda)")
     check.add_argument("--check-timeout", type=float, help="seconds before a single check is stopped")
+    check.add_argument("--export-rows", metavar="DIR",
+                       help="write one CSV per non-pass finding that names rows (the rows, their id column, the "
+                            "values that matter, the score) into DIR; the JSON finding names its file")
     check.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
 
     init = sub.add_parser("init", help="write a starter mltriage.toml by inspecting the data")
@@ -198,6 +199,32 @@ def check_output_path(output: str | None) -> None:
     if re.match(r"^/(dev/fd|proc/self/fd)/\d+$", output) and not path.exists():
         raise UsageError(f"--output {output}: file descriptor {output.rsplit('/', 1)[1]} is not open in this "
                          f"shell. Open it (e.g. `3>report.json`) or name a file.")
+
+
+def check_export_rows(folder: str | None):
+    """--export-rows: refused before the run when it names a file (the folder is created when missing)."""
+    if folder is None:
+        return None
+    from mltriage.checks.io.row_export import RowExportError, check_export_folder
+
+    try:
+        return check_export_folder(folder)
+    except RowExportError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def export_finding_rows(findings, folder) -> None:
+    """Write the rows after the run; a folder that became unwritable costs the export, not the report."""
+    from mltriage.checks.io.row_export import RowExportError, export_rows
+
+    try:
+        written = export_rows(findings, folder)
+    except (OSError, RowExportError) as exc:
+        _say(f"mltriage: note: the rows could not be written to {folder} "
+             f"({getattr(exc, 'strerror', None) or exc}); the report is complete without them.")
+        return
+    if not written:
+        _say(f"mltriage: no finding of this run names rows; nothing was written to {folder}.")
 
 
 def exit_code_for(findings: list[dict], fail_on: str) -> int:
@@ -348,6 +375,7 @@ def cmd_check(args) -> int:
     budget = positive_seconds("--budget", args.budget)
     check_timeout = positive_seconds("--check-timeout", args.check_timeout)
     check_output_path(args.output)
+    export_folder = check_export_rows(args.export_rows)
     config = load_project(args.project)
     checks = parse_checks(getattr(args, "checks", None), steps)
     device = check_device(args.device)
@@ -363,6 +391,8 @@ def cmd_check(args) -> int:
             progress.close()
         except (OSError, ValueError):
             pass
+    if export_folder is not None:
+        export_finding_rows(result.findings, export_folder)
     run = result.to_dict()
     try:
         save_run(config.root, run)
@@ -428,6 +458,13 @@ def cmd_app(project: str | None) -> int:
     return run_app(project)
 
 
+def is_project_error(exc: BaseException) -> bool:
+    """A ProjectError, without importing the project-file parser for `--help`: when its module was never
+    loaded, nothing can have raised one."""
+    config = sys.modules.get("mltriage.checks.project.config")
+    return config is not None and isinstance(exc, config.ProjectError)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
@@ -446,9 +483,6 @@ def main(argv: list[str] | None = None) -> int:
         handler = {"check": cmd_check, "init": cmd_init, "report": cmd_report, "tour": cmd_tour,
                    "watch": cmd_watch}[args.command]
         return handler(args)
-    except ProjectError as exc:
-        _say(f"mltriage: {exc}")
-        return EXIT_UNUSABLE
     except UsageError as exc:
         _say(f"mltriage: {exc}\nRun `mltriage --help` for usage.")
         return EXIT_UNUSABLE
@@ -464,7 +498,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _say("mltriage: interrupted.")
         return 130
-    except Exception:
+    except Exception as exc:
+        if is_project_error(exc):
+            _say(f"mltriage: {exc}")
+            return EXIT_UNUSABLE
         if debug:
             raise
         import traceback

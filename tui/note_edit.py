@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .screens.note import NoteScreen
 from .widgets.note_preview import NotePreview
 
 if TYPE_CHECKING:
@@ -24,6 +23,8 @@ def note_dialog(screen: "MainScreen", step: str | None = None) -> None:
         screen.save_session()
         if step == screen.step:
             screen.query_one(NotePreview).show(screen.session.note(step))
+
+    from .screens.note import NoteScreen  # TextArea loads when a note is written, not at start-up
 
     screen.app.push_screen(NoteScreen(step, draft if restored else screen.session.note(step),
                                       cursor_blink=screen.app.cursor_blink, session=screen.session,

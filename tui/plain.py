@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.text import Text
 
-from mltriage.checks.io.report import printable
+from mltriage.checks.wording import printable
 
 
 def plain(value: Any) -> str:

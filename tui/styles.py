@@ -61,4 +61,12 @@ ModalScreen { align: center middle; }
 #samples { height: auto; max-height: 12; border: none; background: $background; }
 #broken-message { border: round $error; padding: 0 1; margin-bottom: 1; }
 #exercises { height: auto; max-height: 20; border: none; background: $background; }
+
+/* a finding with rows (issue 18): the text above, the table below with the highlighted cell in full */
+FindingScreen.-rows #finding { height: auto; max-height: 45%; padding: 1 2 0 2; }
+#rows { height: 1fr; padding: 0 2; }
+#rows-caption { color: $text-muted; margin-top: 1; }
+#rows-table { height: 1fr; min-height: 4; }
+#rows-cell { height: auto; max-height: 4; padding: 0 1; border-left: tall $panel; }
+#rows-note { margin-top: 1; color: $text-muted; }
 """

@@ -1,5 +1,6 @@
 """What input-independent and one-feature models score on valid, in the project's metric: the
-baseline every model must beat (problem.baseline, metrics.vs_baseline, data.target_leakage)."""
+baseline every model must beat (problem.baseline, metrics.vs_baseline, data.target_leakage), and
+what a constant predictor scores on train (metrics.generalization_gap's underfitting reference)."""
 
 from __future__ import annotations
 
@@ -274,3 +275,26 @@ def majority_baseline(ctx: RunContext) -> float | None:
         return None
     centre = np.median(y_train) if ctx.metric == "mae" else y_train.mean()
     return score(ctx.metric, y_valid, pred=np.full(len(y_valid), centre))
+
+
+# --- the train baseline of metrics.generalization_gap -------------------------------------------
+def train_baseline(ctx: RunContext, metric: str) -> float | None:
+    """The input-independent baseline on train for the gap metric (what a constant predictor scores)."""
+    import numpy as np
+
+    if not ctx.is_classification:
+        return 0.0 if metric == "r2" else None
+    y = ctx.y("train")
+    y = y[y >= 0]
+    if len(y) == 0:
+        return None
+    counts = np.bincount(y, minlength=len(ctx.classes))
+    if metric == "accuracy":
+        return float(counts.max() / counts.sum())
+    if metric == "balanced_accuracy":
+        return 1.0 / max(1, int((counts > 0).sum()))
+    if metric == "roc_auc":
+        return 0.5
+    from .scoring import score
+
+    return score(metric, y, pred=np.full(len(y), int(counts.argmax())), n_classes=len(ctx.classes))

@@ -220,3 +220,82 @@ def prefetch_row_keys(ctx: RunContext) -> None:
     row_hashes(ctx, "train")
     for column in ctx.text_columns:
         text_codes(ctx, "train", column)
+
+
+def duplicate_flags(keys, labels=None, classification: bool = True) -> dict:
+    """Per row of one split: `group` (a number shared by rows of equal keys that repeat, -1 for a row
+    whose key is unique), `is_duplicate` (repeats an earlier row's key and label exactly),
+    `in_duplicate` (one of a group of rows equal in key and label, the first copy included) and
+    `is_conflicting_label` (its key also occurs with another label; classification only)."""
+    import numpy as np
+    import pandas as pd
+
+    n = len(keys)
+    paired = keyed_with_labels(keys, labels) if labels is not None else keys
+    repeated = pd.Series(keys, copy=False).duplicated(keep=False).to_numpy()
+    group = np.full(n, -1, dtype=np.int64)
+    group[repeated] = pd.factorize(keys[repeated])[0]
+    conflict = np.zeros(n, dtype=bool)
+    if labels is not None and classification:
+        conflict = keys_with_several_labels(keys, np.asarray(labels))[1]
+    return {"group": group, "is_duplicate": ~first_occurrence_mask(paired),
+            "in_duplicate": pd.Series(paired, copy=False).duplicated(keep=False).to_numpy(),
+            "is_conflicting_label": conflict}
+
+
+def matching_positions(keys, other_keys, limit: int = 5) -> list:
+    """For each of `keys`, the first `limit` positions in `other_keys` holding the same key ([] none)."""
+    import numpy as np
+    import pandas as pd
+
+    keys, other_keys = np.asarray(keys), np.asarray(other_keys)
+    hit = np.flatnonzero(pd.Index(pd.unique(keys)).get_indexer(other_keys) >= 0)
+    order = np.argsort(other_keys[hit], kind="stable")         # grouped by key, positions ascending
+    sorted_keys, positions = other_keys[hit][order], hit[order]
+    starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]]) if len(hit) else np.empty(0, np.int64)
+    ends = np.r_[starts[1:], len(hit)]
+    at = np.searchsorted(sorted_keys[starts], keys) if len(starts) else np.zeros(len(keys), np.int64)
+    at = np.minimum(at, max(len(starts) - 1, 0))
+    found = (sorted_keys[starts[at]] == keys) if len(starts) else np.zeros(len(keys), bool)
+    return [positions[starts[g]:min(ends[g], starts[g] + limit)].tolist() if ok else []
+            for g, ok in zip(at.tolist(), found.tolist())]
+
+
+def item_duplicate_columns(hashes: list, labels: list | None) -> dict:
+    """Row-table columns of the items (tensor projects: content hashes as bytes) that repeat another
+    item's input: position, the hash, the label, a group per distinct input, whether the item repeats an
+    earlier one, and whether its input also carries another label. Groups in order of first appearance."""
+    groups: dict = {}
+    for i, h in enumerate(hashes):
+        groups.setdefault(h, []).append(i)
+    out = {"position": [], "content_hash": [], "label": [], "duplicate_group": [], "is_duplicate": [],
+           "is_conflicting_label": []}
+    for g, members in enumerate(m for m in groups.values() if len(m) > 1):
+        seen = {labels[i] for i in members if labels[i] is not None} if labels is not None else set()
+        for k, i in enumerate(members):
+            out["position"].append(i)
+            out["content_hash"].append(hashes[i].hex()[:16])
+            out["label"].append(labels[i] if labels is not None else None)
+            out["duplicate_group"].append(g)
+            out["is_duplicate"].append(k > 0)
+            out["is_conflicting_label"].append(len(seen) > 1)
+    return out
+
+
+def item_overlap_columns(train_hashes: list, hashes: list, train_labels: list, labels: list, limit: int = 5) -> dict:
+    """Row-table columns of the items of an evaluation split whose input is also a train item's: their
+    position, the hash, their label, the first `limit` train positions holding it and the first one's label."""
+    where: dict = {}
+    for i, h in enumerate(train_hashes):
+        found = where.setdefault(h, [])
+        if len(found) < limit:
+            found.append(i)
+    out = {"position": [], "content_hash": [], "label": [], "train_positions": [], "train_label": []}
+    for i, h in enumerate(hashes):
+        if h in where:
+            out["position"].append(i)
+            out["content_hash"].append(h.hex()[:16])
+            out["label"].append(labels[i])
+            out["train_positions"].append(where[h])
+            out["train_label"].append(train_labels[where[h][0]])
+    return out

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..engine.analysis import analysis
 from .stats import FDR, benjamini_hochberg
 
 
@@ -267,6 +268,11 @@ def discover_slices(frame, err, numeric: list[str], categorical: list[str], text
 
 def deduplicate_slices(frame, result: dict, numeric: list[str], seed: int) -> list[dict]:
     """Drop slices that are the same rows as a higher-ranked one (e.g. a category and a cluster)."""
+    return deduplicated_slice_masks(frame, result, numeric, seed)[0]
+
+
+def deduplicated_slice_masks(frame, result: dict, numeric: list[str], seed: int) -> tuple[list[dict], list]:
+    """deduplicate_slices, with the rows of each kept slice (bool masks over `frame`'s rows)."""
     kept, masks, cache = [], [], result.get("cache", {})
     for found, cand in zip(result["slices"], result["candidate_objects"]):
         if len(kept) >= MAX_REPORTED:
@@ -276,4 +282,54 @@ def deduplicate_slices(frame, result: dict, numeric: list[str], seed: int) -> li
             continue
         kept.append(found)
         masks.append(mask)
-    return kept
+    return kept, masks
+
+
+@dataclass
+class WeakSliceAnalysis:
+    """The weak slices of the valid split, computed once per run for every check that reads them
+    (errors.weak_slices reports them, errors.similar_unlabeled mines the pool for rows like them,
+    errors.regressions compares the previous model on them)."""
+
+    binary: bool                 # 0/1 errors (classification), else absolute errors
+    positions: Any               # valid-split row positions of the labelled rows the slices were searched in
+    err: Any                     # per-row error on those rows
+    result: dict                 # discover_slices' counts: rows, mean_error, candidates, tested
+    slices: list[dict]           # significant, deduplicated, worst first
+    masks: list                  # per slice: bool mask over `positions`
+    seconds: float = 0.0
+
+
+def _slice_search_frame(ctx, keep):
+    """The columns slices are searched in, on the labelled valid rows: table features, or for tensor
+    projects the label, Dataset metadata and brightness/length (never raw pixel or id ranges)."""
+    if ctx.is_tensor:
+        full, numeric, categorical = ctx.tensor_slice_frame("valid")
+        return full.loc[keep].reset_index(drop=True), numeric, categorical, []
+    frame = ctx.valid[ctx.feature_columns].loc[keep].reset_index(drop=True)
+    return frame, ctx.numeric_columns, ctx.categorical_columns, ctx.text_columns
+
+
+@analysis
+def weak_slice_analysis(ctx) -> WeakSliceAnalysis:
+    import time
+
+    import numpy as np
+
+    from .predictions import model_outputs
+
+    so = model_outputs(ctx).get("valid")
+    keep = so.labelled
+    if ctx.is_classification:
+        err = (so.pred[keep] != so.y_true[keep]).astype(np.float64)
+    else:
+        err = np.abs(so.pred[keep] - so.y_true[keep].astype(np.float64))
+    frame, numeric, categorical, text = _slice_search_frame(ctx, keep)
+    start = time.perf_counter()
+    nums, _, _ = column_kinds(frame, numeric, categorical, text)
+    result = discover_slices(frame, err, numeric, categorical, text, binary=ctx.is_classification, seed=ctx.seed)
+    slices, masks = deduplicated_slice_masks(frame, result, nums, ctx.seed)
+    # kept for the whole run: the counts only, not the token and cluster caches (large on big splits)
+    result = {k: v for k, v in result.items() if k in ("rows", "mean_error", "candidates", "tested")}
+    return WeakSliceAnalysis(ctx.is_classification, np.flatnonzero(keep), err, result, slices, masks,
+                             time.perf_counter() - start)

@@ -155,3 +155,31 @@ def expected_calibration_error(confidence, correct, bins: int):
         acc_sum = correct @ onehot
     ece = np.abs(acc_sum - conf_sum).sum(axis=-1) / max(len(confidence), 1)
     return ece, counts, conf_sum, acc_sum
+
+
+def mcnemar_two_sided_p(right_to_wrong, wrong_to_right):
+    """Two-sided exact McNemar p-value (binomial test of the discordant pairs at 1/2; McNemar 1947,
+    exact form as in Fagerland et al. 2013): is either model better on the same rows?"""
+    import numpy as np
+    from scipy.stats import binom
+
+    b = np.asarray(right_to_wrong, dtype=float)
+    c = np.asarray(wrong_to_right, dtype=float)
+    n = b + c
+    p = 2 * binom.cdf(np.minimum(b, c), np.maximum(n, 1), 0.5)
+    return np.where(n > 0, np.minimum(p, 1.0), 1.0)
+
+
+def paired_bootstrap_interval(d, seed: int, n_boot: int = N_BOOTSTRAP, level: float = 0.95):
+    """Percentile bootstrap interval of the mean of paired differences d (Efron & Tibshirani 1993,
+    ch. 13): (low, high), or (nan, nan) for fewer than two pairs."""
+    import numpy as np
+
+    d = np.asarray(d, dtype=float)
+    if len(d) < 2:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    means = np.array([d[rng.integers(0, len(d), len(d))].mean() for _ in range(n_boot)])
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return float(low), float(high)

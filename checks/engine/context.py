@@ -168,6 +168,8 @@ class RunContext(TensorProjectMixin):
                 stratify = keys.to_numpy(dtype=object)
         train, valid = train_test_split(df, test_size=HOLDOUT_FRACTION, random_state=self.seed,
                                         shuffle=True, stratify=stratify)
+        if "mltriage_sample" not in df.attrs:  # read whole: the index is the file's row (issue 18's row tables)
+            self.file_rows = {"train": train.index.to_numpy(), "valid": valid.index.to_numpy()}
         return train.reset_index(drop=True), valid.reset_index(drop=True)
 
     @property

@@ -84,7 +84,7 @@ Message = Plan | Started | FindingMessage | Done | ProjectFailed
 def encode(message: Message | RunRequest) -> str:
     """One line of JSON (no newline) for a message or a request."""
     if isinstance(message, FindingMessage):
-        data = {"type": message.type, "finding": message.finding.to_dict(), "budget_used": message.budget_used}
+        data = {"type": message.type, "finding": message.finding.to_dict(with_rows=True), "budget_used": message.budget_used}
     else:
         data = asdict(message)
     return json.dumps(data)

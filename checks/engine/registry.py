@@ -10,7 +10,8 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Callable
 
-STEPS = ("problem", "sanity", "data", "architecture", "training", "metrics", "errors")
+from ..vocab import STEPS  # noqa: F401  (defined with the other shared names; re-exported here)
+
 STEP_TITLES = {
     "problem": "Problem definition",
     "sanity": "Sanity checks",
@@ -38,7 +39,7 @@ CATALOG: dict[str, tuple[str, ...]] = {
                  "early_stopping"),
     "metrics": ("summary", "vs_baseline", "generalization_gap", "per_class", "confusion",
                 "calibration", "split_consistency"),
-    "errors": ("confident_mistakes", "weak_slices", "slice_tests", "regressions"),
+    "errors": ("confident_mistakes", "weak_slices", "slice_tests", "regressions", "similar_unlabeled"),
 }
 CATALOG_IDS: tuple[str, ...] = tuple(f"{step}.{name}" for step in STEPS for name in CATALOG[step])
 

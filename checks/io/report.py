@@ -178,8 +178,11 @@ def to_text(run: dict, width: int | None = None, color: bool = False, verbose: b
                 reason = reason_for(f.check, f.caused_by)
                 out.extend(body.wrap(f"Likely a knock-on of {f.caused_by}" + (f": {reason}." if reason else ".")))
             elif f.status in ("warn", "fail", "error") or verbose:
-                limit = 12 if f.status != "error" or verbose else 6
+                # verbose shows whole tables (the architecture summary has a line per layer)
+                limit = (80 if verbose else 12) if f.status != "error" or verbose else 6
                 out.extend(paragraphs(f.detail, ("Fix: " + f.fix) if f.fix else "", limit=limit))
+            if f.rows_file:
+                out.append(f"{body.initial_indent}Rows: {f.rows_file}")  # a path is never broken: it is copied
         out.append("")
     skips = _skip_groups(findings)
     if skips:
@@ -232,6 +235,8 @@ def to_markdown(run: dict, notes: dict[str, str] | None = None) -> str:
                 out += [f.detail.strip(), ""]
                 if f.fix:
                     out += [f"**Fix:** {f.fix}", ""]
+                if f.rows_file:
+                    out += [f"**Rows:** `{f.rows_file}`", ""]
                 for plot in f.plots:
                     out += ["```", plot_as_text(plot), "```", ""]
         if notes and notes.get(step):
@@ -336,6 +341,8 @@ def to_html(run: dict, notes: dict[str, str] | None = None, ticked: dict | None 
                              f"<p>{html.escape(f.detail).replace(chr(10), '<br>')}</p>")
                 if f.fix:
                     parts.append(f"<p><b>Fix:</b> {html.escape(f.fix)}</p>")
+                if f.rows_file:
+                    parts.append(f"<p><b>Rows:</b> <code>{html.escape(f.rows_file)}</code></p>")
                 for plot in f.plots:
                     parts.append(_html_chart(plot))
             elif f.plots:

@@ -3,13 +3,16 @@
 Every chart has axes with ticks and labels, a title, and a legend when there is more than one series. Log axes
 get ticks on powers of ten (with 2 and 5 in between when the range spans few decades, and plain "nice" ticks
 placed on the log scale when it spans less than one, so that a loss floor of 0.553 reads as a number). Axes
-whose label names epochs or steps, or whose values are all integers, get integer ticks only. The SVG names
-only the generic font families, holds no script and no link, so a page that inlines it opens offline.
+the spec marks `x_integer`, whose label names epochs or steps (a whole word), or whose values are all integers
+get integer ticks only. A spec's `series_kind` draws single series as lines or points whatever the plot's kind
+(the y = x line of a scatter, a marked threshold on a curve). The SVG names only the generic font families,
+holds no script and no link, so a page that inlines it opens offline.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from typing import Any, Iterable
 from xml.sax.saxutils import escape
 
@@ -33,6 +36,11 @@ def _num(v: Any) -> float | None:
         f = float(v)
         return f if math.isfinite(f) else None
     return None
+
+
+def tick_label(v: float) -> str:
+    """A tick or value as a short readable number (0.553, 1.5, 2e-5, 12000)."""
+    return _fmt(v)
 
 
 def _fmt(v: float) -> str:
@@ -133,12 +141,25 @@ def _text(x: float, y: float, s: str, anchor: str = "middle", size: int = 11, ex
             f"{escape(str(s))}</text>")
 
 
-def _integer_axis(label: str, values: Iterable[float]) -> bool:
-    low = label.lower()
-    if any(w in low for w in INTEGER_AXIS_WORDS):
+def integer_axis(label: str, values: Iterable[float], declared: bool = False) -> bool:
+    """Whether an axis gets whole-number ticks only: the spec says so (x_integer), its label names epochs,
+    steps or counts, or every value is a whole number. Shared with the terminal drawing (tui/widgets/plots)."""
+    if declared:
         return True
-    vals = list(values)
-    return bool(vals) and all(float(v).is_integer() for v in vals) and len(set(vals)) > 1
+    vals = [float(v) for v in values]
+    # Whole words only ("epoch", "global_step", "rows"), never part of one ("growth_rate", "arrow"); and a range
+    # of at least 2, or whole-number ticks would leave the axis with a single tick.
+    words = {w[:-1] if w.endswith("s") else w for w in re.findall(r"[a-z]+", label.lower())}
+    if words & set(INTEGER_AXIS_WORDS) and vals and max(vals) - min(vals) >= 2:
+        return True
+    return bool(vals) and all(v.is_integer() for v in vals) and len(set(vals)) > 1
+
+
+def series_kind(plot: PlotSpec, name: str) -> str:
+    """How one series is drawn: the plot's kind unless the spec names the series in series_kind (a y = x
+    line in a scatter, one marked point on a curve). Bars and heatmaps are drawn whole, never mixed."""
+    kind = (plot.series_kind or {}).get(name)
+    return kind if kind in ("line", "scatter") and plot.kind in ("line", "scatter", "histogram") else plot.kind
 
 
 def _thin(points: list, limit: int = MAX_POINTS) -> list:
@@ -253,7 +274,7 @@ def _xy_chart(plot: PlotSpec, width: int, height: int) -> str:
         centres = sorted(set(xs))
         half = (centres[1] - centres[0]) / 2 if len(centres) > 1 else 0.5
         x_lo, x_hi = x_lo - half, x_hi + half
-    xa = _Axis(x_lo, x_hi, x_log, left, right, integer=_integer_axis(plot.x_label, xs))
+    xa = _Axis(x_lo, x_hi, x_log, left, right, integer=integer_axis(plot.x_label, xs, plot.x_integer))
     y_lo, y_hi = min(ys), max(ys)
     if plot.kind == "histogram" and not y_log:
         y_lo = min(0.0, y_lo)
@@ -263,14 +284,15 @@ def _xy_chart(plot: PlotSpec, width: int, height: int) -> str:
     parts.append(f"<g class='plot-area' data-x0='{left}' data-y0='{top}' data-x1='{right}' data-y1='{bottom}'>")
     for i, p in enumerate(pts):
         color = PALETTE[i % len(PALETTE)]
-        p = _thin(sorted(p) if plot.kind in ("line", "histogram") else p)
+        kind = series_kind(plot, plot.series[i].name)
+        p = _thin(sorted(p) if kind in ("line", "histogram") else p)
         if not p:
             continue
-        if plot.kind == "scatter":
-            r = 2.5 if len(p) < 500 else 1.5
+        if kind == "scatter":
+            r = 4.5 if len(p) <= 3 else 2.5 if len(p) < 500 else 1.5  # a marked point (a threshold) stands out
             parts.extend(f"<circle cx='{xa(x):.1f}' cy='{ya(y):.1f}' r='{r}' fill='{color}' fill-opacity='0.7'/>"
                          for x, y in p)
-        elif plot.kind == "histogram":
+        elif kind == "histogram":
             # Pre-binned: x = bin centres. Drawn as filled steps, translucent so overlaid splits stay visible.
             half = (p[1][0] - p[0][0]) / 2 if len(p) > 1 else 0.5
             base = ya(ya.ticks[0]) if y_log else ya(0.0)
@@ -422,10 +444,9 @@ def plot_to_svg(plot: PlotSpec, width: int = WIDTH, height: int = HEIGHT) -> str
 
 def svg_filename(index: int, plot: PlotSpec, check: str = "") -> str:
     """A safe, stable file name for a chart: <nn>-<check>-<title>.svg."""
-    import re
-
     stem = re.sub(r"[^A-Za-z0-9]+", "-", f"{check}-{plot.title}".lower()).strip("-")[:60] or "plot"
     return f"{index:02d}-{stem}.svg"
 
 
-__all__ = ["plot_to_svg", "svg_filename", "linear_ticks", "log_ticks", "nice_step"]
+__all__ = ["plot_to_svg", "svg_filename", "linear_ticks", "log_ticks", "nice_step", "integer_axis", "series_kind",
+           "tick_label"]

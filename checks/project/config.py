@@ -43,6 +43,7 @@ class ProjectConfig:
     train: Path = Path()
     valid: Path | None = None
     test: Path | None = None
+    unlabeled: Path | None = None      # [data] unlabeled: a pool of rows without labels (errors.similar_unlabeled)
     target: str = ""
     features: list[str] | None = None
     ignore: list[str] = field(default_factory=list)
@@ -106,7 +107,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...] | str, str]]] = {
     "project": {"name": (_STR, "a string"), "task": (_STR, "a string"), "metric": (_STR, "a string")},
     "data": {
         "train": (_STR, "a path string"), "valid": (_STR, "a path string"),
-        "test": (_STR, "a path string"), "target": (_STR, "a column name"),
+        "test": (_STR, "a path string"), "target": (_STR, "a column name"), "unlabeled": (_STR, "a path string"),
         "features": ("list[str]", "a list of column names"),
         "ignore": ("list[str]", "a list of column names"),
         "text": ("list[str]", "a list of column names"),
@@ -309,6 +310,10 @@ def load_project(target: str | Path = ".") -> ProjectConfig:
     cfg.train = _resolve(root, file, "[data] train", data["train"]) if "train" in data else Path()
     cfg.valid = _resolve(root, file, "[data] valid", data.get("valid"))
     cfg.test = _resolve(root, file, "[data] test", data.get("test"))
+    cfg.unlabeled = _resolve(root, file, "[data] unlabeled", data.get("unlabeled"))  # errors.similar_unlabeled
+    if cfg.unlabeled and cfg.unlabeled.suffix.lower() not in TABLE_SUFFIXES and not is_parquet_dataset(cfg.unlabeled):
+        raise ProjectError(f"{file}: [data] unlabeled = \"{data['unlabeled']}\" is not a table file "
+                           f"({', '.join(TABLE_SUFFIXES)} or a Parquet folder) of the training feature columns.")
     _check_split_folders(file, cfg)
     cfg.target = data.get("target", "")
     cfg.images = data.get("images")

@@ -8,6 +8,9 @@ Deterministic: the same seed always writes byte-identical files.
 intensifiers, neutral phrasing, mixed opinions, typos), de-duplicated so no text
 appears twice, shuffled and split 2,000 / 500 / 500.  Both variants share
 train.csv and test.csv; only buggy/data/valid.csv differs (see buggy/bugs.toml).
+Both also get data/pool.csv: 500 further reviews without labels ([data] unlabeled), the pool
+errors.similar_unlabeled ranks for labelling next; drawn from their own seed, so adding them
+left the other files byte-identical.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ import numpy as np
 
 SEED = 20240611
 N_TRAIN, N_VALID, N_TEST = 2000, 500, 500
+N_POOL, POOL_SEED = 500, SEED + 1
 HERE = Path(__file__).resolve().parent
 
 PRODUCTS = [
@@ -239,6 +243,32 @@ def write_csv(path: Path, rows: list[dict]) -> None:
         w.writerows(rows)
 
 
+def write_pool(rows: list[dict]) -> None:
+    """data/pool.csv: unlabeled reviews drawn like the others, none repeating a text of any split."""
+    rng = np.random.default_rng(POOL_SEED)
+    seen = {r["text"].lower().strip(" .!") for r in rows}
+    ids = {r["review_id"] for r in rows}
+    pool: list[dict] = []
+    for label in rng.choice(["neg", "neu", "pos"], size=N_POOL * 4, p=[0.34, 0.30, 0.36]):
+        text = make_review(rng, str(label))
+        key = text.lower().strip(" .!")
+        if key in seen:
+            continue
+        seen.add(key)
+        pool.append({"text": text})
+        if len(pool) == N_POOL:
+            break
+    free = np.setdiff1d(np.arange(100000, 999999), [int(i[1:]) for i in ids])
+    for r, i in zip(pool, rng.choice(free, size=len(pool), replace=False)):
+        r["review_id"] = f"R{i}"
+    for variant in ("fixed", "buggy"):
+        path = HERE / variant / "data" / "pool.csv"
+        with path.open("w", newline="", encoding="utf-8") as f:
+            w = csv.DictWriter(f, fieldnames=["review_id", "text"], lineterminator="\n")
+            w.writeheader()
+            w.writerows(pool)
+
+
 def main() -> None:
     rng = np.random.default_rng(SEED)
     rows = build_reviews(rng)
@@ -263,6 +293,7 @@ def main() -> None:
     for dst, src in zip(replaced, leaked_idx):
         buggy_valid[dst] = train[src]
     write_csv(HERE / "buggy" / "data" / "valid.csv", buggy_valid)
+    write_pool(rows)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ from ..titles import load_titles
 from ..widgets import (Checklist, CheckList, DetailPane, FindingBrief, RunProgress, StepGuide, StepList, StepPane,
                        StepTitle, TopBar, step_options)
 from ..widgets.live_training import LiveTraining, show_for_step, store_alarm
-from .finding import FindingScreen
 
 
 class MainScreen(HuntMode, Screen):
@@ -175,6 +174,8 @@ class MainScreen(HuntMode, Screen):
     def action_open_finding(self) -> None:
         cid = self.selected_check()
         if cid is not None:
+            from .finding import FindingScreen  # its table and plots load on the first finding opened
+
             self.app.push_screen(FindingScreen(cid, self.findings.get(cid), self.titles.get(cid, ""), hunt=self.hunt))
 
     def action_toggle_guide(self) -> None:

@@ -16,12 +16,14 @@ from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
 from mltriage.checks.findings import PlotSpec
+from mltriage.checks.io.svg import integer_axis, linear_ticks, log_ticks, series_kind, tick_label
 
 from ..plain import plain
 
 # Basic ANSI colours: present on every terminal, distinct from each other and from the background.
 SERIES_COLORS = ("cyan", "magenta", "green", "yellow", "blue", "red")
 PLOT_HEIGHT = 15
+TITLE_CHARS = 60  # the widest title that fits a plot in the app's pane on an 80-column terminal
 HEATMAP_MAX = 12  # rows/columns shown; larger matrices say how many were left out
 
 
@@ -48,11 +50,14 @@ def _log10(values: list[float]) -> list[float]:
 def draw(plt, spec: PlotSpec) -> None:
     """Issue the plotext calls for one spec on a textual-plotext Plot (or the plotext module).
 
-    Log axes are drawn as log10 of the values on a linear axis labelled at powers of ten: plotext's
-    own log scale rewrites its data in place and fails when the widget draws a second time.
+    Log axes are drawn as log10 of the values on a linear axis labelled with the same readable ticks as
+    the SVG charts (0.5, 0.6, 0.8, 1, 2 over a short range; powers of ten over many decades): plotext's
+    own log scale rewrites its data in place and fails when the widget draws a second time. Epoch and
+    step axes get whole-number ticks.
     """
     plt.clear_figure()
-    plt.title(spec.title)
+    # plotext drops a title wider than the plot: cut long ones so an 80-column terminal still shows it
+    plt.title(spec.title if len(spec.title) <= TITLE_CHARS else spec.title[:TITLE_CHARS - 1] + "…")
     if spec.x_label:
         plt.xlabel(spec.x_label + (" (log)" if spec.x_log and spec.kind != "bar" else ""))
     if spec.y_label:
@@ -81,7 +86,7 @@ def draw(plt, spec: PlotSpec) -> None:
             all_y += ys
             color = SERIES_COLORS[i % len(SERIES_COLORS)]
             label = s.name if len(series) > 1 else None
-            if spec.kind == "scatter":
+            if series_kind(spec, s.name) == "scatter":
                 plt.scatter(xs, ys, color=color, label=label, marker="dot")
             else:
                 plt.plot(xs, ys, color=color, label=label, marker="braille")
@@ -90,17 +95,36 @@ def draw(plt, spec: PlotSpec) -> None:
             step = max(1, len(first.x) // 8)
             plt.xticks(list(range(0, len(first.x), step)), [str(x)[:10] for x in first.x[::step]])
     if spec.x_log and all_x:
-        plt.xticks(*_decade_ticks(all_x))
+        ticks = log_axis_ticks(all_x)
+        plt.xticks(*ticks)
+        if min(ticks[0]) < min(all_x) or max(ticks[0]) > max(all_x):  # keep the floor's tick on the axis
+            plt.xlim(min(ticks[0] + all_x), max(ticks[0] + all_x))
+    elif all_x and integer_axis(spec.x_label, all_x, spec.x_integer):
+        plt.xticks(*integer_ticks(all_x))
     if spec.y_log and all_y:
-        plt.yticks(*_decade_ticks(all_y))
+        ticks = log_axis_ticks(all_y)
+        plt.yticks(*ticks)
+        if min(ticks[0]) < min(all_y) or max(ticks[0]) > max(all_y):
+            plt.ylim(min(ticks[0] + all_y), max(ticks[0] + all_y))
 
 
-def _decade_ticks(logged: list[float]) -> tuple[list[float], list[str]]:
-    """Tick positions (log10 units) at whole powers of ten, labelled 1e-4, 1e-3, ..."""
-    low, high = math.ceil(min(logged)), math.floor(max(logged))
-    step = max(1, (high - low) // 5)
-    ticks = list(range(low, high + 1, step)) or [round(min(logged))]
-    return [float(k) for k in ticks], [f"1e{k}" if k else "1" for k in ticks]
+def log_axis_ticks(logged: list[float]) -> tuple[list[float], list[str]]:
+    """Tick positions (log10 units) and labels for values drawn as their log10: the SVG charts' ticks
+    (checks/io/svg.log_ticks), so a loss floor of 0.553 sits between labelled 0.5 and 0.6."""
+    lo, hi = 10 ** min(logged), 10 ** max(logged)
+    ticks = [t for t in log_ticks(lo, hi) if t > 0]
+    positions = [math.log10(t) for t in ticks]
+    if max(logged) - min(logged) >= 3 and all(abs(p - round(p)) < 1e-9 for p in positions):
+        # many decades, ticks on powers of ten: 1e-5, 1e-4, 1e-3 read as one scale (not 1e-5, 0.0001)
+        return positions, [f"1e{round(p)}" if round(p) else "1" for p in positions]
+    return positions, [tick_label(t) for t in ticks]
+
+
+def integer_ticks(values: list[float]) -> tuple[list[float], list[str]]:
+    """Whole-number ticks (epochs, steps) over the values' range, labelled without a decimal point."""
+    ticks = linear_ticks(min(values), max(values), integer=True)
+    ticks = [t for t in ticks if min(values) - 1e-9 <= t <= max(values) + 1e-9] or [round(min(values))]
+    return [float(t) for t in ticks], [str(int(round(t))) for t in ticks]
 
 
 def _draw_bars(plt, series) -> None:

@@ -19,8 +19,10 @@ PARAMS_PER_EXAMPLE_HIGH = 100.0
 
 # ---- summary -----------------------------------------------------------------------------------
 
-# The layer table fits an 80-column terminal (over SSH, in tmux): name, type, output shape, parameters.
-SUMMARY_WIDTHS = (28, 16, 20, 10)
+# The layer table fits an 80-column terminal (over SSH, in tmux): name, type, output shape, parameters,
+# 73 columns with the separating spaces, so that the text report's 6-column indent still leaves it whole.
+SUMMARY_WIDTHS = (25, 14, 18, 13)
+SUMMARY_WIDTH = sum(SUMMARY_WIDTHS) + len(SUMMARY_WIDTHS) - 1
 SUMMARY_ROWS = 60
 # Container modules call every child they hold; other torch.nn modules with children (MultiheadAttention,
 # TransformerEncoderLayer) may use a child's weights without calling it (attention's out_proj).
@@ -37,7 +39,35 @@ def _fit(text: str, width: int, keep_end: bool = False) -> str:
 def _summary_line(layer: str, type_name: str, shape: str, params: str) -> str:
     w = SUMMARY_WIDTHS
     return (f"{_fit(layer, w[0], keep_end=True):<{w[0]}} {_fit(type_name, w[1]):<{w[1]}} "
-            f"{_fit(shape, w[2]):<{w[2]}} {params:>{w[3]}}")
+            f"{_fit(shape, w[2]):<{w[2]}} {_fit(params, w[3]):>{w[3]}}").rstrip()
+
+
+def _count(n: int) -> str:
+    """A parameter count with thousands separators, or in millions/billions when that is too wide."""
+    text = f"{n:,}"
+    if len(text) <= SUMMARY_WIDTHS[3]:
+        return text
+    return f"{n / 1e9:.2f}B" if n >= 1e9 else f"{n / 1e6:.2f}M"
+
+
+def _shape(shape: list) -> str:
+    """The output shape on the traced batch, as (64, 32); "-" when the module returned no tensor."""
+    return "(" + ", ".join(str(d) for d in shape) + ")" if shape else "-"
+
+
+def summary_table(rows: list[dict], total: int, trainable: int) -> str:
+    """The layer table as fixed-width text: a header, a rule, one line per layer (SUMMARY_ROWS at most,
+    then how many more), and the totals; no line wider than SUMMARY_WIDTH."""
+    lines = [_summary_line("layer", "type", "output shape", "params"), "-" * SUMMARY_WIDTH]
+    lines += [_summary_line(r["layer"], r["type"], _shape(r["output_shape"]), _count(r["parameters"]))
+              for r in rows[:SUMMARY_ROWS]]
+    if len(rows) > SUMMARY_ROWS:
+        lines.append(f"... {len(rows) - SUMMARY_ROWS} more layers (see the evidence)")
+    lines.append("-" * SUMMARY_WIDTH)
+    lines.append(_summary_line("total", f"{len(rows)} layers", "", _count(total)))
+    if trainable != total:
+        lines.append(_summary_line("trainable", "", "", _count(trainable)))
+    return "\n".join(lines)
 
 
 def _uses_children_directly(module) -> bool:
@@ -75,9 +105,6 @@ def summary(ctx: RunContext):
     unused = _never_called(model, {c.name for c in trace.calls})
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    table = "\n".join(_summary_line(r["layer"], r["type"], str(tuple(r["output_shape"])), f"{r['parameters']:,}")
-                      for r in rows[:SUMMARY_ROWS])
-    more = f"\n... {len(rows) - SUMMARY_ROWS} more layers (see the evidence)" if len(rows) > SUMMARY_ROWS else ""
     evidence = {"layers": rows[:200], "parameters": total, "trainable": trainable, "never_called": unused,
                 "input_shape": list(trace.input_shape),
                 "inputs": [{"name": n, "shape": list(shape), "dtype": dtype} for n, shape, dtype in trace.inputs],
@@ -89,7 +116,7 @@ def summary(ctx: RunContext):
     note = f"; {len(unused)} module(s) never called: {cut_list(unused, 5)}" if unused else ""
     out_shape = ", ".join(["batch"] + [str(d) for d in (evidence["output_shape"] or [])[1:]])
     return info(f"{len(rows)} layers, {total:,} parameters ({trainable:,} trainable), output ({out_shape}){note}",
-                detail=f"{_summary_line('layer', 'type', 'output shape', 'params')}\n{table}{more}",
+                detail=summary_table(rows, total, trainable),
                 evidence=evidence, plots=plots)
 
 

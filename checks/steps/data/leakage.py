@@ -11,7 +11,7 @@ from ...engine.context import RunContext
 from ...engine.registry import check
 from ...findings import Finding, PlotSpec, Series, SkipCheck, fail, info, passed, skipped, warn
 from ...project.usercode import UserCodeError
-from ._common import records
+from ._common import outlier_rows, records
 from ...wording import cut_list
 
 if TYPE_CHECKING:
@@ -502,4 +502,8 @@ def _outliers_verdict(m: OutlierMeasure) -> Finding:
 
 @check("data.outliers", title="Extreme values")
 def outliers(ctx: RunContext):
-    return _outliers_verdict(_measure_outliers(ctx))
+    m = _measure_outliers(ctx)
+    finding = _outliers_verdict(m)
+    if finding.status != "pass":  # the rows behind it (issue 18): each far-out value, scored as measured
+        finding.rows = outlier_rows(ctx, list(m.per_col), _robust_z, OUTLIER_Z)
+    return finding

@@ -7,12 +7,13 @@ from dataclasses import asdict, dataclass, field
 
 from ...analyses.exact_counts import duplicate_numbers, exact_counts, overlap_numbers, train_unique_share
 from ...analyses.neardup import NEAR_JACCARD, near_duplicate_pairs, near_rows
-from ...analyses.rowkeys import (first_occurrence_mask, keyed_with_labels, keys_with_several_labels,
-                                 prefetch_row_keys, row_hashes, text_codes, thorough_text)
+from ...analyses.rowkeys import (duplicate_flags, first_occurrence_mask, keyed_with_labels,
+                                 keys_with_several_labels, matching_positions, prefetch_row_keys, row_hashes,
+                                 text_codes, thorough_text)
 from ...engine.context import RunContext
 from ...engine.registry import check
 from ...findings import Finding, PlotSpec, Series, SkipCheck, fail, info, passed, warn
-from ._common import records, short
+from ._common import near_partner_cells, near_twins, records, short, split_rows, stack_rows
 
 # --- duplicates ----------------------------------------------------------------------------------
 # More than this share of exact duplicate rows in a split over-weights the repeated rows in training
@@ -63,6 +64,8 @@ class DuplicatesMeasure:
     per_split: dict[str, SplitDuplicates]
     examples: dict[str, list[dict]] = field(default_factory=dict)
     near: NearDuplicates | None = None          # None without a text column
+    # (split, column, near_rows result) of each search, for the finding's rows (not evidence)
+    near_found: list = field(default_factory=list, repr=False)
 
     @property
     def train_unique_share(self) -> float:
@@ -124,7 +127,7 @@ def _near_examples(ctx, split, other, column, found, mask, limit) -> list[dict]:
     return out
 
 
-def _measure_near_duplicates(ctx: RunContext) -> NearDuplicates | None:
+def _measure_near_duplicates(ctx: RunContext, found_out: list | None = None) -> NearDuplicates | None:
     """Rows of each split whose text nearly equals another text of the same split (not an exact copy),
     and those whose near twin carries another label."""
     import numpy as np
@@ -140,6 +143,8 @@ def _measure_near_duplicates(ctx: RunContext) -> NearDuplicates | None:
         for s in ctx.splits:
             y = np.asarray(ctx.y(s)) if ctx.is_classification else None
             found = near_rows(pairs, s, s, y, y)
+            if found_out is not None:
+                found_out.append((s, column, found))
             st = near.per_split.setdefault(s, {"rows": 0, "conflict_rows": 0})
             st["rows"] += int(found["near"].sum())
             st["conflict_rows"] += int(found["conflict"].sum())
@@ -157,7 +162,7 @@ def _measure_duplicates(ctx: RunContext) -> DuplicatesMeasure:
     m = DuplicatesMeasure(per_split={})
     for s in ctx.splits:
         m.per_split[s] = _split_duplicates(ctx, s, show_cols, m.examples)
-    m.near = _measure_near_duplicates(ctx)
+    m.near = _measure_near_duplicates(ctx, m.near_found)
     return m
 
 
@@ -258,9 +263,45 @@ def _exact_duplicates_verdict(m: DuplicatesMeasure) -> Finding:
     return passed("no duplicate rows in any split", evidence=evidence)
 
 
+def _shown_columns(ctx: RunContext) -> list[str]:
+    return list((ctx.text_columns or ctx.feature_columns)[:8]) + [ctx.target]
+
+
+def duplicate_rows(ctx: RunContext, m: DuplicatesMeasure):
+    """Rows behind data.duplicates: contradictory inputs, exact copies (their first copy included), then
+    near-duplicate texts with another label and other near duplicates; each with its group or near twin."""
+    import numpy as np
+
+    parts = []
+    for s in ctx.splits:
+        y = ctx.y(s)
+        flags = duplicate_flags(row_hashes(ctx, s), y, ctx.is_classification)
+        near = near_twins([f for split, _, f in m.near_found if split == s],
+                          [c for split, c, _ in m.near_found if split == s], len(flags["group"]))
+        keep = flags["in_duplicate"] | flags["is_conflicting_label"] | near["near"]
+        pos = np.flatnonzero(keep)
+        rank = np.select([flags["is_conflicting_label"][pos], flags["in_duplicate"][pos], near["conflict"][pos]],
+                         [0, 1, 2], 3)
+        pos = pos[np.lexsort((pos, -np.nan_to_num(near["score"][pos]), flags["group"][pos], rank))]
+        exact = flags["in_duplicate"][pos] | flags["is_conflicting_label"][pos]
+        extra = {"duplicate_group": np.where(exact, flags["group"][pos], -1).astype(object),
+                 "is_duplicate": flags["is_duplicate"][pos], "is_conflicting_label": flags["is_conflicting_label"][pos]}
+        extra["duplicate_group"][~exact] = None
+        if m.near_found:
+            extra.update({"is_near_duplicate": near["near"][pos], "is_near_conflict": near["conflict"][pos],
+                          "near_duplicate_score": np.round(near["score"][pos], 3)})
+            extra.update(near_partner_cells(ctx, s, near, pos))
+        parts.append(split_rows(ctx, s, pos, _shown_columns(ctx), extra))
+    return stack_rows(parts)
+
+
 @check("data.duplicates", title="Duplicate rows and contradictory labels", prefetch=prefetch_row_keys)
 def duplicates(ctx: RunContext):
-    return _duplicates_verdict(_measure_duplicates(ctx))
+    m = _measure_duplicates(ctx)
+    finding = _duplicates_verdict(m)
+    if finding.status != "pass":
+        finding.rows = duplicate_rows(ctx, m)
+    return finding
 
 
 # --- split overlap -------------------------------------------------------------------------------
@@ -281,6 +322,7 @@ class OverlapMeasure:
     near: dict = field(default_factory=dict)   # split -> near-duplicate texts of train rows (not exact copies)
     near_examples: list[dict] = field(default_factory=list)
     near_method: dict = field(default_factory=dict)
+    near_found: list = field(default_factory=list, repr=False)   # (split, column, near_rows result): the rows
 
 
 def _split_overlap_counts(ctx: RunContext, split: str, train_index):
@@ -342,6 +384,7 @@ def _measure_near_overlap(ctx: RunContext, m: OverlapMeasure) -> None:
             exact, _ = _split_overlap_counts(ctx, split, train_index)
             y = np.asarray(ctx.y(split)) if ctx.is_classification else None
             found = near_rows(pairs, split, "train", y, y_train)
+            m.near_found.append((split, column, found))
             hit = found["near"] & ~exact
             st = m.near.setdefault(split, {"rows": 0, "of": int(len(exact)), "fraction": 0.0, "conflict_rows": 0})
             st["rows"] += int(hit.sum())
@@ -404,6 +447,54 @@ def _exact_overlap_verdict(m: OverlapMeasure) -> Finding:
     return warn(f"{worst['rows']} {worst_split} rows also appear in train", detail=detail, fix=fix, evidence=evidence)
 
 
+def _exact_matches(ctx: RunContext, split: str, pos):
+    """(match kind, the first train positions holding the same row, else the same normalised text)."""
+    import numpy as np
+
+    same_row = matching_positions(row_hashes(ctx, split)[pos], row_hashes(ctx, "train"))
+    kind = np.where([bool(t) for t in same_row], "same row", None).astype(object)
+    for column in ctx.text_columns:
+        codes = text_codes(ctx, split, column)[pos]
+        by_text = matching_positions(np.where(codes >= 0, codes, -2), text_codes(ctx, "train", column))
+        for i, found in enumerate(by_text):
+            if kind[i] is None and found:
+                kind[i], same_row[i] = f"same {column}", found
+    return kind, same_row
+
+
+def overlap_rows(ctx: RunContext, m: OverlapMeasure):
+    """Rows behind data.split_overlap: each valid/test row equal to a train row (or its text to a train
+    text), with the train positions it matches, then rows whose text is a near duplicate of a train text."""
+    import numpy as np
+
+    parts, train = [], ctx.splits["train"]
+    for split in m.overlap:
+        hit, _ = _split_overlap_counts(ctx, split, pd_index(row_hashes(ctx, "train")))
+        found = [(f, c) for s, c, f in m.near_found if s == split]
+        near = near_twins([f for f, _ in found], [c for _, c in found], len(hit))
+        near["near"] &= ~hit
+        near_pos = np.flatnonzero(near["near"])
+        near_pos, n_exact = near_pos[np.argsort(-near["score"][near_pos], kind="stable")], int(hit.sum())
+        pos = np.r_[np.flatnonzero(hit), near_pos]
+        kind, train_pos = _exact_matches(ctx, split, pos[:n_exact])
+        first = np.asarray([t[0] if t else -1 for t in train_pos] + near["partner"][near_pos].tolist(), np.int64)
+        flag = np.arange(len(pos)) < n_exact
+        extra = {"match": list(kind) + ["near text"] * len(near_pos),
+                 "train_positions": list(train_pos) + [[int(p)] for p in first[n_exact:]],
+                 "train_label": np.where(first >= 0, train[ctx.target].to_numpy(dtype=object)[first], None),
+                 "is_overlap": flag, "is_near_overlap": ~flag,
+                 "near_duplicate_score": [None] * n_exact + np.round(near["score"][near_pos], 3).tolist()}
+        if m.near_found:
+            texts = near_partner_cells(ctx, "train", near, near_pos)["near_partner_text"]
+            extra["train_text"] = [None] * n_exact + texts
+        parts.append(split_rows(ctx, split, pos, _shown_columns(ctx), extra))
+    return stack_rows(parts)
+
+
 @check("data.split_overlap", title="Rows shared between train and valid/test", prefetch=prefetch_row_keys)
 def split_overlap(ctx: RunContext):
-    return _overlap_verdict(_measure_overlap(ctx))
+    m = _measure_overlap(ctx)
+    finding = _overlap_verdict(m)
+    if finding.status != "pass":
+        finding.rows = overlap_rows(ctx, m)
+    return finding

@@ -177,6 +177,25 @@ def _measure_drift(ctx: RunContext) -> DriftMeasure:
     return DriftMeasure(others, per_split, domain, list(ids), int(len(tpos)), len(ctx.train), ctx.valid_is_holdout)
 
 
+def density_histogram(title: str, values: dict, bins: int = 30, x_label: str = "") -> PlotSpec:
+    """Several samples binned on shared edges, each as a density (count / (rows x bin width), so every
+    split's bars integrate to 1): splits of different sizes compare by shape, not by how many rows they have.
+    Series are named with their row counts."""
+    import numpy as np
+
+    arrays = {k: np.asarray(v, dtype=float) for k, v in values.items()}
+    arrays = {k: a[np.isfinite(a)] for k, a in arrays.items()}
+    pooled = np.concatenate([a for a in arrays.values() if a.size]) if any(a.size for a in arrays.values()) else None
+    if pooled is None:
+        return PlotSpec(kind="histogram", title=title, x_label=x_label, y_label="density")
+    edges = np.histogram_bin_edges(pooled, bins=bins)
+    centres = (edges[:-1] + edges[1:]) / 2
+    series = [Series(f"{k} ({a.size:,} rows)", centres, np.histogram(a, bins=edges, density=True)[0]
+                     if a.size else np.zeros(len(centres))) for k, a in arrays.items()]
+    return PlotSpec(kind="histogram", title=title, series=series, x_label=x_label,
+                    y_label="density (area 1 per split)")
+
+
 def _drift_plots(ctx: RunContext, m: DriftMeasure) -> list[PlotSpec]:
     """Train against the other split for the three largest shifts of each split."""
     train = ctx.train
@@ -187,9 +206,9 @@ def _drift_plots(ctx: RunContext, m: DriftMeasure) -> list[PlotSpec]:
             df = ctx.splits[s]
             opos = sample_range(len(df), DRIFT_SAMPLE, ctx.seed + 1)
             if r["kind"] == "numeric" and c in ctx.numeric_columns:
-                plots.append(PlotSpec.histogram(f"{c}: train vs {s} (KS D = {r['effect']:.2f})",
-                                                {"train": numeric_values(train[c].iloc[tpos]),
-                                                 s: numeric_values(df[c].iloc[opos])}, x_label=c, y_label="rows"))
+                plots.append(density_histogram(f"{c}: train vs {s} (KS D = {r['effect']:.2f})",
+                                               {"train": numeric_values(train[c].iloc[tpos]),
+                                                s: numeric_values(df[c].iloc[opos])}, x_label=c))
             elif r["kind"] == "categorical":
                 a = train[c].iloc[tpos].astype("string").value_counts(normalize=True).head(12)
                 b = df[c].iloc[opos].astype("string").value_counts(normalize=True)

@@ -11,7 +11,7 @@ from ...engine.analysis import analysis
 from ...engine.context import RunContext
 from ...engine.registry import check
 from ...findings import Finding, PlotSpec, Series, fail, info, passed, warn
-from ._common import short
+from ._common import short, split_rows, stack_rows
 from ...wording import cut_list
 
 # --- missing values ------------------------------------------------------------------------------
@@ -178,9 +178,39 @@ def _missing_verdict(m: MissingMeasure) -> Finding:
                 evidence=evidence, plots=[plot])
 
 
+def missing_rows(ctx: RunContext, m: MissingMeasure):
+    """The rows behind a missing-values finding: every row of a split (in memory) with a missing feature
+    or label, those without a label first, then the most cells missing; with the columns missing there."""
+    import numpy as np
+
+    from ...findings import ROWS_KEPT
+
+    columns = list(ctx.feature_columns) + [ctx.target]
+    parts, total = [], 0
+    for split, df in ctx.splits.items():
+        wanted = [c for c in columns if m.missing.get(split, {}).get(c) and c in df.columns]
+        if not wanted:
+            continue
+        miss = np.column_stack([df[c].isna().to_numpy() for c in wanted])
+        count = miss.sum(axis=1)
+        no_label = miss[:, wanted.index(ctx.target)] if ctx.target in wanted else np.zeros(len(df), bool)
+        pos = np.flatnonzero(count)
+        total += len(pos)
+        pos = pos[np.lexsort((pos, -count[pos], ~no_label[pos]))][:ROWS_KEPT]
+        names = np.asarray(wanted, dtype=object)
+        parts.append(split_rows(ctx, split, pos, extra={
+            "missing_columns": [", ".join(names[miss[p]]) for p in pos],
+            "n_missing": count[pos], "is_missing_label": no_label[pos]}))
+    return stack_rows(parts, total=total)
+
+
 @check("data.missing_values", title="Missing values")
 def missing_values(ctx: RunContext):
-    return _missing_verdict(_measure_missing(ctx))
+    m = _measure_missing(ctx)
+    finding = _missing_verdict(m)
+    if finding.status != "pass":
+        finding.rows = missing_rows(ctx, m)
+    return finding
 
 
 # --- constant features ---------------------------------------------------------------------------

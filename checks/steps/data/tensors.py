@@ -11,11 +11,13 @@ so a random train transform maps equal images to equal tensors and duplicates st
 from __future__ import annotations
 
 import contextlib
+import functools
 from dataclasses import dataclass, field
 
 from ...analyses.tensor_stats import np
 
 from ...analyses.image_quality import IMAGE_SAMPLE, image_quality_of_split, sample_indices
+from ...analyses.rowkeys import item_duplicate_columns, item_overlap_columns
 from ...analyses.tensor_stats import (StreamingStats, channel_layout_verdict, count_duplicates, count_overlap,
                                       measure_channel_layout, named_arrays, as_numpy, is_float_array)
 from ...engine.analysis import analysis
@@ -24,6 +26,7 @@ from ...engine.inputs import content_hash, label_value
 from ...engine.registry import check, tensor_variant
 from ...findings import Finding, fail, info, passed, warn
 from ...wording import cut_list
+from ._common import stack_rows
 
 SCAN_CHUNK = 256             # items stacked per statistics update
 
@@ -69,20 +72,32 @@ class SplitScan:
     stats: StreamingStats
     nonfinite_items: list[int] = field(default_factory=list)   # first items holding NaN/inf
     nonfinite_count: int = 0                                    # items holding NaN/inf
+    nonfinite_all: list[int] = field(default_factory=list)      # every item holding NaN/inf (the finding's rows)
+    # input name -> [(items, min, max)] arrays per chunk of each integer input (data.token_ids' rows)
+    int_ranges: dict = field(default_factory=dict)
 
 
-def _flush(stats: StreamingStats, chunk: list) -> None:
+def _item_int_ranges(ranges: dict, batch: dict, first: int) -> None:
+    """Add the items (from `first` on), mins and maxes of every integer input of a stacked batch to `ranges`."""
+    for n, a in batch.items():
+        if a.dtype.kind in "iu" and a.size:
+            flat = a.reshape(len(a), -1)
+            ranges.setdefault(n, []).append((np.arange(first, first + len(a)), flat.min(axis=1), flat.max(axis=1)))
+
+
+def _flush(stats: StreamingStats, chunk: list, ranges: dict | None = None, first: int = 0) -> None:
     """Stack a chunk of inputs into one batch when their shapes agree (much faster), else item by item."""
     if not chunk:
         return
     tensors = [dict(named_arrays(x)) for x in chunk]
     names = list(tensors[0])
     same = all(list(t) == names and all(t[n].shape == tensors[0][n].shape for n in names) for t in tensors)
-    if same:
-        stats.update({n: np.stack([as_numpy(t[n]) for t in tensors]) for n in names})
-    else:
-        for t in tensors:
-            stats.update({n: as_numpy(v)[None] for n, v in t.items()})
+    batches = [{n: np.stack([as_numpy(t[n]) for t in tensors]) for n in names}] if same else \
+        [{n: as_numpy(v)[None] for n, v in t.items()} for t in tensors]
+    for k, batch in enumerate(batches):
+        stats.update(batch)
+        if ranges is not None:
+            _item_int_ranges(ranges, batch, first + (0 if same else k))
     chunk.clear()
 
 
@@ -108,12 +123,13 @@ def split_scan(ctx: RunContext, split: str) -> SplitScan:
             labels.append(label_value(y))
             if _has_nonfinite(x):
                 scan.nonfinite_count += 1
+                scan.nonfinite_all.append(i)
                 if len(scan.nonfinite_items) < 5:
                     scan.nonfinite_items.append(i)
             chunk.append(x)
             if len(chunk) >= SCAN_CHUNK:
-                _flush(stats, chunk)
-        _flush(stats, chunk)
+                _flush(stats, chunk, scan.int_ranges, i + 1 - len(chunk))
+        _flush(stats, chunk, scan.int_ranges, len(s) - len(chunk))
     return scan
 
 
@@ -121,8 +137,28 @@ def _scans(ctx: RunContext) -> dict[str, SplitScan]:
     return {name: split_scan(ctx, name) for name in ctx.tensor_splits}
 
 
+def _item_rows(ctx: RunContext, columns_of):
+    """A row table over the splits' items: columns_of(ctx, split, scan) gives one split's columns."""
+    parts = [(name, columns_of(ctx, name, sc)) for name, sc in _scans(ctx).items()]
+    return stack_rows([{"position": c["position"], "split": [name] * len(c["position"]), **c}
+                       for name, c in parts if c and c["position"]])
+
+
+def _rows_of_items(columns_of):
+    """Decorate a tensor check: its non-pass finding carries the items columns_of names (issue 18)."""
+    def wrap(fn):
+        def run(ctx: RunContext) -> Finding:
+            finding = fn(ctx)
+            if finding.status != "pass":
+                finding.rows = _item_rows(ctx, columns_of)
+            return finding
+        return functools.wraps(fn)(run)
+    return wrap
+
+
 # --- missing values --------------------------------------------------------------------------------
 @tensor_variant("data.missing_values")
+@_rows_of_items(lambda ctx, name, sc: {"position": sc.nonfinite_all, "has_nan_or_inf": [True] * len(sc.nonfinite_all)})
 def tensor_missing_values(ctx: RunContext) -> Finding:
     """NaN/inf in the float inputs of any split (data.missing_values on a tensor project)."""
     scans = _scans(ctx)
@@ -267,6 +303,7 @@ CONFLICT_FAIL_SHARE = 0.01
 
 
 @tensor_variant("data.duplicates")
+@_rows_of_items(lambda ctx, name, sc: item_duplicate_columns(sc.hashes, sc.labels if ctx.is_classification else None))
 def tensor_duplicates(ctx: RunContext) -> Finding:
     """Exact duplicate items by content hash, and equal inputs with different labels (data.duplicates)."""
     counts = {name: count_duplicates(sc.hashes, sc.labels if ctx.is_classification else None)
@@ -300,6 +337,8 @@ def tensor_duplicates(ctx: RunContext) -> Finding:
 
 
 @tensor_variant("data.split_overlap")
+@_rows_of_items(lambda ctx, name, sc: None if name == "train" else item_overlap_columns(
+    split_scan(ctx, "train").hashes, sc.hashes, split_scan(ctx, "train").labels, sc.labels))
 def tensor_split_overlap(ctx: RunContext) -> Finding:
     """Valid/test items whose input is also a train item (data.split_overlap)."""
     scans = _scans(ctx)

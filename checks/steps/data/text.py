@@ -11,7 +11,7 @@ from ...analyses.sampling import STATS_SAMPLE, sample_note, sample_range
 from ...engine.context import RunContext
 from ...engine.registry import check
 from ...findings import Finding, PlotSpec, Series, SkipCheck, passed
-from ._common import Problem, records, short, worst_problem_finding
+from ._common import Problem, records, short, split_rows, stack_rows, worst_problem_finding
 
 _MOJIBAKE = re.compile("Ã[\u0080-\u00bf]|Â[\u00a0-\u00bf]|â€|ï»¿")  # UTF-8 read as Latin-1/cp1252
 _CONTROL = re.compile("[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]")
@@ -23,30 +23,44 @@ EMPTY_TEXT_WARN = 0.01
 LENGTH_Z = 5.0
 
 
-def _length_stats(lengths, empty) -> dict:
-    """Outlying lengths (robust z on log length) and the median length of the non-empty texts."""
+def _length_outliers(lengths, empty):
+    """Mask of outlying lengths (robust z on log length, among non-empty texts); None under 20 texts."""
     import numpy as np
 
     loglen = np.log1p(lengths[~empty])
     if len(loglen) < 20:
-        return {}
+        return None
     med = np.median(loglen)
     mad = 1.4826 * np.median(np.abs(loglen - med))
-    outlying = np.abs(loglen - med) > LENGTH_Z * max(mad, 1e-9) if mad > 0 else np.zeros(len(loglen), bool)
-    return {"length_outliers": int(outlying.sum()), "median_length": float(np.median(lengths[~empty]))}
+    outlying = np.zeros(len(lengths), bool)
+    if mad > 0:
+        outlying[~empty] = np.abs(loglen - med) > LENGTH_Z * mad
+    return outlying
+
+
+def _text_masks(series) -> dict:
+    """Per text (row of `series`): the problem masks data.text_quality counts, and the lengths."""
+    filled = series.astype("string").fillna("")
+    empty = (filled.str.strip() == "").to_numpy(dtype=bool)
+    lengths = filled.str.len().to_numpy(dtype=float, na_value=0)
+    return {"empty": empty, "lengths": lengths,
+            "replacement_char": filled.str.contains("\ufffd", regex=False).to_numpy(dtype=bool),
+            "mojibake": filled.str.contains(_MOJIBAKE).to_numpy(dtype=bool),
+            "control_chars": filled.str.contains(_CONTROL).to_numpy(dtype=bool),
+            "length_outliers": _length_outliers(lengths, empty)}
 
 
 def _text_stats(series) -> dict:
-    s = series.astype("string")
-    filled = s.fillna("")
-    empty = (filled.str.strip() == "").to_numpy(dtype=bool)
-    stats = {"rows": len(s), "empty": int(empty.sum()),
-             "replacement_char": int(filled.str.contains("\ufffd", regex=False).sum()),
-             "mojibake": int(filled.str.contains(_MOJIBAKE).sum()),
-             "control_chars": int(filled.str.contains(_CONTROL).sum())}
-    stats.update(_length_stats(filled.str.len().to_numpy(dtype=float, na_value=0), empty))
-    stats["_damaged"] = filled[filled.str.contains("\ufffd", regex=False) | filled.str.contains(_MOJIBAKE)
-                               | filled.str.contains(_CONTROL)].head(3).tolist()
+    import numpy as np
+
+    masks = _text_masks(series)
+    stats = {"rows": len(series)} | {k: int(masks[k].sum()) for k in
+                                     ("empty", "replacement_char", "mojibake", "control_chars")}
+    if masks["length_outliers"] is not None:
+        stats.update({"length_outliers": int(masks["length_outliers"].sum()),
+                      "median_length": float(np.median(masks["lengths"][~masks["empty"]]))})
+    damaged = masks["replacement_char"] | masks["mojibake"] | masks["control_chars"]
+    stats["_damaged"] = series[damaged].astype("string").head(3).tolist()
     return stats
 
 
@@ -58,7 +72,7 @@ def _rows_with_contradictory_inputs(ctx: RunContext):
     return keys_with_several_labels(row_hashes(ctx, "train"), np.asarray(ctx.y("train")))[1]
 
 
-def _conflicting_texts(ctx: RunContext) -> tuple[dict[str, dict], dict[str, dict]]:
+def _conflicting_texts(ctx: RunContext, masks: dict | None = None) -> tuple[dict[str, dict], dict[str, dict]]:
     """Per text column: training texts that repeat (after normalisation) with different labels, leaving
     out the rows data.duplicates already reports; and, per column, what was left out for that reason."""
     import numpy as np
@@ -76,6 +90,8 @@ def _conflicting_texts(ctx: RunContext) -> tuple[dict[str, dict], dict[str, dict
         if (bad_all & reported).any():
             referred[c] = {"rows": int((bad_all & reported).sum()), "reported_by": "data.duplicates"}
         if bad.any():
+            if masks is not None:
+                masks[c] = bad
             rows = np.flatnonzero(bad)
             conflicts[c] = {"rows": int(bad.sum()), "fraction": round(float(bad.sum() / max(usable.sum(), 1)), 4),
                             "examples": records(ctx.train, rows[:4], [c, ctx.target], 4)}
@@ -121,6 +137,7 @@ class TextMeasure:
     note: str = ""                              # the sample note, when the counts come from a sample
     # column -> contradictory texts left out because data.duplicates reports their rows (one finding per problem)
     referred: dict[str, dict] = field(default_factory=dict)
+    conflict_masks: dict = field(default_factory=dict, repr=False)   # column -> train rows in conflicts
 
     @property
     def referred_rows(self) -> int:
@@ -142,7 +159,7 @@ def _measure_text(ctx: RunContext) -> TextMeasure:
                 m.damaged_examples[f"{s}:{c}"] = [short(repr(t), 100) for t in damaged]
             m.per_split[f"{s}:{c}"] = st
     if ctx.is_classification:
-        m.conflicts, m.referred = _conflicting_texts(ctx)
+        m.conflicts, m.referred = _conflicting_texts(ctx, m.conflict_masks)
     return m
 
 
@@ -170,6 +187,39 @@ def _text_verdict(m: TextMeasure) -> Finding:
         detail_suffix=referral + (f" Measured{note}." if note else ""), evidence=evidence, plots=[plot])
 
 
+# The problem each flagged row shows, in the order they are listed (most telling first).
+_ROW_PROBLEMS = (("encoding damage", ("replacement_char", "mojibake")), ("same text, other label", ("conflict",)),
+                 ("empty", ("empty",)), ("odd characters", ("control_chars",)),
+                 ("length outlier", ("length_outliers",)))
+
+
+def text_rows(ctx: RunContext, m: TextMeasure):
+    """Rows behind data.text_quality: each text with a problem (in the rows it measured: a sample of big
+    splits), with the problems found and its length; damaged texts first."""
+    import numpy as np
+
+    parts = []
+    for c in m.columns:
+        for s, df in ctx.splits.items():
+            pos = sample_range(len(df), STATS_SAMPLE, ctx.seed)
+            masks = _text_masks(df[c].iloc[pos])
+            masks["conflict"] = m.conflict_masks[c][pos] if s == "train" and c in m.conflict_masks else None
+            flags = [np.logical_or.reduce([masks[k] if masks.get(k) is not None else np.zeros(len(pos), bool)
+                                           for k in keys]) for _, keys in _ROW_PROBLEMS]
+            hit = np.logical_or.reduce(flags)
+            rank = np.argmax(np.stack(flags), axis=0)
+            order = np.flatnonzero(hit)[np.argsort(rank[hit], kind="stable")]
+            problem = [", ".join(name for (name, _), f in zip(_ROW_PROBLEMS, flags) if f[i]) for i in order]
+            parts.append(split_rows(ctx, s, np.asarray(pos)[order], [c, ctx.target], {
+                "text_column": [c] * len(order), "problem": problem,
+                "length": masks["lengths"][order].astype(int)}))
+    return stack_rows(parts)
+
+
 @check("data.text_quality", title="Text hygiene", prefetch=prefetch_row_keys)
 def text_quality(ctx: RunContext):
-    return _text_verdict(_measure_text(ctx))
+    m = _measure_text(ctx)
+    finding = _text_verdict(m)
+    if finding.status != "pass":
+        finding.rows = text_rows(ctx, m)
+    return finding

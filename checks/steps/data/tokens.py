@@ -13,6 +13,7 @@ from ...findings import Finding, SkipCheck, fail, passed, warn
 from ...project.usercode import UserCodeError
 from ...analyses.image_quality import sample_indices
 from ...analyses.tensor_stats import named_arrays
+from ._common import stack_rows
 from .tensors import _scans
 
 # --- token ids -----------------------------------------------------------------------------------------
@@ -281,6 +282,27 @@ def token_verdict(m: TokenMeasure) -> Finding:
                   detail=detail_tail, evidence=evidence)
 
 
+def out_of_range_rows(ctx: RunContext, m: TokenMeasure):
+    """Items whose token ids fall outside the embedding (negative, or not below num_embeddings), with their
+    smallest and largest id; None when every id fits."""
+    limit = m.table.num_embeddings if m.table is not None else None
+    parts = []
+    for split, sc in _scans(ctx).items():
+        chunks = sc.int_ranges.get(m.ids_input, [])
+        if not chunks:
+            continue
+        items, lo, hi = (np.concatenate([c[k] for c in chunks]) for k in range(3))
+        bad = (lo < 0) | ((hi >= limit) if limit is not None else False)
+        parts.append({"position": items[bad].tolist(), "split": [split] * int(bad.sum()), "label": [
+            sc.labels[i] for i in items[bad]], "min_id": lo[bad].tolist(), "max_id": hi[bad].tolist(),
+            "num_embeddings": [limit] * int(bad.sum()), "is_out_of_range": [True] * int(bad.sum())})
+    return stack_rows(parts)
+
+
 @check("data.token_ids", title="Token ids, padding and truncation", needs=("tokens",), tensor=True)
 def token_ids(ctx: RunContext):
-    return token_verdict(measure_tokens(ctx))
+    m = measure_tokens(ctx)
+    finding = token_verdict(m)
+    if _range_issue(m) is not None:
+        finding.rows = out_of_range_rows(ctx, m)
+    return finding

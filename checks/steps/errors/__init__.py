@@ -12,6 +12,7 @@ from the registry, not from the order of these imports):
 - mistakes: confident_mistakes (largest residuals for regression)
 - segments: weak_slices, slice_tests
 - regressions: regressions (against previous predictions, or the previous saved run)
+- similar: similar_unlabeled (the unlabeled pool rows like the weak slices and mistakes, to label next)
 """
 
-from . import mistakes, regressions, segments  # noqa: F401  (imported to register their checks)
+from . import mistakes, regressions, segments, similar  # noqa: F401  (imported to register their checks)

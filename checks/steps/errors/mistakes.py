@@ -9,9 +9,9 @@ from ...analyses.evaluation import labelled
 from ...analyses.predictions import model_outputs
 from ...engine.context import RunContext
 from ...engine.registry import check
-from ...findings import Finding, PlotSpec, SkipCheck, passed, skipped, warn
+from ...findings import Finding, PlotSpec, RowTable, SkipCheck, passed, skipped, warn
 from ...wording import num, signed
-from .rows import SHOWN_EXAMPLES, label_name, row_values
+from .rows import SHOWN_EXAMPLES, label_name, row_key_columns, row_values
 
 # Confident mistakes: wrong predictions made with probability >= 0.9. Warn when there are at least
 # three times as many as the stated confidences allow and the excess is far beyond chance (z > 3).
@@ -19,6 +19,8 @@ CONFIDENT = 0.9
 CONFIDENT_EXCESS_RATIO = 3.0
 CONFIDENT_Z = 3.0
 MIN_CONFIDENT_MISTAKES = 5
+# Regression rows listed in the table: errors beyond 2 target s.d. (under a normal error, ~5% of rows).
+RESIDUAL_ROWS_SD = 2.0
 # The start of a row's text shown with an example: enough to recognise it on one terminal line.
 SHOWN_TEXT = 80
 
@@ -110,6 +112,7 @@ class ConfidentMistakesMeasure:
     train_examples: list[dict] = field(default_factory=list)  # the same on train (rows the model could not fit)
     has_train_outputs: bool = False  # train predictions exist at all
     label_issue_analysis: bool = False  # train examples carry data.label_issues' marks
+    row_table: RowTable | None = None   # every wrong prediction, most confident first (issue 18)
 
     @property
     def confident(self):
@@ -156,7 +159,36 @@ def _measure_confident_mistakes(ctx: RunContext, outputs) -> ConfidentMistakesMe
         for e in m.train_examples:
             e["values"] = row_values(ctx, ctx.train, e["row"])
         _add_identities(ctx, ctx.train, m.train_examples)
+    m.row_table = _mistake_rows(ctx, [("valid", so)] + ([("train", train_so)] if train_so is not None
+                                                          and train_so.proba is not None else []))
     return m
+
+
+def _mistake_rows(ctx: RunContext, parts) -> RowTable | None:
+    """Every wrong prediction of the given splits, most confident first within each split (valid first):
+    position, split, id, text or key values, label, prediction, confidence, is_confident_mistake and
+    confident_mistake_score (the confidence of the wrong prediction, cleanlab-style)."""
+    import numpy as np
+
+    columns: dict = {}
+    for split, so in parts:
+        rows = np.flatnonzero(so.labelled)
+        y, pred, proba = labelled(so)
+        conf = proba[np.arange(len(pred)), pred]
+        wrong = np.flatnonzero(pred != y)
+        order = wrong[np.argsort(-conf[wrong], kind="stable")]
+        part = {"position": rows[order].tolist()}
+        part.update(row_key_columns(ctx, ctx.splits[split], rows[order], split=split))
+        part.update({"label": [label_name(ctx, int(v)) for v in y[order]],
+                     "prediction": [label_name(ctx, int(v)) for v in pred[order]],
+                     "confidence": conf[order].tolist(), "probability_of_label": proba[order, y[order]].tolist(),
+                     "is_confident_mistake": (conf[order] >= CONFIDENT).tolist(),
+                     "confident_mistake_score": conf[order].tolist()})
+        for name, values in part.items():
+            columns.setdefault(name, []).extend(values)
+    if not columns.get("position"):
+        return None
+    return RowTable.from_columns(columns)
 
 
 def _mistakes_text(m: ConfidentMistakesMeasure, suspected: list[int]) -> str:
@@ -194,13 +226,13 @@ def confident_mistakes_verdict(m: ConfidentMistakesMeasure) -> Finding:
                     fix="Read the rows: confident mistakes are often label errors (relabel them) or a systematic "
                         "gap (a missing feature, a segment absent from train). If the labels are right, the "
                         "model is over-confident: see metrics.calibration (temperature scaling, less overfitting).",
-                    evidence=evidence, plots=[plot])
+                    evidence=evidence, plots=[plot], rows=m.row_table)
     if len(conf) == 0:
         return skipped("no labelled valid rows to look for mistakes in", evidence=evidence)
     title = (f"{k} mistakes with confidence >= {CONFIDENT} (~{expected:.1f} expected); top: "
              f"{_row_name(examples[0])} '{examples[0]['label']}' predicted '{examples[0]['predicted']}' "
              f"({examples[0]['confidence']:.2f})" if examples else "no wrong predictions on the valid split")
-    return passed(title, detail=text, evidence=evidence, plots=[plot])
+    return passed(title, detail=text, evidence=evidence, plots=[plot], rows=m.row_table)
 
 
 def _largest_residuals(ctx: RunContext, so) -> Finding:
@@ -217,14 +249,30 @@ def _largest_residuals(ctx: RunContext, so) -> Finding:
     if not examples:
         return skipped("no labelled valid rows to compare predictions with")
     _add_identities(ctx, ctx.valid, examples)
-    evidence = {"examples": examples, "target_sd": scale, "mae": float(np.abs(resid).mean())}
+    evidence = {"examples": examples, "target_sd": scale, "mae": float(np.abs(resid).mean()),
+                "row_threshold_sd": RESIDUAL_ROWS_SD}
     plot = PlotSpec.histogram("residuals (valid)", {"prediction - target": resid}, bins=30, x_label="residual")
     top = examples[0]
     lines = [f"{_row_name(e)}: predicted {e['predicted']:.4g} for {e['target']:.4g}"
              + (f' "{e["text"]}"' if e.get("text") else "") for e in examples[:5]]
     return passed(f"largest error: {_row_name(top)} predicted {top['predicted']:.4g} for {top['target']:.4g} "
                   f"({signed(top['error_in_sd'], 1)} target s.d.)", detail="\n".join(lines),
-                  evidence=evidence, plots=[plot])
+                  evidence=evidence, plots=[plot], rows=_residual_rows(ctx, rows, y, pred, resid, scale))
+
+
+def _residual_rows(ctx: RunContext, rows, y, pred, resid, scale) -> RowTable | None:
+    """Valid rows whose error exceeds RESIDUAL_ROWS_SD target s.d., largest first (the top examples at least)."""
+    import numpy as np
+
+    big = np.flatnonzero(np.abs(resid) > RESIDUAL_ROWS_SD * scale)
+    order = np.argsort(-np.abs(resid), kind="stable")
+    order = order[:max(len(big), SHOWN_EXAMPLES)]
+    cols = {"position": rows[order].tolist()}
+    cols.update(row_key_columns(ctx, ctx.valid, rows[order], split="valid"))
+    cols.update({"label": y[order].astype(float), "prediction": pred[order].astype(float),
+                 "residual": resid[order], "is_large_error": np.abs(resid[order]) > RESIDUAL_ROWS_SD * scale,
+                 "large_error_score": np.abs(resid[order]) / scale})
+    return RowTable.from_columns(cols) if len(order) else None
 
 
 @check("errors.confident_mistakes", title="The most confident wrong predictions")

@@ -9,11 +9,12 @@ from typing import Any
 from ...analyses.predictions import model_outputs, previous_outputs
 from ...analyses.slices import MAX_CATEGORY_VALUES, MIN_SLICE_ROWS, column_kinds, plain_value
 from ...analyses.where import SliceError, evaluate_where
-from ...analyses.stats import FDR, ONE_SIDED_Z, benjamini_hochberg, mcnemar_worse_p, paired_worse_p
+from ...analyses.stats import (FDR, ONE_SIDED_Z, benjamini_hochberg, mcnemar_two_sided_p, mcnemar_worse_p,
+                               paired_bootstrap_interval, paired_worse_p)
 from ...engine.context import RunContext
 from ...engine.registry import check
-from ...findings import Finding, PlotSpec, Series, SkipCheck, fail, info, passed, warn
-from .rows import SHOWN_EXAMPLES, label_name, row_values
+from ...findings import Finding, PlotSpec, RowTable, Series, SkipCheck, fail, info, passed, warn
+from .rows import SHOWN_EXAMPLES, label_name, row_key_columns, row_values
 from ...wording import cut_list
 
 # Regressions: a class or slice counts as worse when McNemar's test on its flipped rows is significant
@@ -120,6 +121,8 @@ class PredictionRegressions:
     current: float | None         # the metric over all rows, now and before
     previous: float | None
     comparison: RowComparison
+    slice_comparison: list[dict] = field(default_factory=list)  # per weak slice and [[slices]] test
+    row_table: RowTable | None = None   # the rows that went from right to wrong (issue 18)
 
     @property
     def min_drop(self) -> float:
@@ -151,8 +154,115 @@ def _measure_prediction_regressions(ctx: RunContext, prev) -> PredictionRegressi
                   n_classes=n_classes)
     m_before = score(ctx.metric, y, pred=was, proba=prev.proba[keep] if prev.proba is not None else None,
                      n_classes=n_classes)
-    return PredictionRegressions(ctx.is_classification, str(ctx.config.previous_predictions), ctx.metric,
-                                 m_now, m_before, comparison)
+    m = PredictionRegressions(ctx.is_classification, str(ctx.config.previous_predictions), ctx.metric,
+                              m_now, m_before, comparison)
+    m.slice_comparison = _slice_comparison(ctx, keep, y, was, now)
+    m.row_table = _worse_rows(ctx, np.flatnonzero(keep), y, was, now)
+    return m
+
+
+# --- previous vs current on each weak slice and [[slices]] test (the seed's step 5) ----------------------
+def _named_slices(ctx: RunContext, keep) -> list[tuple[str, str, Any]]:
+    """(kind, name, mask over the labelled valid rows) of each [[slices]] test and each weak slice of the
+    current model (errors.weak_slices' cached analysis)."""
+    import numpy as np
+
+    from ...analyses.slices import weak_slice_analysis
+
+    out = []
+    for spec in ctx.config.slices:
+        try:
+            out.append(("slice test", spec.name, np.asarray(evaluate_where(ctx.valid, spec.where))[keep]))
+        except SliceError:
+            continue
+    try:
+        a = weak_slice_analysis(ctx)
+    except (SkipCheck, ImportError, ValueError):  # no slices to show: the [[slices]] tests still are
+        return out
+    where = np.flatnonzero(keep)
+    for found, mask in zip(a.slices, a.masks):
+        full = np.zeros(len(keep), dtype=bool)
+        full[a.positions[mask]] = True
+        out.append(("weak slice", found["description"], full[where]))
+    return out
+
+
+def _slice_comparison(ctx: RunContext, keep, y, was, now) -> list[dict]:
+    """Both models' score on each named slice, the difference and its significance: McNemar's exact
+    two-sided test on the rows that flipped (classification), else a bootstrap interval of the change in
+    mean absolute error. Weak slices are chosen for the current model's errors, so they are shown, never
+    judged: only the [[slices]] tests (chosen before either model) enter the verdict, through _segments."""
+    import numpy as np
+
+    rows = []
+    for kind, name, mask in _named_slices(ctx, keep):
+        n = int(mask.sum())
+        if n == 0:
+            continue
+        row = {"kind": kind, "slice": name, "rows": n}
+        if ctx.is_classification:
+            was_ok, now_ok = (was == y)[mask], (now == y)[mask]
+            b, c = int((was_ok & ~now_ok).sum()), int((~was_ok & now_ok).sum())
+            row.update(measure="accuracy", previous=float(was_ok.mean()), current=float(now_ok.mean()),
+                       right_to_wrong=b, wrong_to_right=c, test="McNemar exact, two-sided",
+                       p=float(mcnemar_two_sided_p(b, c)))
+        else:
+            d = np.abs(now - y)[mask] - np.abs(was - y)[mask]
+            low, high = paired_bootstrap_interval(d, ctx.seed)
+            row.update(measure="mean absolute error", previous=float(np.abs(was - y)[mask].mean()),
+                       current=float(np.abs(now - y)[mask].mean()), test="bootstrap 95% interval of the change",
+                       interval=[low, high], significant=bool(low > 0 or high < 0))
+        row["difference"] = row["current"] - row["previous"]
+        if ctx.is_classification:
+            row["significant"] = row["p"] < FDR
+        rows.append(row)
+    return rows
+
+
+def _worse_rows(ctx: RunContext, rows, y, was, now) -> RowTable | None:
+    """Rows the current model gets wrong and the previous one got right (classification), or whose
+    absolute error grew (regression), the largest growth first."""
+    import numpy as np
+
+    if ctx.is_classification:
+        picked = np.flatnonzero((was == y) & (now != y))
+        label = {"label": [label_name(ctx, int(v)) for v in y[picked]],
+                 "previous": [label_name(ctx, int(v)) for v in was[picked]],
+                 "current": [label_name(ctx, int(v)) for v in now[picked]], "is_regression": [True] * len(picked)}
+    else:
+        growth = np.abs(now - y) - np.abs(was - y)
+        picked = np.flatnonzero(growth > 0)
+        picked = picked[np.argsort(-growth[picked], kind="stable")]
+        label = {"label": y[picked].astype(float), "previous": was[picked].astype(float),
+                 "current": now[picked].astype(float), "is_regression": [True] * len(picked),
+                 "regression_score": growth[picked]}
+    if not len(picked):
+        return None
+    cols = {"position": rows[picked].tolist()}
+    cols.update(row_key_columns(ctx, ctx.valid, rows[picked], split="valid"))
+    cols.update(label)
+    return RowTable.from_columns(cols)
+
+
+def _slice_plot(m: "PredictionRegressions") -> PlotSpec:
+    shown = m.slice_comparison[:12]
+    unit = shown[0]["measure"] if shown else "accuracy"
+    names = [f"{s['slice']}" for s in shown]
+    return PlotSpec(kind="bar", title=f"{unit} per slice: previous vs current model", x_label="slice", y_label=unit,
+                    series=[Series("previous", names, [s["previous"] for s in shown]),
+                            Series("current", names, [s["current"] for s in shown])])
+
+
+def _slice_listing(m: "PredictionRegressions") -> str:
+    def sig(s):
+        if "p" in s:
+            return f"p = {s['p']:.2g}, {s['right_to_wrong']} right->wrong, {s['wrong_to_right']} wrong->right"
+        return f"95% interval of the change [{s['interval'][0]:+.3g}, {s['interval'][1]:+.3g}]"
+
+    lines = [f"- {s['kind']} {s['slice']}: {s['measure']} {s['previous']:.3g} -> {s['current']:.3g} "
+             f"({s['difference']:+.3g}; {s['rows']} rows; {sig(s)})" for s in m.slice_comparison[:12]]
+    return ("\nPrevious vs current on each slice (weak slices are the current model's: shown, not judged):\n"
+            + "\n".join(lines)) if lines else ""
 
 
 def prediction_regressions_verdict(m: PredictionRegressions) -> Finding:
@@ -162,11 +272,14 @@ def prediction_regressions_verdict(m: PredictionRegressions) -> Finding:
     evidence = {"compared_with": m.compared_with, "metric": metric, "current": m.current,
                 "previous": m.previous, "delta": delta, "got_worse": c.got_worse, "got_better": c.got_better,
                 "overall_p": c.overall_p, "test": c.test, "worse_segments": worse, "segments_tested": len(c.stats),
-                "fdr": FDR, "min_drop": min_drop, "flipped_examples": c.examples}
+                "fdr": FDR, "min_drop": min_drop, "flipped_examples": c.examples,
+                "slice_comparison": m.slice_comparison}
     shown = ["all"] + [s["segment"] for s in worse[:8]]
     plot = PlotSpec(kind="bar", title=f"{c.unit}: previous vs current", x_label="segment", y_label=c.unit,
                     series=[Series("previous", shown, [c.previous_all] + [s["previous"] for s in worse[:8]]),
                             Series("current", shown, [c.current_all] + [s["current"] for s in worse[:8]])])
+    plots = [plot] + ([_slice_plot(m)] if m.slice_comparison else [])
+    slice_text = _slice_listing(m)
     moved = f"{c.got_worse} row(s) got worse, {c.got_better} got better"
     listing = "\n".join(f"- {s['segment']}: {c.unit} {s['previous']:.3g} -> {s['current']:.3g} "
                         f"({s['rows']} rows, q = {s['q']:.2g})" for s in worse[:8])
@@ -178,14 +291,16 @@ def prediction_regressions_verdict(m: PredictionRegressions) -> Finding:
                     detail=f"Compared with the previous predictions: {moved}; {c.test}, one-sided, "
                            f"p = {c.overall_p:.2g} overall. A class or segment counts as worse when its test "
                            f"stays significant after Benjamini-Hochberg (q < {FDR}) and it lost at least "
-                           f"{min_drop:.0%} {'accuracy' if m.is_classification else 'relative MAE'}.\n{listing}",
+                           f"{min_drop:.0%} {'accuracy' if m.is_classification else 'relative MAE'}.\n{listing}"
+                           + slice_text,
                     fix="Diff the two runs' changes (data, features, hyper-parameters) and read the flipped rows "
                         "listed in the evidence; add a [[slices]] test for the segment that regressed so CI "
                         "catches it next time.",
-                    evidence=evidence, plots=[plot])
+                    evidence=evidence, plots=plots, rows=m.row_table)
     return passed(f"no regression against the previous predictions ({delta_text}; {moved})",
                   detail=f"{c.test}: p = {c.overall_p:.2g} overall; no class or segment worse beyond noise "
-                         f"({len(c.stats)} tested).", evidence=evidence, plots=[plot])
+                         f"({len(c.stats)} tested)." + slice_text, evidence=evidence, plots=plots,
+                  rows=m.row_table)
 
 
 def _regressions_from_predictions(ctx: RunContext, prev) -> Finding:

@@ -44,3 +44,47 @@ def row_values(ctx: RunContext, frame, row: int, limit_cols: int = SHOWN_COLUMNS
 
 def label_name(ctx: RunContext, code: int) -> str:
     return str(ctx.classes[code]) if 0 <= code < len(ctx.classes) else "?"
+
+
+# A text cell in a row table is cut to this length (as the data step cuts it): a review whole, bounded for 50k rows.
+ROW_TEXT = 500
+
+
+def _cell(value: Any) -> Any:
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, str) and len(value) > ROW_TEXT:
+        return value[:ROW_TEXT - 1] + "…"
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def id_column_of(ctx: RunContext, frame) -> str | None:
+    """The `[data] ignore` column that identifies rows (unique values; a name ending in id first), or None."""
+    columns = getattr(frame, "columns", ())
+    candidates = [c for c in (ctx.config.ignore or []) if c in columns]
+    candidates.sort(key=lambda c: not str(c).lower().endswith("id"))
+    return next((c for c in candidates if frame[c].is_unique), None)
+
+
+def row_key_columns(ctx: RunContext, frame, positions, split: str | None = None) -> dict:
+    """The columns that let a reader find and read rows of a row table (issue 18): the split, the id
+    column, and the text columns (else the first feature columns), for `positions` of `frame`."""
+    import numpy as np
+
+    pos = np.asarray(positions, dtype=np.int64)
+    out: dict = {}
+    if split is not None:
+        out["split"] = [split] * len(pos)
+    if ctx.is_tensor or not hasattr(frame, "columns"):
+        return out
+    ident = id_column_of(ctx, frame)
+    if ident is not None:
+        out[str(ident)] = [_cell(v) for v in frame[ident].iloc[pos].tolist()]
+    shown = [c for c in ctx.text_columns if c in frame.columns] or \
+        [c for c in ctx.feature_columns if c in frame.columns][:SHOWN_COLUMNS]
+    for c in shown:
+        if str(c) not in out:
+            out[str(c)] = [_cell(v) for v in frame[c].iloc[pos].tolist()]
+    return out

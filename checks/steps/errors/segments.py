@@ -3,20 +3,19 @@ automatically or named by the project's [[slices]] unit tests."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 from ...analyses.predictions import model_outputs
 from ...analyses.slices import (MAX_SLICE_SHARE, MIN_SLICE_ROWS, REPORT_RATIO, WARN_EXCESS, WARN_RATIO,
-                                column_kinds, deduplicate_slices, discover_slices)
+                                weak_slice_analysis)
 from ...analyses.where import ALLOWED_SUMMARY, SliceError, evaluate_where
 from ...analyses.stats import FDR
 from ...engine.context import RunContext
 from ...engine.registry import check
-from ...findings import Finding, PlotSpec, Series, errored, fail, info, passed, skipped, warn
+from ...findings import Finding, PlotSpec, RowTable, Series, errored, fail, info, passed, skipped, warn
 from ...vocab import REGRESSION_METRICS
-from .rows import row_errors
 from ...wording import cut_list
+from .rows import label_name, row_key_columns
 
 
 # --- errors.weak_slices --------------------------------------------------------------------------
@@ -29,6 +28,7 @@ class WeakSlicesMeasure:
     tested: int                   # segments large enough to test
     slices: list[dict] = field(default_factory=list)  # significant ones, worst first, duplicates dropped
     seconds: float = 0.0
+    row_table: RowTable | None = None  # the rows of each slice (issue 18)
 
     @property
     def measure(self) -> str:
@@ -36,21 +36,36 @@ class WeakSlicesMeasure:
 
 
 def _measure_weak_slices(ctx: RunContext) -> WeakSlicesMeasure:
+    a = weak_slice_analysis(ctx)  # shared with errors.similar_unlabeled and errors.regressions
+    r = a.result
+    m = WeakSlicesMeasure(a.binary, r["rows"], r["mean_error"], r["candidates"], r["tested"], a.slices, a.seconds)
+    m.row_table = _slice_rows(ctx, a)
+    return m
+
+
+def _slice_rows(ctx: RunContext, a):
+    """The rows of every weak slice (a row in two slices is listed under each): slice id and description,
+    position in the valid split, id column, text, label, prediction, correct (or the absolute error)."""
+    import numpy as np
+
+    if not a.slices:
+        return None
     so = model_outputs(ctx).get("valid")
-    keep, err = row_errors(ctx, so)
-    if ctx.is_tensor:  # label, Dataset metadata, brightness/length: never raw pixel or id ranges
-        full, numeric, categorical = ctx.tensor_slice_frame("valid")
-        frame, text = full.loc[keep].reset_index(drop=True), []
+    picks = [(k, a.positions[mask]) for k, mask in enumerate(a.masks)]
+    pos = np.concatenate([p for _, p in picks]) if picks else np.array([], dtype=np.int64)
+    sid = np.concatenate([np.full(len(p), k + 1) for k, p in picks])
+    cols = {"slice": [int(k) for k in sid], "slice_description": [a.slices[k - 1]["description"] for k in sid],
+            "position": [int(p) for p in pos]}
+    cols.update(row_key_columns(ctx, ctx.valid, pos, split="valid"))
+    y, pred = so.y_true[pos], so.pred[pos]
+    if ctx.is_classification:
+        cols["label"] = [label_name(ctx, int(v)) for v in y]
+        cols["prediction"] = [label_name(ctx, int(v)) for v in pred]
+        cols["correct"] = [bool(v) for v in (y == pred)]
     else:
-        frame = ctx.valid[ctx.feature_columns].loc[keep].reset_index(drop=True)
-        numeric, categorical, text = ctx.numeric_columns, ctx.categorical_columns, ctx.text_columns
-    binary = ctx.is_classification
-    start = time.perf_counter()
-    nums, _, _ = column_kinds(frame, numeric, categorical, text)
-    result = discover_slices(frame, err, numeric, categorical, text, binary=binary, seed=ctx.seed)
-    slices = deduplicate_slices(frame, result, nums, ctx.seed)
-    return WeakSlicesMeasure(binary, result["rows"], result["mean_error"], result["candidates"], result["tested"],
-                             slices, time.perf_counter() - start)
+        cols["label"], cols["prediction"] = y.astype(float), pred.astype(float)
+        cols["absolute_error"] = np.abs(pred - y.astype(float))
+    return RowTable.from_columns(cols)
 
 
 def weak_slices_verdict(m: WeakSlicesMeasure) -> Finding:
@@ -85,12 +100,12 @@ def weak_slices_verdict(m: WeakSlicesMeasure) -> Finding:
                     f"{top['error']:.3g} vs {mean:.3g})",
                     detail=f"Warn when a slice's {what} is at least {WARN_RATIO:.0f}x that of the other rows"
                            + (f" and {WARN_EXCESS:.2f} above it" if binary else "") + f". {method}\n{listing}",
-                    fix=fix, evidence=evidence, plots=[plot])
+                    fix=fix, evidence=evidence, plots=[plot], rows=m.row_table)
     if slices:
         return info(f"{len(slices)} slice(s) modestly above the average {what}; top: {slices[0]['description']} "
                     f"({slices[0]['error']:.3g} vs {mean:.3g})",
                     detail=f"None reaches {WARN_RATIO:.0f}x the other rows' {what}. {method}\n{listing}", fix=fix,
-                    evidence=evidence, plots=[plot])
+                    evidence=evidence, plots=[plot], rows=m.row_table)
     return passed(f"no segment errs significantly more than average ({m.tested} tested)",
                   detail=method, evidence=evidence, plots=[plot])
 
