@@ -7,14 +7,14 @@ import re
 from dataclasses import dataclass, field
 
 from ...analyses.exact_counts import exact_counts, outside_classes
-from ...analyses.labels import CV_FOLDS, label_issue_analysis
+from ...analyses.labels import CONFIDENT_P_GIVEN, CV_FOLDS, label_issue_analysis
 from ...analyses.sampling import sample_note
 from ...engine.context import RunContext
 from ...engine.registry import check
-from ...findings import Finding, PlotSpec, Series, SkipCheck, fail, info, passed, warn
+from ...findings import ROWS_KEPT, Finding, PlotSpec, RowTable, Series, SkipCheck, fail, info, passed, warn
 from ...io.engines.counts import run_statistics
 from ...vocab import BINARY_LOSSES
-from ._common import Problem, short, worst_problem_finding
+from ._common import Problem, id_column, row_cell, short, worst_problem_finding
 from ...wording import cut_list
 
 # --- label values --------------------------------------------------------------------------------
@@ -216,24 +216,25 @@ LABEL_NOISE_WARN = 0.05
 LABEL_NOISE_FAIL = 0.10
 LABEL_NOISE_INFO = 0.01
 LABEL_ISSUE_MIN_ROWS = 10
-# The verdict counts only flags where the out-of-fold model gives the given label under this probability:
-# on inherently ambiguous data (texts with mixed sentiment) confident learning also flags hard rows whose
-# label is plausible; a wrong label on a clear example (a shifted join) sits far below it.
-CONFIDENT_P_GIVEN = 0.05
+# The verdict counts only flags where the model gives the given label under CONFIDENT_P_GIVEN (analyses/
+# labels.py: ambiguous rows with a plausible label stay above it, a wrong label on a clear row sits far below).
 
 
 @dataclass
 class LabelIssueMeasure:
-    rows_examined: int               # training rows the label model scored
-    flagged: int                     # rows confident learning flags
+    rows_examined: int               # training rows the label model scored (out of fold)
+    flagged: int                     # rows confident learning flags (the recall-oriented set)
     flagged_confident: int           # ... of which the model gives the given label < CONFIDENT_P_GIVEN
     train_rows: int
-    labelled: int                    # labelled training rows (the sample was drawn from these)
+    labelled: int                    # labelled training rows
     model: str
     features: str | None
     oof_accuracy: float
     per_class: dict[str, dict] = field(default_factory=dict)
     examples: list[dict] = field(default_factory=list)
+    precision_set: int = 0           # rows in the precision-oriented set (analyses.labels.confident_learning_sets)
+    fit_rows: int = 0                # rows each fold's model was fitted on (at most)
+    rows: RowTable | None = None     # the flagged rows, most suspicious first
 
     @property
     def noise_rate(self) -> float:
@@ -254,22 +255,43 @@ def _per_class_flags(classes: list[str], y_used, flags_used) -> dict[str, dict]:
     return per_class
 
 
-def _flagged_examples(ctx: RunContext, mask, self_confidence, proba, classes: list[str]) -> list[dict]:
-    """The ten flagged rows whose given label the model believes least, with a few identifying columns."""
+def _shown_columns(ctx: RunContext) -> list[str]:
+    return [c for c in (ctx.text_columns or ctx.feature_columns)][:3]
+
+
+def _flagged_examples(ctx: RunContext, order, proba, classes: list[str]) -> list[dict]:
+    """The first ten of the flagged rows (most suspicious first), with a few identifying columns."""
     import numpy as np
 
     y = ctx.y("train")
-    flagged = np.flatnonzero(mask)
-    flagged = flagged[np.argsort(self_confidence[flagged])][:10]
     ids = [c for c in ctx.config.ignore if c in ctx.train.columns][:2]
-    shown = ids + [c for c in (ctx.text_columns or ctx.feature_columns)][:3]
     examples = []
-    for r in flagged:
+    for r in order[:10]:
         row = {"row": int(r), "given": classes[int(y[r])], "predicted": classes[int(np.nanargmax(proba[r]))],
                "p_given": round(float(proba[r, y[r]]), 3), "p_predicted": round(float(np.nanmax(proba[r])), 3)}
-        row.update({c: short(ctx.train[c].iloc[int(r)]) for c in shown})
+        row.update({c: short(ctx.train[c].iloc[int(r)]) for c in ids + _shown_columns(ctx)})
         examples.append(row)
     return examples
+
+
+def _issue_rows(ctx: RunContext, order, analysis, p_given, classes: list[str]) -> RowTable:
+    """position, split, id, text or key values, given and suggested label, is_label_issue, label_score
+    (cleanlab's self-confidence) and in_confident_set of the flagged rows in `order` (native values built
+    column-wise: 50,000 rows take well under a second)."""
+    import numpy as np
+    import pandas as pd
+
+    shown, train = order[:ROWS_KEPT], ctx.train
+    cols = {"position": shown.tolist(), "split": ["train"] * len(shown)}
+    for c in [id_column(ctx, train)] + _shown_columns(ctx):
+        if c is not None and str(c) not in cols:
+            v = train[c].iloc[shown]
+            cols[str(c)] = v.tolist() if pd.api.types.is_numeric_dtype(v) else [row_cell(x) for x in v.tolist()]
+    cols.update({"given_label": [classes[int(v)] for v in ctx.y("train")[shown]],
+                 "suggested_label": [classes[int(v)] for v in np.nanargmax(analysis.oof.proba[shown], axis=1)],
+                 "is_label_issue": analysis.mask[shown].tolist(), "label_score": np.round(p_given[shown], 4).tolist(),
+                 "in_confident_set": analysis.confident[shown].tolist()})
+    return RowTable(list(cols), [list(r) for r in zip(*cols.values())], total=len(order))
 
 
 def _measure_label_issues(ctx: RunContext) -> LabelIssueMeasure:
@@ -283,25 +305,31 @@ def _measure_label_issues(ctx: RunContext) -> LabelIssueMeasure:
     p_given = np.full(len(ctx.train), np.nan)  # the model's probability of the given label, per train row
     p_given[pos] = analysis.self_confidence
     confident = mask & (np.nan_to_num(p_given, nan=1.0) < CONFIDENT_P_GIVEN)
+    flagged = np.flatnonzero(mask)  # most suspicious first: the precision set, then by self-confidence
+    order = flagged[np.lexsort((p_given[flagged], ~analysis.confident[flagged]))]
     classes = [str(c) for c in ctx.classes]
     return LabelIssueMeasure(
         rows_examined=len(pos), flagged=int(mask.sum()), flagged_confident=int(confident.sum()),
         train_rows=len(ctx.train), labelled=oof.labelled, model=oof.model, features=oof.features,
         oof_accuracy=oof.accuracy, per_class=_per_class_flags(classes, y[pos], mask[pos]),
-        examples=_flagged_examples(ctx, mask, p_given, oof.proba, classes))
+        examples=_flagged_examples(ctx, order, oof.proba, classes), precision_set=int(analysis.confident.sum()),
+        fit_rows=oof.fit_rows, rows=_issue_rows(ctx, order, analysis, p_given, classes) if len(order) else None)
 
 
 def _label_issue_detail(m: LabelIssueMeasure) -> str:
     worst = max(m.per_class.items(), key=lambda kv: kv[1]["noise_rate"])
-    how = (f"Out-of-fold probabilities from {m.model} ({CV_FOLDS}-fold, out-of-fold accuracy "
-           f"{m.oof_accuracy:.1%}) on {m.features}{sample_note(m.rows_examined, m.labelled)}; confident "
-           f"learning (cleanlab find_label_issues) flags rows whose given label the model confidently rejects.")
-    return (f"{how} {m.flagged} of {m.rows_examined} rows flagged ({m.flagged_share:.1%}); in {m.flagged_confident} "
-            f"of them ({m.noise_rate:.1%}, the estimate judged here) the model gives the given label less than "
-            f"{CONFIDENT_P_GIVEN:.0%}, the rest are ambiguous rows. Highest flagged share in class '{worst[0]}' "
-            f"({worst[1]['noise_rate']:.1%}). For comparison, Northcutt et al. (2021) estimate about 3% label "
-            f"errors in widely used benchmark test sets; thresholds: info {LABEL_NOISE_INFO:.0%}, warn "
-            f"{LABEL_NOISE_WARN:.0%}, fail {LABEL_NOISE_FAIL:.0%}.")
+    how = (f"Out-of-fold probabilities from {m.model} ({CV_FOLDS}-fold, each fold's model fitted on up to "
+           f"{m.fit_rows:,} rows, out-of-fold accuracy {m.oof_accuracy:.1%}) on {m.features} for every labelled "
+           f"training row{sample_note(m.rows_examined, m.labelled)}; confident learning (cleanlab) flags rows "
+           f"whose given label the model confidently rejects.")
+    return (f"{how} Recall-oriented set (find_label_issues, prune_by_noise_rate): {m.flagged:,} of "
+            f"{m.rows_examined:,} rows ({m.flagged_share:.1%}). Precision-oriented set (every confident-learning "
+            f"rule agrees, or the given label gets under {CONFIDENT_P_GIVEN:.0%}): {m.precision_set:,} rows. In "
+            f"{m.flagged_confident:,} flagged rows ({m.noise_rate:.1%}, the estimate judged here) the model gives "
+            f"the given label less than {CONFIDENT_P_GIVEN:.0%}; the rest are ambiguous rows. Highest flagged "
+            f"share in class '{worst[0]}' ({worst[1]['noise_rate']:.1%}). For comparison, Northcutt et al. (2021) "
+            f"estimate about 3% label errors in widely used benchmark test sets; thresholds: info "
+            f"{LABEL_NOISE_INFO:.0%}, warn {LABEL_NOISE_WARN:.0%}, fail {LABEL_NOISE_FAIL:.0%}.")
 
 
 def _label_issues_verdict(m: LabelIssueMeasure) -> Finding:
@@ -309,13 +337,16 @@ def _label_issues_verdict(m: LabelIssueMeasure) -> Finding:
     evidence = {"flagged": n_flagged, "flagged_confident": n_confident, "rows_examined": n_used,
                 "train_rows": m.train_rows, "flagged_share": round(m.flagged_share, 4),
                 "estimated_noise_rate": round(fraction, 4), "confident_p_given": CONFIDENT_P_GIVEN,
+                "recall_set": {"rows": n_flagged, "rule": "cleanlab find_label_issues (prune_by_noise_rate)"},
+                "precision_set": {"rows": m.precision_set, "rule": "filter_by='both' and an off-diagonal of the "
+                                  f"confident joint, or p(given label) < {CONFIDENT_P_GIVEN}"},
                 "per_class": m.per_class, "model": m.model, "features": m.features, "cv_folds": CV_FOLDS,
-                "oof_accuracy": round(m.oof_accuracy, 4), "examples": m.examples,
+                "fit_rows": m.fit_rows, "oof_accuracy": round(m.oof_accuracy, 4), "examples": m.examples,
                 "thresholds": {"info": LABEL_NOISE_INFO, "warn": LABEL_NOISE_WARN, "fail": LABEL_NOISE_FAIL}}
     plot = PlotSpec(kind="bar", title="share of rows flagged as likely mislabelled, per given class",
                     x_label="class", y_label="flagged share",
                     series=[Series("flagged", list(m.per_class), [v["noise_rate"] for v in m.per_class.values()])])
-    kw = {"detail": _label_issue_detail(m), "evidence": evidence, "plots": [plot]}
+    kw = {"detail": _label_issue_detail(m), "evidence": evidence, "plots": [plot], "rows": m.rows}
     fix = ("Review the example rows (highest-confidence disagreements first); relabel or drop the wrong ones, "
            "and find the step that produced them (a shifted join, an augmentation script, an annotator).")
     if fraction >= LABEL_NOISE_FAIL and n_confident >= 2 * LABEL_ISSUE_MIN_ROWS:
@@ -331,7 +362,7 @@ def _label_issues_verdict(m: LabelIssueMeasure) -> Finding:
 
 @check("data.label_issues", title="Likely mislabelled training rows", needs=("classification",),
        imports=("sklearn.linear_model", "sklearn.model_selection", "sklearn.feature_extraction.text",
-                "cleanlab.filter"))
+                "sklearn.ensemble", "sklearn.metrics", "cleanlab.filter", "cleanlab.count"))
 def label_issues(ctx: RunContext):
     return _label_issues_verdict(_measure_label_issues(ctx))
 
