@@ -6,12 +6,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .hunt import Exercise, Score, TourState, score
-from .screens.reveal import RevealScreen
-from .screens.text import TextScreen
 from .widgets.topbar import TopBar, topbar_text
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # bug hunts load their scoring and screens only in `mltriage tour`
+    from .hunt import Exercise, Score, TourState
     from .screens.main import MainScreen
 
 
@@ -29,6 +27,8 @@ class Hunt:
             screen.notify(error, severity="error", timeout=10)
 
     def score(self) -> Score:
+        from .hunt import score
+
         return score(self.exercise.bugs, self.progress.marks)
 
     def reveal(self, screen) -> None:
@@ -36,6 +36,8 @@ class Hunt:
         self.progress.revealed = True
         self.progress.result = result.summary
         self.save(screen)
+        from .screens.reveal import RevealScreen
+
         screen.app.push_screen(RevealScreen(self.exercise, result, dict(self.progress.marks)))
 
 
@@ -92,6 +94,8 @@ def mark_bug(screen: "MainScreen") -> None:
         marks[cid] = text.strip()
         hunt.save(screen)
         screen.show_marks()
+
+    from .screens.text import TextScreen
 
     screen.app.push_screen(TextScreen(f"{cid} is a bug. What would you fix?",
                                       placeholder="e.g. call model.eval() in predict",

@@ -14,7 +14,7 @@ from mltriage.checks.engine.registry import STEPS
 from mltriage.checks.findings import Finding
 from mltriage.checks.project.config import ProjectConfig
 
-from .. import export, note_edit, problem_edit
+from .. import note_edit
 from ..actions import MAIN, bindings, hunt_actions
 from ..hunt_mode import HuntMode
 from ..messages import CheckStarted, FindingArrived, RunEnded, RunPlanned, TitlesLoaded
@@ -195,11 +195,15 @@ class MainScreen(HuntMode, Screen):
         note_edit.note_dialog(self)
 
     def action_export(self) -> None:
+        from .. import export  # the export dialog loads when it is opened, not at start-up
+
         export.export_dialog(self)
 
     def action_confirm_problem(self) -> None:
         if self.step != "problem":
             self.action_goto(1)
+        from .. import problem_edit
+
         problem_edit.confirm_problem(self)
 
     # --- runs ----------------------------------------------------------------------------------
