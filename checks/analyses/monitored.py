@@ -118,3 +118,64 @@ def monitor_probe(source: MonitorSource) -> Probe:
                  total_grad_norm=total, update_ratios=update_ratios,
                  nonfinite_grad_steps=sum(1 for t in total if not math.isfinite(t)),
                  source=f"{run.describe()}, {source.note}")
+
+
+# --- units as they evolve over the run (architecture.dead_units, architecture.saturation) -----------------
+# The share of the recorded steps at the end of the run over which a level must hold to count as where the
+# run settled ("climbs and stays"), and the fewest such records (one record is one mini-batch).
+FINAL_SHARE = 0.2
+FINAL_MIN_RECORDS = 3
+
+
+@dataclass
+class UnitSeries:
+    """One activation module's dead or saturated fraction at each recorded step (NaN-free)."""
+
+    layer: str
+    steps: list[int]
+    values: list[float]
+    output: bool | None = None    # after the model's last weight layer (None: the order is unknown)
+
+    def summary(self) -> dict:
+        """Start, peak and the level held over the final records (their minimum: held at every one)."""
+        n = len(self.values)
+        window = min(n, max(FINAL_MIN_RECORDS, math.ceil(FINAL_SHARE * n)))
+        peak = max(range(n), key=lambda i: self.values[i])
+        return {"layer": self.layer, "records": n, "start": self.values[0], "start_step": self.steps[0],
+                "peak": self.values[peak], "peak_step": self.steps[peak], "end": self.values[-1],
+                "held": min(self.values[-window:]), "final_records": window,
+                "final_from_step": self.steps[-window], "last_step": self.steps[-1], "output": self.output}
+
+
+def monitor_unit_series(source: MonitorSource, key: str, module_order: list[str] | None = None) -> list[UnitSeries]:
+    """Per activation module, the monitor's `key` ("dead_fraction" or "saturated_fraction") over the run.
+
+    `module_order` (the project model's named_modules, when it builds) tells which activations come after
+    the last weight layer; without it a Sequential's numeric indices are compared, else the order is unknown."""
+    run = source.run
+    weights = run.matrix_layers or [n for n in run.layers if "weight_norm" in run.layers[n]]
+    out = []
+    for name, series in run.layers.items():
+        pairs = [(s, v) for s, v in zip(run.steps, series.get(key, [])) if math.isfinite(v)]
+        if pairs:
+            out.append(UnitSeries(name, [s for s, _ in pairs], [v for _, v in pairs],
+                                  _after_last_weight(name, weights, module_order)))
+    return out
+
+
+def _after_last_weight(name: str, weights: list[str], order: list[str] | None) -> bool | None:
+    if not weights:
+        return None
+    if order and name in order and all(w in order for w in weights):
+        return order.index(name) > max(order.index(w) for w in weights)
+    parent, _, index = name.rpartition(".")
+    last_parent, _, last_index = weights[-1].rpartition(".")
+    if parent == last_parent and index.isdigit() and last_index.isdigit():  # siblings in one nn.Sequential
+        return int(index) > int(last_index)
+    return None
+
+
+def monitored_steps(source: MonitorSource) -> str:
+    """How the evidence names the monitored run: "from the monitored run (N steps)"."""
+    run = source.run
+    return f"from the monitored run ({run.steps[-1] if run.steps else 0} steps)"

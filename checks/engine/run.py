@@ -117,7 +117,9 @@ def _run_guarded(spec: CheckSpec, ctx: RunContext, timeout: float | None) -> Fin
     if spec.id in (getattr(ctx.config, "check_skip", None) or ()):
         return skipped(SKIPPED_IN_PROJECT_FILE, detail="[checks] skip in mltriage.toml lists this check, so it "
                        "was not run. Remove it from there to run it again.", evidence={"skipped_by": "[checks] skip"})
-    if getattr(ctx.config, "logs_only", False) and spec.step != "training":
+    # a monitor file alone is enough for dead units and saturation (they read its activation records)
+    monitor_only = spec.id in ("architecture.dead_units", "architecture.saturation") and not ctx.missing("gradients")
+    if getattr(ctx.config, "logs_only", False) and spec.step != "training" and not monitor_only:
         return skipped("needs data: this project is a training log alone",
                        detail="mltriage.toml has [artifacts] but no [data], so only the training checks, which read "
                        "the log, can run. Add [data] train and target (and [model] for the model checks) for the rest.",

@@ -1,5 +1,7 @@
 """architecture.dead_units, architecture.saturation, architecture.init_scale, architecture.dropout: how the
 units of a fresh model behave on one real batch (model_trace), and how its weights and dropout are set.
+When a monitor file exists (DESIGN §9), dead units and saturation are judged as they evolved over the user's
+own run instead: the level a layer settled at over the last records, not one batch of a fresh model.
 
 Each check measures (`_measure_*`) and then decides in a pure `_*_verdict`, so the thresholds are
 unit-tested without building a project."""
@@ -10,9 +12,10 @@ from dataclasses import dataclass
 
 from ...analyses.model_trace import (RECURRENT_GATED, SATURATION_PRE, call_labels, single_threaded,
                                      torch_trace)
+from ...analyses.monitored import FINAL_SHARE, MonitorSource, monitor_unit_series, monitored, monitored_steps
 from ...engine.context import RunContext
 from ...engine.registry import check
-from ...findings import Finding, PlotSpec, Series, fail, passed, warn
+from ...findings import Finding, PlotSpec, Series, SkipCheck, fail, passed, warn
 
 # Dying ReLU: a unit whose output is zero for every example of the batch gets no gradient and stays
 # dead. Lu et al. 2019 ("Dying ReLU and Initialization: Theory and Numerical Examples") show a network
@@ -40,6 +43,7 @@ WEIGHT_MEAN_OVER_STD = 1.0
 # in hidden layers. Above 0.5 we warn; at 0.8 and beyond most of the signal is thrown away: fail.
 DROPOUT_WARN_RATE = 0.5
 DROPOUT_FAIL_RATE = 0.8
+PROBE_SOURCE = "from mltriage's probe (a fresh model on one batch)"
 
 
 # ---- dead_units --------------------------------------------------------------------------------
@@ -90,10 +94,15 @@ def _dead_units_verdict(m: DeadUnits) -> Finding:
                   evidence=evidence, plots=plots)
 
 
-@check("architecture.dead_units", title="ReLU units that never fire", needs=("model",))
-@single_threaded
+# "gradients": the user's monitored run, or a torch model to probe (DESIGN §9)
+@check("architecture.dead_units", title="ReLU units that never fire", needs=("gradients",))
 def dead_units(ctx: RunContext):
-    return _dead_units_verdict(_measure_dead_units(ctx))
+    source = monitored(ctx)
+    m = _measure_monitored_units(ctx, source, "dead_fraction") if source is not None else None
+    if m is not None:
+        return _monitored_dead_verdict(m)
+    finding = _dead_units_verdict(single_threaded(_measure_dead_units)(ctx))
+    return _from_probe(finding, source, "no nn.ReLU/ReLU6 module (the monitor cannot see F.relu calls)")
 
 
 # ---- saturation --------------------------------------------------------------------------------
@@ -138,10 +147,139 @@ def _saturation_verdict(m: Saturation) -> Finding:
                   f"|{SATURATION_PRE:g}|", evidence=evidence, plots=plots)
 
 
-@check("architecture.saturation", title="Sigmoid/tanh units pinned at their bounds", needs=("model",))
-@single_threaded
+@check("architecture.saturation", title="Sigmoid/tanh units pinned at their bounds", needs=("gradients",))
 def saturation(ctx: RunContext):
-    return _saturation_verdict(_measure_saturation(ctx))
+    source = monitored(ctx)
+    m = _measure_monitored_units(ctx, source, "saturated_fraction") if source is not None else None
+    if m is not None:
+        return _monitored_saturation_verdict(m)
+    finding = _saturation_verdict(single_threaded(_measure_saturation)(ctx))
+    return _from_probe(finding, source, "no nn.Sigmoid/Tanh module")
+
+
+# ---- dead units and saturation over the monitored run -----------------------------------------
+# The monitor measures on the batch of each recorded step (mltriage.monitor): a ReLU unit is dead when it
+# is zero for every example and position of that batch; a sigmoid output within 0.01 of 0 or 1 (|pre| >
+# 4.6, derivative < 0.01) or a tanh output beyond +-0.99 (|pre| > 2.6, derivative < 0.02) is saturated.
+# The thresholds are the probe's (Lu et al. 2019 for dead layers, Glorot & Bengio 2010 for saturation),
+# applied to the level a layer held at every one of the last FINAL_SHARE of the records: one batch that
+# is mostly zero is noise, a layer that climbs there and stays has stopped learning.
+
+@dataclass
+class MonitoredUnits:
+    """Per activation module of the monitored run (JSON evidence): start, peak, the level held at the end."""
+
+    source: str               # "from the monitored run (N steps)"
+    note: str                 # which file, and how it was chosen
+    layers: list[dict]
+    series: dict[str, tuple[list[int], list[float]]]
+
+
+def _measure_monitored_units(ctx: RunContext, source: MonitorSource, key: str) -> MonitoredUnits | None:
+    """The monitored run's `key` per activation module; None when the run recorded none (then the probe
+    judges the project's model when there is one)."""
+    units = monitor_unit_series(source, key, _module_order(ctx))
+    if not units:
+        if ctx.has_model:
+            return None
+        raise SkipCheck(f"{source.run.describe()} records no {key.replace('_', ' ')}: the monitor sees nn.ReLU, "
+                        f"nn.Sigmoid and nn.Tanh modules, not functional calls")
+    return MonitoredUnits(monitored_steps(source), f"{source.run.describe()}, {source.note}",
+                          [u.summary() for u in units], {u.layer: (u.steps, u.values) for u in units})
+
+
+def _module_order(ctx: RunContext) -> list[str] | None:
+    """The project model's modules in registration order (which activation is the output one)."""
+    try:
+        if ctx.has_model and ctx.model_kind == "torch":
+            return [name for name, _ in ctx.first_model().named_modules()]
+    except Exception:  # noqa: BLE001 - sanity.model_builds reports a model that does not build
+        pass
+    return None
+
+
+def _from_probe(finding: Finding, source: MonitorSource | None, why: str) -> Finding:
+    finding.evidence["source"] = PROBE_SOURCE
+    if source is not None:
+        finding.evidence["monitored_run"] = f"{source.run.describe()} records {why}; the probe judged instead"
+    return finding
+
+
+def _evolution_plot(m: MonitoredUnits, title: str, y_label: str) -> list[PlotSpec]:
+    return [PlotSpec(kind="line", title=title, x_label="step", y_label=y_label,
+                     series=[Series(name, steps, values) for name, (steps, values) in m.series.items()])]
+
+
+def _settled(r: dict, what: str) -> str:
+    """Where a layer went over the run, in words."""
+    if r["held"] > r["start"] + 0.1:
+        path = f"up from {r['start']:.0%} at step {r['start_step']}"
+    elif r["held"] < r["start"] - 0.1:
+        path = f"down from {r['start']:.0%} at step {r['start_step']}"
+    else:
+        path = f"{r['start']:.0%} already at step {r['start_step']}"
+    return (f"layer {r['layer']}: {r['held']:.0%} or more of its {what} at each of the last {r['final_records']} "
+            f"records (steps {r['final_from_step']}-{r['last_step']}), {path}")
+
+
+def _monitored_dead_verdict(m: MonitoredUnits) -> Finding:
+    worst = max(m.layers, key=lambda r: r["held"])
+    evidence = {"source": m.source, "monitored_run": m.note, "layers": m.layers, "fail_fraction": DEAD_FAIL_FRACTION,
+                "warn_fraction": DEAD_WARN_FRACTION, "final_share": FINAL_SHARE}
+    plots = _evolution_plot(m, "dead ReLU units over the monitored run", "fraction of units dead")
+    measured = f"{_settled(worst, 'units dead')}, {m.source}"
+    detail = ("A ReLU unit that is zero for every example of a batch passes no gradient to its weights; once most "
+              "of a layer is there and stays, the layer has stopped learning (dying ReLU). A fraction that "
+              "climbs during training points at a learning rate that knocked the units' biases negative; one "
+              f"that is high from the first record, at the initialisation or the inputs. Thresholds: fail when "
+              f"{DEAD_FAIL_FRACTION:.0%} of a layer's units are dead at every one of the last {FINAL_SHARE:.0%} of the "
+              f"records, warn from {DEAD_WARN_FRACTION:.0%}. In {m.note}.")
+    fix = ("Lower the learning rate (or its warm-up peak), use He initialisation with zero or small positive biases, "
+           "normalise the inputs, or use LeakyReLU/GELU.")
+    if worst["held"] >= DEAD_FAIL_FRACTION:
+        return fail(f"dead ReLU layer in the real run: {measured}", detail=detail, fix=fix, evidence=evidence,
+                    plots=plots)
+    if worst["held"] >= DEAD_WARN_FRACTION:
+        return warn(f"many dead ReLU units in the real run: {measured}", detail=detail, fix=fix, evidence=evidence,
+                    plots=plots)
+    peak = max(m.layers, key=lambda r: r["peak"])
+    spike = (f"; {peak['layer']} peaked at {peak['peak']:.0%} at step {peak['peak_step']} and recovered"
+             if peak["peak"] >= DEAD_FAIL_FRACTION else "")
+    return passed(f"at most {worst['held']:.0%} dead units held at the end in {len(m.layers)} ReLU layer(s) "
+                  f"{m.source}{spike}", evidence=evidence, plots=plots)
+
+
+def _monitored_saturation_verdict(m: MonitoredUnits) -> Finding:
+    # An output sigmoid/tanh of a model that has grown confident sits near its bounds by design (a probability
+    # near 0 or 1): only the activations before the last weight layer are judged.
+    judged = [r for r in m.layers if r["output"] is not True]
+    evidence = {"source": m.source, "monitored_run": m.note, "layers": m.layers,
+                "not_judged_output_layers": [r["layer"] for r in m.layers if r["output"] is True],
+                "warn_fraction": SATURATED_WARN_FRACTION, "fail_fraction": SATURATED_FAIL_FRACTION,
+                "final_share": FINAL_SHARE}
+    plots = _evolution_plot(m, "saturated sigmoid/tanh outputs over the monitored run", "fraction saturated")
+    if not judged:
+        return passed(f"only output activations are bounded ({', '.join(evidence['not_judged_output_layers'])}): "
+                      f"near their bounds as the model grows confident, not judged", evidence=evidence, plots=plots)
+    worst = max(judged, key=lambda r: r["held"])
+    measured = f"{_settled(worst, 'outputs saturated')}, {m.source}"
+    detail = ("A sigmoid output within 0.01 of 0 or 1, or a tanh output beyond +-0.99, has a derivative below 0.02: "
+              "a hidden layer that stays saturated barely learns, and starves the layers before it of gradient. "
+              f"Thresholds: fail when {SATURATED_FAIL_FRACTION:.0%} of a hidden layer's outputs are saturated at every "
+              f"one of the last {FINAL_SHARE:.0%} of the records, warn from {SATURATED_WARN_FRACTION:.0%}. "
+              f"In {m.note}.")
+    fix = ("Standardise the inputs, use Glorot (Xavier) initialisation, lower the learning rate, or add a "
+           "normalisation layer before the activation.")
+    status = (fail if worst["held"] >= SATURATED_FAIL_FRACTION else
+              warn if worst["held"] >= SATURATED_WARN_FRACTION else None)
+    if status is fail and worst["output"] is None:
+        status = warn  # it may be the output activation: the file does not say where it sits
+        detail += f" (Whether {worst['layer']} is the model's output activation cannot be told from the file.)"
+    if status is not None:
+        return status(f"saturated units in the real run: {measured}", detail=detail, fix=fix, evidence=evidence,
+                      plots=plots)
+    return passed(f"at most {worst['held']:.0%} of sigmoid/tanh outputs saturated at the end in {len(judged)} "
+                  f"hidden layer(s) {m.source}", evidence=evidence, plots=plots)
 
 
 # ---- init_scale --------------------------------------------------------------------------------
