@@ -128,8 +128,13 @@ def _own_design(ctx: RunContext, usable, seed: int) -> _Design:
         d = dense(fit)
         mean, sd = np.nanmean(d, 0), np.nanstd(d, 0) + 1e-9
 
+    from .text_features import ArrowTfidf
+
+    # the same matrix as tfidf.transform, tokenised by Arrow: a million texts in seconds, not in 13 s
+    transform = ArrowTfidf(tfidf).transform if ArrowTfidf.supports(tfidf) else tfidf.transform
+
     def rows(pos):
-        T = tfidf.transform(joined(pos))
+        T = transform(joined(pos))
         if not width:
             return T
         return sparse.hstack([T, sparse.csr_matrix(np.nan_to_num((dense(pos) - mean) / sd))]).tocsr()
