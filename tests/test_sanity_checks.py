@@ -456,14 +456,14 @@ def test_gradient_flow_verdicts():
 
 
 def _inputs(real, zero, real_stopped="", zero_stopped=""):
-    from mltriage.checks.steps.sanity.fitting import InputComparison
+    from mltriage.checks.steps.sanity.input_dependence import InputComparison
 
     return InputComparison(loss="cross_entropy", train_rows=240, valid_rows=120, real_curve=real, zero_curve=zero,
                            real_stopped=real_stopped, zero_stopped=zero_stopped)
 
 
 def test_input_independent_verdicts():
-    from mltriage.checks.steps.sanity.fitting import _input_dependence_verdict
+    from mltriage.checks.steps.sanity.input_dependence import _input_dependence_verdict
 
     flat = [1.1, 1.0, 1.0, 1.0, 1.0]
     win = _input_dependence_verdict(_inputs([1.1, 0.6, 0.4, 0.3, 0.3], flat))
@@ -484,8 +484,8 @@ def test_uninformed_prediction_and_labels_follow_vocab():
 
     import torch
 
-    from mltriage.checks.analyses.modeling import (TORCH_LOSS_CLASSES, predicted_labels, theory_description,
-                                                   uninformed_prediction)
+    from mltriage.checks.analyses.modeling import TORCH_LOSS_CLASSES, predicted_labels
+    from mltriage.checks.steps.sanity.uninformed import theory_description, uninformed_prediction
     from mltriage.checks.findings import SkipCheck
     from mltriage.checks.vocab import LOSS_NAMES
 

@@ -13,7 +13,6 @@ from typing import Callable
 
 from ..engine.context import RunContext, cpu_clock
 from ..engine.inputs import feed, is_tensor_rows
-from ..findings import SkipCheck
 from ..project.usercode import call_user, resolve_function
 from ..vocab import loss_info
 
@@ -36,11 +35,48 @@ def make_loss(ctx: RunContext):
     return call_user(ctx.config, f"loss function {name}", fn)
 
 
+# The torch modules whose use of torch._dynamo, outside torch.compile, only calls through (below).
+DYNAMO_CALL_THROUGH = {"torch.optim.optimizer": "graph_break", "torch._compile": "disable"}
+
+
+def without_dynamo_import() -> None:
+    """Optimizer.step calls torch._dynamo.graph_break() and its other methods go through
+    torch._disable_dynamo: both import torch._dynamo and sympy, 2.0 s of CPU measured here (more than the
+    rest of a table project's sanity step), to do nothing outside torch.compile (an empty body; fn run as
+    is). Until anything else asks for torch._dynamo, a stand-in answers exactly those two callers; any
+    other access (torch.compile, the project's own use) loads the real module in its place."""
+    import importlib
+    import importlib.util
+    import sys
+    import types
+
+    if "torch._dynamo" in sys.modules:
+        return
+    import torch
+
+    call_through = {"graph_break": lambda msg="": None,
+                    "disable": lambda fn=None, recursive=True, **kw: fn if fn is not None else (lambda f: f)}
+
+    class LazyDynamo(types.ModuleType):
+        def __getattr__(self, name):
+            if DYNAMO_CALL_THROUGH.get(sys._getframe(1).f_globals.get("__name__")) == name:
+                return call_through[name]
+            if sys.modules.get("torch._dynamo") is self:
+                del sys.modules["torch._dynamo"]
+            torch._dynamo = importlib.import_module("torch._dynamo")
+            return getattr(torch._dynamo, name)
+
+    stand_in = LazyDynamo("torch._dynamo")
+    stand_in.__spec__ = importlib.util.find_spec("torch._dynamo")  # what find_spec callers read; no __path__
+    sys.modules["torch._dynamo"] = torch._dynamo = stand_in
+
+
 def make_optimizer(ctx: RunContext, params, lr: float | None = None, model=None):
     """The configured optimizer; a LightningModule's configure_optimizers() when the project is one
     (its lr replaced by `lr` when a probe sweeps it)."""
     import torch
 
+    without_dynamo_import()
     if ctx.config.lightning and model is not None and hasattr(model, "configure_optimizers"):
         return lightning_optimizer(ctx, model, lr)
     lr = ctx.config.lr if lr is None else lr
@@ -384,8 +420,6 @@ def scores_to_proba(ctx: RunContext, scores):
     return e / e.sum(axis=1, keepdims=True)
 
 
-
-
 def _expected_activation(ctx: RunContext) -> str | None:
     """What the configured loss expects the model's last layer to produce (None for a project's own loss)."""
     builtin = loss_info(ctx.loss_name)
@@ -416,45 +450,6 @@ def output_tensor(value, where: str = "the model's forward()"):
         raise UserCodeError(f"{where} returned {type(value).__name__}, not a tensor: return the scores as a "
                             f"tensor, a tuple whose first element is that tensor, or an object with .logits", "")
     return tensor
-
-
-# ---- the uninformed model: what a model that knows nothing about the input scores -----------------
-
-def uninformed_prediction(ctx: RunContext, yt):
-    """The output of a model that knows nothing about the input, in the form the loss expects:
-    uniform logits / log-probabilities / probabilities, or the target mean (median for l1)."""
-    import math
-
-    import torch
-
-    n = len(yt)
-    builtin = loss_info(ctx.loss_name)
-    if builtin is None:
-        raise SkipCheck(f"custom loss {ctx.loss_name!r}: mltriage has no theoretical value for an uninformed model")
-    if builtin.task == "regression":
-        centre = yt.float().median() if builtin.init_theory == "mad" else yt.float().mean()
-        return torch.full((n,), float(centre))
-    shape = (n, ctx.n_outputs) if builtin.per_class_outputs else (n,)
-    if builtin.activation == "log_softmax":
-        return torch.full(shape, -math.log(ctx.n_outputs))
-    if builtin.activation == "sigmoid":
-        return torch.full(shape, 0.5)
-    return torch.zeros(shape)  # raw logits: all zero is uniform
-
-
-def theory_description(ctx: RunContext) -> str:
-    """The uninformed loss in words, for titles: "ln 10 = 2.303 (uniform over 10 classes)"."""
-    import math
-
-    builtin = loss_info(ctx.loss_name)
-    theory = builtin.init_theory if builtin is not None else "none"
-    if theory == "ln_classes":
-        return f"ln {ctx.n_outputs} = {math.log(ctx.n_outputs):.3f} (uniform over {ctx.n_outputs} classes)"
-    if theory == "ln_2":
-        return f"ln 2 = {math.log(2):.3f} (probability 0.5)"
-    if theory == "variance":
-        return "var(y), the loss of predicting the target mean"
-    return f"the {ctx.loss_name} loss of predicting the target {'median' if theory == 'mad' else 'mean'}"
 
 
 def eval_loss(ctx: RunContext, model, X, y, loss_fn=None) -> float:

@@ -8,7 +8,9 @@ from the registry, not from the order of these imports):
 - model: model_builds, forward_pass, loss_at_init
 - steps: loss_shapes, train_step (the project's train_step under observation)
 - determinism: eval_determinism (the project's predict twice)
-- fitting: overfit_small_batch, gradient_flow, input_independent (short training runs)
+- fitting: overfit_small_batch, gradient_flow (a tiny batch memorised; one backward pass)
+- input_dependence: input_independent (real inputs vs zeroed inputs, two short training runs)
+- uninformed: what a model that knows nothing scores (no checks)
 """
 
-from . import batch, determinism, fitting, loading, model, steps  # noqa: F401  (imported to register their checks)
+from . import batch, determinism, fitting, input_dependence, loading, model, steps  # noqa: F401  (imported to register their checks)

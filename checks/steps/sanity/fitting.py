@@ -1,5 +1,6 @@
-"""sanity.overfit_small_batch, sanity.gradient_flow, sanity.input_independent: short training runs and one
-backward pass that show whether the network can learn at all, and whether it learns from its inputs.
+"""sanity.overfit_small_batch, sanity.gradient_flow: short training runs on a tiny batch and one backward
+pass that show whether the network can learn at all (sanity.input_independent, whether it learns from its
+inputs, is in input_dependence.py).
 
 Each check measures (`_measure_*`, touching the model) and then decides (`_*_verdict`, a pure function of
 the measurement), so the thresholds are unit-tested without building a project."""
@@ -23,14 +24,7 @@ from ...engine.registry import check
 from ...findings import Finding, PlotSpec, Series, SkipCheck, fail, info, passed, warn
 from ...project.usercode import call_user
 from ...wording import cut_list
-from .batch import (
-    BlankedRows,
-    distinct_rows,
-    fixed_batch,
-    fixed_rows,
-    padding_id,
-    tensor_sample,
-)
+from .batch import distinct_rows, fixed_batch, tensor_sample
 from .model import FORWARD_ROWS
 
 # Overfitting one tiny batch (Karpathy's recipe, "overfit one batch"): OVERFIT_ROWS examples, full-batch
@@ -48,20 +42,9 @@ REFERENCE_LR = 1e-3
 # still going down (10% per 100 steps), not sitting on a floor.
 STILL_FALLING_RATIO = 0.9
 STILL_FALLING_WINDOW = 10
-# input_independent: real inputs must cut the held-out loss of the zero-input model by at least this
-# fraction to "clearly win"; below INPUT_WARN_GAIN it is worth a look.
-INPUT_FAIL_GAIN = 0.0
-INPUT_WARN_GAIN = 0.03
-INPUT_ROWS = 2000
-INPUT_EPOCHS = 10
-INPUT_SECONDS = 6.0
-INPUT_MIN_EPOCHS = 3
-# Tensor items (images, sequences) cost far more per example than table rows; fewer of them keep
-# INPUT_MIN_EPOCHS epochs of two fits inside INPUT_SECONDS on a CPU.
-INPUT_ROWS_TENSOR = 512
 
 
-def _budget_left(ctx: RunContext) -> None:
+def budget_left(ctx: RunContext) -> None:
     if ctx.budget.remaining() < 1.0:
         raise SkipCheck("the training budget is used up; raise [budget] seconds")
 
@@ -83,7 +66,8 @@ def _tiny_batch(ctx: RunContext, n: int):
 
 def _memorise_goal(ctx: RunContext, model, X, y, loss_fn) -> float:
     """OVERFIT_LOSS_FRACTION of the uninformed loss (of the fresh model's own loss for a custom loss)."""
-    from ...analyses.modeling import eval_loss, target_tensor, uninformed_prediction
+    from ...analyses.modeling import eval_loss, target_tensor
+    from .uninformed import uninformed_prediction
 
     yb = target_tensor(ctx, y) if y is not None else _flat_targets(ctx, batch_of(ctx, X)[1]).cpu()
     try:
@@ -107,10 +91,12 @@ def _memorise(ctx: RunContext, X, y, reference: bool, seconds: float) -> dict:
         make_optimizer,
         run_step,
         target_tensor,
+        without_dynamo_import,
     )
 
     model = fresh_model(ctx)
     params = [p for p in model.parameters() if p.requires_grad]
+    without_dynamo_import()
     optimizer = torch.optim.Adam(params, lr=REFERENCE_LR) if reference else make_optimizer(ctx, params, model=model)
     loss_fn = make_loss(ctx)
     if ctx.is_tensor:
@@ -124,7 +110,7 @@ def _memorise(ctx: RunContext, X, y, reference: bool, seconds: float) -> dict:
     project_step = ctx.function("train_step")
     own_step = ctx.is_tensor and not reference and (project_step is not None or bool(ctx.config.lightning))
     curve, step, start, acc, stopped = [], 0, time.perf_counter(), None, "steps"
-    cpu_start = cpu_clock()
+    cpu_start, in_train_mode = cpu_clock(), False
     with ctx.budget.spend():
         while step < OVERFIT_MAX_STEPS:
             if cpu_clock() - cpu_start > seconds:
@@ -133,7 +119,9 @@ def _memorise(ctx: RunContext, X, y, reference: bool, seconds: float) -> dict:
             if own_step:
                 run_step(ctx, model, optimizer, loss_fn, xb, yb, project_step, step)
             else:
-                model.train()
+                if not in_train_mode:  # only the evaluation below leaves train mode: train() walks every module
+                    model.train()
+                    in_train_mode = True
                 optimizer.zero_grad()
                 loss = loss_value(ctx, loss_fn, call_model(model, xb), yb)
                 loss.backward()
@@ -141,6 +129,7 @@ def _memorise(ctx: RunContext, X, y, reference: bool, seconds: float) -> dict:
             step += 1
             if step % 10 == 0 or step == 1 or step == OVERFIT_MAX_STEPS:
                 model.eval()
+                in_train_mode = False
                 with torch.no_grad():
                     out = call_model(model, xb)
                     eval_loss = float(loss_value(ctx, loss_fn, out, yb))
@@ -292,7 +281,7 @@ def _not_memorised_verdict(m: Memorising, measured: str, evidence: dict, plots: 
 @single_threaded
 def overfit_small_batch(ctx: RunContext):
     require_torch_model(ctx, "memorising a batch is a test of a network and its training loop")
-    _budget_left(ctx)
+    budget_left(ctx)
     return _memorising_verdict(_measure_memorising(ctx))
 
 
@@ -430,115 +419,3 @@ def _gradient_flow_verdict(m: GradientFlow) -> Finding:
 def gradient_flow(ctx: RunContext):
     require_torch_model(ctx, "estimators are not trained by backpropagation")
     return _gradient_flow_verdict(_measure_gradient_flow(ctx))
-
-
-# ---- input_independent -------------------------------------------------------------------------
-
-def _short_fit_curve(ctx: RunContext, Xtr, ytr, Xva, yva) -> tuple[list[float], str]:
-    """Train a fresh model with mltriage's loop; the held-out loss before training and after each epoch.
-    A tensor project trains with its own train_step when it has one (gradient clipping, its own loss)."""
-    from ...analyses.modeling import eval_loss, fit_torch
-
-    model = fresh_model(ctx)
-    steps_per_epoch = math.ceil(len(Xtr) / ctx.config.batch_size)
-    curve = [eval_loss(ctx, model, Xva, yva)]
-
-    def on_step(step, _value):
-        if step % steps_per_epoch == 0:
-            curve.append(eval_loss(ctx, model, Xva, yva))
-
-    history = fit_torch(ctx, model, Xtr, ytr, epochs=INPUT_EPOCHS,
-                        seconds=min(INPUT_SECONDS, max(0.5, ctx.budget.remaining() / 4)), use_project_step=ctx.is_tensor,
-                        on_step=on_step)
-    return curve, history.stopped
-
-
-@dataclass
-class InputComparison:
-    """Held-out loss per epoch of two fresh models, one trained on the real inputs, one on zeros."""
-
-    loss: str
-    train_rows: int
-    valid_rows: int
-    real_curve: list[float]
-    zero_curve: list[float]
-    real_stopped: str                    # FitHistory.stopped: "", "budget" or "diverged"
-    zero_stopped: str
-
-    @property
-    def diverged(self) -> bool:
-        return "diverged" in (self.real_stopped, self.zero_stopped)
-
-    @property
-    def epochs(self) -> int:
-        """Epochs compared: those both runs completed; a run that diverged is compared as it is (its
-        missing epochs would not have helped)."""
-        return (max if self.diverged else min)(len(self.real_curve), len(self.zero_curve)) - 1
-
-
-def _best(curve: list[float]) -> float:
-    finite = [v for v in curve if math.isfinite(v)]
-    return min(finite) if finite else float("inf")
-
-
-def _measure_input_dependence(ctx: RunContext) -> InputComparison:
-    import numpy as np
-
-    if ctx.is_tensor:
-        Xtr, ytr = fixed_rows(ctx, INPUT_ROWS_TENSOR, salt=5)
-        Xva, yva = fixed_rows(ctx, INPUT_ROWS_TENSOR, split="valid")
-        pad = padding_id(ctx)
-        blank_tr, blank_va = BlankedRows(Xtr.split, Xtr.indices, pad), BlankedRows(Xva.split, Xva.indices, pad)
-    else:
-        Xtr, ytr = sample_rows(ctx, INPUT_ROWS, salt=5)
-        Xva, yva = sample_rows(ctx, INPUT_ROWS, split="valid")
-        blank_tr, blank_va = np.zeros_like(Xtr), np.zeros_like(Xva)
-    real_curve, real_stop = _short_fit_curve(ctx, Xtr, ytr, Xva, yva)
-    zero_curve, zero_stop = _short_fit_curve(ctx, blank_tr, ytr, blank_va, yva)
-    return InputComparison(loss=ctx.loss_name, train_rows=len(Xtr), valid_rows=len(Xva), real_curve=real_curve,
-                           zero_curve=zero_curve, real_stopped=real_stop, zero_stopped=zero_stop)
-
-
-def _input_dependence_verdict(m: InputComparison) -> Finding:
-    # Each run at its best epoch among those compared (overfitting later does not count).
-    epochs = m.epochs
-    real, zero = _best(m.real_curve[:epochs + 1]), _best(m.zero_curve[:epochs + 1])
-    gain = (zero - real) / zero if math.isfinite(zero) and zero > 0 else float("nan")
-    evidence = {"epochs_compared": epochs, "valid_loss_real_inputs": real, "valid_loss_zero_inputs": zero,
-                "relative_gain": gain, "train_rows": m.train_rows, "valid_rows": m.valid_rows,
-                "max_epochs": INPUT_EPOCHS, "stopped": {"real": m.real_stopped, "zero": m.zero_stopped},
-                "warn_below_gain": INPUT_WARN_GAIN}
-    plots = [PlotSpec(kind="line", title="held-out loss per epoch: real vs zeroed inputs",
-                      series=[Series("real inputs", list(range(len(m.real_curve))), m.real_curve),
-                              Series("zero inputs", list(range(len(m.zero_curve))), m.zero_curve)],
-                      x_label="epoch", y_label=f"{m.loss} loss (valid)")]
-    measured = (f"best held-out loss {real:.4g} with real inputs vs {zero:.4g} with inputs set to zero "
-                f"({m.train_rows} training rows, {epochs} epoch(s) each)")
-    if epochs < INPUT_MIN_EPOCHS and not m.diverged:
-        return info(f"inconclusive: only {epochs} epoch(s) fitted within the time cap",
-                    detail=f"{measured}. At least {INPUT_MIN_EPOCHS} epochs are needed to compare; a busy machine or "
-                           f"a small [budget] seconds stops training early.",
-                    fix="Raise [budget] seconds, or rerun on an idle machine.", evidence=evidence, plots=plots)
-    if not gain > INPUT_FAIL_GAIN:
-        return fail("the model does no better with its real inputs than with zeros",
-                    detail=f"{measured}. A model that learns nothing from its inputs only learns the label "
-                           f"frequencies. Usual causes: labels misaligned with rows (shuffled separately), "
-                           f"features that carry no signal after featurize, a model that ignores its input, or "
-                           f"training that does not work at all (learning rate far off).",
-                    fix="Print a few rows with their labels after featurize; check the input is used in "
-                        "forward(); run training.lr_range.", evidence=evidence, plots=plots)
-    if gain < INPUT_WARN_GAIN:
-        return warn(f"real inputs beat zeroed inputs by only {gain:.1%}",
-                    detail=f"{measured}; below {INPUT_WARN_GAIN:.0%} the inputs barely matter.",
-                    fix="Check that featurize keeps the informative columns and that labels line up with rows.",
-                    evidence=evidence, plots=plots)
-    return passed(f"real inputs cut the held-out loss by {gain:.0%} vs zeroed inputs ({real:.3g} vs {zero:.3g})",
-                  evidence=evidence, plots=plots)
-
-
-@check("sanity.input_independent", title="Real inputs beat zeroed inputs", needs=("model",))
-@single_threaded
-def input_independent(ctx: RunContext):
-    require_torch_model(ctx, "metrics.vs_baseline compares a fitted estimator with a trivial one")
-    _budget_left(ctx)
-    return _input_dependence_verdict(_measure_input_dependence(ctx))

@@ -235,13 +235,8 @@ class InitLoss:
 def _measure_init_loss(ctx: RunContext) -> InitLoss:
     import numpy as np
 
-    from ...analyses.modeling import (
-        eval_loss,
-        make_loss,
-        target_tensor,
-        theory_description,
-        uninformed_prediction,
-    )
+    from ...analyses.modeling import eval_loss, make_loss, target_tensor
+    from .uninformed import theory_description, uninformed_prediction
 
     if ctx.is_tensor:
         X, yt = _tensor_init_rows(ctx)
@@ -376,10 +371,16 @@ def _standard_loss(name: str, out, yb, squeeze: bool):
 
 def _broadcast_pair(out, target):
     """The pair as elementwise torch losses broadcast it (they warn, then broadcast)."""
-    import torch
-
-    shape = torch.broadcast_shapes(out.shape, target.shape)
+    shape = broadcast_shape(out.shape, target.shape)
     return out.expand(shape), target.expand(shape)
+
+
+def broadcast_shape(a, b) -> tuple:
+    """The shape two shapes broadcast to; ValueError when they do not. numpy's rule is torch's, and
+    torch.broadcast_shapes would import sympy (0.7-2 s of CPU, via torch.fx) to answer the same."""
+    import numpy as np
+
+    return tuple(np.broadcast_shapes(tuple(a), tuple(b)))
 
 
 def standard_loss_values(ctx: RunContext, out, yb) -> list[dict]:

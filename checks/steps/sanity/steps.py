@@ -20,7 +20,7 @@ from ...findings import Finding, fail, info, passed, warn
 from ...project.usercode import call_user
 from ...vocab import INDEX_TARGET_LOSSES
 from .batch import batch_rows, fixed_batch
-from .model import FORWARD_ROWS, FUNCTIONAL_LOSSES, functional_losses, reference_losses
+from .model import FORWARD_ROWS, FUNCTIONAL_LOSSES, broadcast_shape, functional_losses, reference_losses
 
 # loss_shapes: a step's returned loss "is" a loss of the outputs when they agree to this relative
 # tolerance: the same float32 computation agrees to ~1e-6; 1e-3 allows a different reduction order
@@ -352,11 +352,9 @@ def _loss_shapes_verdict(m: LossCalls) -> Finding:
 
 def _elementwise_mismatch(m: LossCalls, pred: tuple, target: tuple, evidence: dict) -> Finding:
     """An elementwise loss (bce, regression) given predictions and targets of different shapes."""
-    import torch
-
     try:
-        broadcast = tuple(torch.broadcast_shapes(pred, target))
-    except RuntimeError:
+        broadcast = broadcast_shape(pred, target)
+    except ValueError:
         broadcast = None
     evidence["broadcast_shape"] = list(broadcast) if broadcast else None
     squeezable = len(pred) == 2 and pred[1] == 1 and (pred[0],) == tuple(target)
