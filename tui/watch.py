@@ -44,12 +44,14 @@ class Printer:
             import shutil
             import textwrap
 
-            from mltriage.checks.io.report import printable
+            from mltriage.checks.wording import printable
 
             width = shutil.get_terminal_size((80, 24)).columns if self.stream.isatty() else 80
             stamp = f"[{time.strftime('%H:%M:%S')}] "
             line = "\n".join(textwrap.fill(part, width=max(40, width), initial_indent=stamp if i == 0 else " " * 11,
-                                            subsequent_indent=" " * 16)
+                                            subsequent_indent=" " * 16,
+                                            # a file's path stays whole, so it can be copied
+                                            break_long_words=False, break_on_hyphens=False)
                              for i, part in enumerate(printable(text).split("\n")))
         self.stream.write(line + "\n")
         self.stream.flush()
