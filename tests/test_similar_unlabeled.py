@@ -148,3 +148,15 @@ def test_tensor_pool_is_read_through_make_dataset_on_the_penultimate_layer(tmp_p
     f = run_check(tensor_project(tmp_path / "pool", ("train", "valid", "unlabeled")), "errors.similar_unlabeled")
     assert f.status in ("info", "pass"), (f.status, f.title, f.detail)
     assert f.evidence["pool_rows"] == 120 and "last linear layer" in f.evidence["feature_space"]
+
+
+def test_title_names_only_what_the_pool_resembles():
+    from mltriage.checks.steps.errors.similar import SimilarMeasure, similar_verdict
+
+    mistakes_only = SimilarMeasure(pool_rows=500, space="TF-IDF", resembling_rows=13, targets=[
+        {"kind": "confident mistake", "name": "mistake row 3", "valid_rows": 1, "resembling": 13, "best": 0.9},
+        {"kind": "weak slice", "name": "text contains 'x'", "valid_rows": 40, "resembling": 0, "best": 0.1}])
+    both = SimilarMeasure(pool_rows=500, space="TF-IDF", resembling_rows=20, targets=[
+        dict(mistakes_only.targets[0]), dict(mistakes_only.targets[1], resembling=7)])
+    assert similar_verdict(mistakes_only).title.startswith("13 of 500 pool rows resemble confident mistakes;")
+    assert "the weak slices or confident mistakes" in similar_verdict(both).title

@@ -61,6 +61,14 @@ def _measure(ctx: RunContext, r: PoolRanking) -> SimilarMeasure:
     return m
 
 
+def _what_matched(resembled: list[dict]) -> str:
+    """Name only the kinds some pool row resembles: "the weak slices" claimed where none exists misleads."""
+    kinds = {t["kind"] for t in resembled}
+    names = [name for kind, name in (("weak slice", "the weak slices"), ("confident mistake", "confident mistakes"))
+             if kind in kinds]
+    return " or ".join(names) or "the weak slices or confident mistakes"
+
+
 def similar_verdict(m: SimilarMeasure) -> Finding:
     evidence = {"pool_rows": m.pool_rows, "feature_space": m.space, "targets": m.targets,
                 "resembling_rows": m.resembling_rows, "listed": min(m.resembling_rows, TOP_N), "top_n": TOP_N,
@@ -85,7 +93,8 @@ def similar_verdict(m: SimilarMeasure) -> Finding:
     listing = "\n".join(f"- {t['kind']} {t['name']}: {t['resembling']} pool row(s)" for t in shown)
     tops = "\n".join(f"  pool row {row['position']}: {row['similarity_score']:.2f} like {row['resembles']}"
                      + (f" \"{_text(row)}\"" if _text(row) else "") for row in m.top)
-    return info(f"{m.resembling_rows} of {m.pool_rows} pool rows resemble the weak slices or confident mistakes; "
+    matched = _what_matched([t for t in m.targets if t["resembling"]])
+    return info(f"{m.resembling_rows} of {m.pool_rows} pool rows resemble {matched}; "
                 f"top {min(m.resembling_rows, TOP_N)} listed for labelling next",
                 detail=f"{listing}\nFirst in the ranking:\n{tops}\n{method}",
                 fix="Label the listed rows first (the export holds them, best first), add them to train, retrain "
