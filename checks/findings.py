@@ -154,14 +154,16 @@ class RowTable:
     @classmethod
     def from_columns(cls, columns: dict[str, Any], total: int | None = None, key: str = "position") -> "RowTable":
         """From equal-length named columns (lists or arrays), e.g. {"position": pos, "text": texts}."""
-        names = list(columns)
-        values = [jsonable(list(v)[:ROWS_KEPT]) for v in columns.values()]
-        n = len(values[0]) if values else 0
-        if any(len(v) != n for v in values):
-            raise ValueError(f"row table columns differ in length: {[len(v) for v in values]}")
-        full = len(list(columns.values())[0]) if values else 0
-        return cls(columns=names, records=[list(r) for r in zip(*values)],
-                   total=full if total is None else int(total), key=key)
+        from itertools import islice
+
+        values = [v if hasattr(v, "__len__") else list(v) for v in columns.values()]
+        lengths = [len(v) for v in values]
+        if len(set(lengths)) > 1:
+            raise ValueError(f"row table columns differ in length: {lengths}")
+        # only the kept prefix is read; __post_init__ turns it into plain values (once)
+        kept = [list(islice(v, ROWS_KEPT)) for v in values]
+        return cls(columns=list(columns), records=[list(r) for r in zip(*kept)],
+                   total=(lengths[0] if lengths else 0) if total is None else int(total), key=key)
 
 
 @dataclass

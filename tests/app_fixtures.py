@@ -85,3 +85,14 @@ def write_fixed_run(root: Path) -> Path:
     path = runs / "20231114T221320.json"
     path.write_text(json.dumps(fixed_run()))
     return path
+
+
+def pilot_test(fn):
+    """Run an async Pilot test with asyncio.run (no async pytest plugin is installed)."""
+    import asyncio
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        asyncio.run(fn(*args, **kwargs))
+    return wrapper

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import json
 import os
 import signal
@@ -13,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from app_fixtures import write_fixed_run, write_tiny_project
+from app_fixtures import pilot_test, write_fixed_run, write_tiny_project
 
 from mltriage.checks.engine.registry import STEPS
 from mltriage.tui.app import MainScreen, MltriageApp
@@ -24,12 +22,6 @@ from mltriage.tui.session import Session, session_path
 SIZE = (100, 34)
 
 
-def pilot_test(fn):
-    """Run an async Pilot test with asyncio.run (no async pytest plugin is installed)."""
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        asyncio.run(fn(*args, **kwargs))
-    return wrapper
 
 
 @pytest.fixture

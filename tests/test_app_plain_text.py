@@ -4,13 +4,11 @@ overrides) are shown escaped, never sent to the terminal (issue 19)."""
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import json
 from pathlib import Path
 
 import pytest
-from app_fixtures import write_tiny_project
+from app_fixtures import pilot_test, write_tiny_project
 
 from mltriage.tui.app import MainScreen, MltriageApp
 from mltriage.tui.plain import plain
@@ -24,11 +22,6 @@ HOSTILE = "[data] target [/] [bold red]x[/bold red] \x1b[31mred\x1b[0m \x1b]0;pw
 CONTROL = ("\x1b", "\x07", "\u202e")
 
 
-def pilot_test(fn):
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        asyncio.run(fn(*args, **kwargs))
-    return wrapper
 
 
 def shown_literally(text: str) -> bool:

@@ -9,14 +9,12 @@ holds rows). Every wait is bounded and generous; no test asserts a duration.
 
 from __future__ import annotations
 
-import asyncio
 import csv
-import functools
 import time
 from pathlib import Path
 
 import pytest
-from app_fixtures import write_fixed_run, write_tiny_project
+from app_fixtures import pilot_test, write_fixed_run, write_tiny_project
 
 from mltriage.checks.findings import Finding, RowTable, warn
 from mltriage.tui.app import MltriageApp
@@ -28,11 +26,6 @@ TEXTS = ["the film was a delight", "Terrible acting [bold]and[/] a dull plot", "
          "A moving story, well told", "meh", "best film of the year " * 40]
 
 
-def pilot_test(fn):
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        asyncio.run(fn(*args, **kwargs))
-    return wrapper
 
 
 @pytest.fixture

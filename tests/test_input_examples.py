@@ -7,9 +7,7 @@ graphics protocols (kitty, sixel) need a real terminal and cannot be snapshot.
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import functools
 import io
 import sys
 
@@ -26,16 +24,12 @@ from mltriage.tui.styles import APP_CSS
 from mltriage.tui.widgets.input_examples import (ImageGrid, ImageTile, InputExamples, decode_png, fit_pixels,
                                                  half_block_text, ids_text)
 
+from app_fixtures import pilot_test
+
 COLOURS = [(255, 80, 80), (80, 255, 80), (80, 140, 255), (255, 220, 60), (220, 80, 255), (60, 230, 230),
            (255, 255, 255), (255, 150, 40)]
 
 
-def pilot_test(fn):
-    """Run an async Pilot test with asyncio.run (no async pytest plugin is installed)."""
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        asyncio.run(fn(*args, **kwargs))
-    return wrapper
 
 
 def png_b64(image: Image.Image) -> str:

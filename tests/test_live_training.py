@@ -5,14 +5,12 @@ by generous deadlines only."""
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import json
 import math
 import threading
 import time
 
-from app_fixtures import write_tiny_project
+from app_fixtures import pilot_test, write_tiny_project
 from mltriage.checks.engine.registry import STEPS
 from mltriage.tui.app import MainScreen, MltriageApp
 from mltriage.tui.widgets.live_training import (
@@ -26,11 +24,6 @@ SIZE = (110, 40)
 DEADLINE = 120.0
 
 
-def pilot_test(fn):
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        asyncio.run(fn(*args, **kwargs))
-    return wrapper
 
 
 async def wait_for(pilot, condition, timeout: float = DEADLINE) -> None:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import json
 from pathlib import Path
 
 import pytest
-from app_fixtures import write_fixed_run, write_tiny_project
+from app_fixtures import pilot_test, write_fixed_run, write_tiny_project
 
 from mltriage.tui.hunt import Bug, TourState, bug_diff, exercises, score
 
@@ -35,11 +33,6 @@ where = "model.py: train_step"
 '''
 
 
-def pilot_test(fn):
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        asyncio.run(fn(*args, **kwargs))
-    return wrapper
 
 
 @pytest.fixture
