@@ -10,8 +10,16 @@ With --compare (issue 17 targets), alternating paired rounds instead: the app's 
 bare Textual app of benchmarks/bare_app.py (a list, a plotext plot, the footer) in the same pty measure
 (target: at most 1.2x), and `mltriage --help` against `python -c pass` (target: at most 2x); medians.
 
+With --instructions, the same two sides under valgrind's callgrind, each exiting at its first frame
+(benchmarks/first_frame_exit.py): the instructions executed up to the first frame, a ratio that machine load
+does not move (needs valgrind; about a minute).
+
+Python writes bytecode caches for both sides as it does by default (PYTHONDONTWRITEBYTECODE is dropped from the
+children's environment) and one unmeasured round warms them: a user's second start reads cached bytecode.
+
     python benchmarks/startup.py [--runs 7] [--project sample_projects/sentiment/buggy]
     python benchmarks/startup.py --compare [--runs 15]
+    python benchmarks/startup.py --instructions
 """
 
 from __future__ import annotations
@@ -41,12 +49,18 @@ def spawn(project: Path, cols: int = 80, rows: int = 24, command: list[str] | No
 
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-    env = dict(os.environ, TERM="xterm-256color", COLORTERM="truecolor")
+    env = child_env()
     command = command or [sys.executable, "-m", "mltriage.tui.cli", str(project)]
     proc = subprocess.Popen(command, stdin=slave, stdout=slave,
                             stderr=slave, env=env, start_new_session=True, cwd=project)
     os.close(slave)
     return proc, master
+
+
+def child_env() -> dict[str, str]:
+    env = dict(os.environ, TERM="xterm-256color", COLORTERM="truecolor")
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # as Python runs by default: bytecode cached after the first start
+    return env
 
 
 def read_until(master: int, predicate, timeout: float, buffer: bytearray) -> bool:
@@ -113,7 +127,7 @@ def first_frame_seconds(project: Path, command: list[str] | None = None) -> floa
 
 def command_seconds(command: list[str]) -> float:
     t0 = time.perf_counter()
-    subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, env=child_env())
     return time.perf_counter() - t0
 
 
@@ -126,6 +140,8 @@ def compare(project: Path, runs: int) -> None:
     script = shutil.which("mltriage")
     if script:
         mltriage_help = [script, "--help"]  # as the user types it: the installed entry point
+    first_frame_seconds(project), first_frame_seconds(project, bare)  # warm-up: bytecode caches, disk cache
+    command_seconds(mltriage_help)
     for i in range(runs):
         order = ("app", "bare") if i % 2 == 0 else ("bare", "app")
         for side in order:
@@ -139,6 +155,32 @@ def compare(project: Path, runs: int) -> None:
     print(f"`mltriage --help` {med['help'] * 1000:.0f} ms, `python -c pass` {med['pass'] * 1000:.0f} ms: "
           f"{med['help'] / med['pass']:.2f}x (target <= 2x)")
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+
+
+def instructions_to_first_frame(project: Path, side: str) -> int:
+    """Instructions (callgrind's "Collected") one side executes from launch to its first frame."""
+    import re
+
+    runner = [sys.executable, str(REPO / "benchmarks" / "first_frame_exit.py"), side, str(project)]
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "callgrind.log"
+        proc, master = spawn(project, command=["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+                                               f"--log-file={log}", *runner])
+        read_until(master, lambda _: proc.poll() is not None, 600, bytearray())
+        stop(proc, master)
+        found = re.search(r"Collected : (\d+)", log.read_text())
+    if not found:
+        raise SystemExit(f"valgrind gave no instruction count for the {side} side")
+    return int(found.group(1))
+
+
+def compare_instructions(project: Path) -> None:
+    if not shutil.which("valgrind"):
+        raise SystemExit("--instructions needs valgrind (apt-get install valgrind)")
+    first_frame_seconds(project), first_frame_seconds(project, [sys.executable, str(REPO / "benchmarks" / "bare_app.py")])
+    app, bare = instructions_to_first_frame(project, "app"), instructions_to_first_frame(project, "bare")
+    print(f"instructions to the first frame: app {app / 1e6:.0f} M, bare Textual app {bare / 1e6:.0f} M: "
+          f"{app / bare:.3f}x (target <= 1.2x; callgrind, 80x24 pty)")
 
 
 def measure_keys_while_running(project: Path, presses: int) -> tuple[list[float], bool]:
@@ -174,12 +216,17 @@ def main() -> int:
     parser.add_argument("--project", default=str(REPO / "sample_projects" / "sentiment" / "buggy"))
     parser.add_argument("--compare", action="store_true", help="paired rounds against a bare Textual app and "
                                                                 "`python -c pass`")
+    parser.add_argument("--instructions", action="store_true", help="instructions to the first frame under "
+                                                                     "valgrind, against the bare Textual app")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="mltriage-bench-") as tmp:
         project = Path(tmp) / "project"
         shutil.copytree(args.project, project, ignore=shutil.ignore_patterns(".mltriage"))
         if args.compare:
             compare(project, max(args.runs, 10))
+            return 0
+        if args.instructions:
+            compare_instructions(project)
             return 0
         startup, cpu = measure_startup(project, args.runs)
         print(f"startup to first full frame: median {statistics.median(startup) * 1000:.0f} ms "

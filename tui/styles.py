@@ -17,8 +17,7 @@ APP_CSS = """
 #steps:focus { background-tint: $foreground 4%; }
 #right { width: 1fr; padding: 0 1; }
 #step-title { text-style: bold; margin-bottom: 0; }
-#guide { margin: 0; padding: 0; border: none; background: $background; }
-#guide Contents { padding: 0 0 0 2; }
+#guide { margin: 0; padding: 0; }
 #inferred { margin-top: 1; border: round $panel; padding: 0 1; height: auto; }
 .section { text-style: bold; margin-top: 1; color: $text-muted; }
 #checks { height: auto; border: none; padding: 0; background: $background; }
@@ -32,9 +31,6 @@ MainScreen.-wide #detail-pane { display: block; }
 MainScreen.-wide #brief { display: none; }
 #progress { height: 1; display: none; padding: 0 1; background: $panel; }
 #progress.running { display: block; }
-#progress-label { width: 1fr; }
-#progress-bar { width: 36; }
-#progress-bar Bar { width: 20; }
 .plot { height: 15; margin-top: 1; }
 .heatmap { margin-top: 1; height: auto; }
 

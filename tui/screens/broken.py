@@ -8,8 +8,9 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
+from ..widgets.key_footer import KeyFooter
 from ..actions import BROKEN, bindings
 from ..plain import plain_text
 
@@ -32,7 +33,7 @@ class BrokenProjectScreen(Screen):
                               "`mltriage check` shows the same message from the command line. "
                               "`mltriage init --data FILE` writes a fresh starter file.", style="dim"),
                          id="broken-help")
-        yield Footer()
+        yield KeyFooter()
 
     def action_retry(self) -> None:
         self.app.reload_project()

@@ -10,10 +10,11 @@ from textual.app import ComposeResult
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Label, Static
+from textual.widgets import DataTable, Label, Static
 
 from mltriage.checks.findings import Finding, RowTable
 
+from ..widgets.key_footer import KeyFooter
 from ..actions import FINDING, bindings, palette_entries, resolve
 from ..plain import plain, plain_text
 from ..present import finding_text
@@ -99,7 +100,7 @@ class FindingScreen(Screen):
                 yield plot_widget(spec)
         if self.rows is not None:
             yield from self._compose_rows()
-        yield Footer()
+        yield KeyFooter()
 
     def _compose_rows(self) -> ComposeResult:
         from ..widgets.rows_table import RowsTable  # the DataTable loads with the first finding with rows

@@ -8,7 +8,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Label, OptionList
+from textual.widgets import Label, OptionList
 
 from mltriage.checks.engine.registry import STEPS
 from mltriage.checks.findings import Finding
@@ -25,6 +25,7 @@ from ..titles import load_titles
 from ..widgets import (Checklist, CheckList, DetailPane, FindingBrief, RunProgress, StepGuide, StepList, StepPane,
                        StepTitle, TopBar, step_options)
 from ..widgets.live_training import LiveTraining, show_for_step, store_alarm
+from ..widgets.key_footer import KeyFooter
 
 
 class MainScreen(HuntMode, Screen):
@@ -45,6 +46,17 @@ class MainScreen(HuntMode, Screen):
         self.step = session.current_step
         self.runs = RunController(self)
         self.titles: dict[str, str] = {}
+        self._start_with_breakpoint_class()
+
+    def _start_with_breakpoint_class(self) -> None:
+        """Give the screen its width class (-narrow/-wide) before its first layout: Textual sets it on the
+        first resize, and a class that changes then restyles every widget of the screen once more (about
+        30 style passes on the way to the first frame)."""
+        width = self.app.size.width
+        for least, name in sorted(self.HORIZONTAL_BREAKPOINTS, reverse=True):
+            if width >= least:
+                self.add_class(name)
+                return
 
     @property
     def current_run(self) -> RunState | None:
@@ -63,7 +75,7 @@ class MainScreen(HuntMode, Screen):
             yield StepPane(id="right")
             yield DetailPane(id="detail-pane")
         yield RunProgress(id="progress")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         steps = self.query_one(StepList)

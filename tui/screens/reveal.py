@@ -6,8 +6,9 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
+from ..widgets.key_footer import KeyFooter
 from ..actions import REVEAL, bindings
 from ..hunt import Exercise, Score, bug_diff
 from ..plain import plain
@@ -79,7 +80,7 @@ class RevealScreen(Screen):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="reveal"):
             yield Static(reveal_text(self.exercise, self.result, self.marks), id="reveal-text")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one("#reveal").focus()

@@ -7,9 +7,10 @@ from textual import on
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Label, OptionList, Static
+from textual.widgets import Label, OptionList, Static
 from textual.widgets.option_list import Option
 
+from ..widgets.key_footer import KeyFooter
 from ..actions import TOUR, bindings
 from ..hunt import Exercise, TourState
 from ..hunt_mode import Hunt
@@ -36,7 +37,7 @@ class TourScreen(Screen):
             if not self.items:
                 yield Static(Text("No exercises found: sample_projects/*/buggy/bugs.toml is missing "
                                   "(set MLTRIAGE_SAMPLES to the sample_projects folder).", style="yellow"))
-        yield Footer()
+        yield KeyFooter()
 
     def _options(self) -> list[Option]:
         options = []
