@@ -4,7 +4,14 @@ errors.confident_mistakes.
 
 Every row is scored out of fold, while memory and time stay flat in the number of rows: each fold's model
 is fitted on a capped, seeded sample of the other folds (fit_cap) and scores its held-out fold in chunks
-(SCORE_CHUNK); our own features (codes, TF-IDF) are built per chunk, never for the whole table at once."""
+(SCORE_CHUNK); our own features (codes, TF-IDF) are built per chunk, never for the whole table at once.
+
+At a million rows with a text column (issue 17) the cost was featurising, not fitting, so each row is
+featurised once: the folds' fits share one stratified sample whose TF-IDF matrix is built once
+(_out_of_fold), held-out chunks are scored block by block without stacking the sparse and dense blocks
+into one matrix (_linear_proba), texts stay Arrow arrays from the table to the tokeniser (_text_source,
+text_features), and the dense block is gathered column by column into a contiguous buffer
+(_dense_columns)."""
 
 from __future__ import annotations
 
@@ -66,6 +73,9 @@ class _Design:
     features: str      # what the model reads, in words
     width: int
     missing: bool = True  # whether rows may hold NaN (False only when known to hold none)
+    # blocks(positions) -> the column blocks that rows() stacks side by side (sparse designs): a linear
+    # model scores them block by block without building the stacked matrix (_linear_proba)
+    blocks: Callable[[Any], list] | None = None
 
 
 def _finite(X):
@@ -81,21 +91,65 @@ def _all_finite(X) -> bool:
     return all(np.isfinite(X[i:i + SCORE_CHUNK]).all() for i in range(0, len(X), SCORE_CHUNK))
 
 
+def _numeric_source(series):
+    """A numeric column as a float64 or integer numpy array to take rows from, and whether it may hold
+    infinities: the column's own values when they are numpy numbers already (no copy), else
+    numeric_values of the whole column, once (NaN for anything missing or not finite)."""
+    import numpy as np
+
+    values = series.to_numpy() if series.dtype.kind in "fiub" else None
+    if isinstance(values, np.ndarray) and values.dtype.kind in "fiub":
+        return values, values.dtype.kind == "f" and bool(np.isinf(values).any())
+    return numeric_values(series), False
+
+
 def _dense_columns(ctx: RunContext):
-    """rows(positions) -> numeric columns and category codes (codes computed once for the column)."""
+    """rows(positions) -> numeric columns and category codes (codes computed once for the column), the
+    values numeric_values gives (float64, NaN for missing and non-finite).
+
+    A million rows of 29 columns are taken a column at a time into one contiguous row of a (columns, rows)
+    buffer, then transposed into the C-ordered matrix the models read: gathering straight into the columns
+    of a C-ordered matrix (np.column_stack) writes with a stride and cost 1.6x as much."""
     import numpy as np
     import pandas as pd
 
     train = ctx.train
-    codes = {}
+    sources = [_numeric_source(train[c]) for c in ctx.numeric_columns]
     for c in ctx.categorical_columns:
         k, _ = pd.factorize(train[c].astype("string"), use_na_sentinel=True)
-        codes[c] = np.where(k < 0, np.nan, k).astype(float)
+        sources.append((np.where(k < 0, np.nan, k).astype(float), False))
 
     def rows(pos):
-        blocks = [numeric_values(train[c].iloc[pos]) for c in ctx.numeric_columns] + [codes[c][pos] for c in codes]
-        return np.column_stack(blocks) if blocks else np.zeros((len(pos), 0))
-    return rows, len(ctx.numeric_columns) + len(codes)
+        out = np.empty((len(sources), len(pos)))
+        for j, (values, infinite) in enumerate(sources):
+            if values.dtype == np.float64:
+                np.take(values, pos, out=out[j])
+            else:
+                out[j] = values[pos]
+            if infinite:
+                out[j][np.isinf(out[j])] = np.nan
+        return np.ascontiguousarray(out.T)
+    return rows, len(sources)
+
+
+def _text_source(ctx: RunContext):
+    """texts(positions) -> the text columns joined by a space, missing read as "", as an Arrow array:
+    the columns are turned into Arrow once, and a chunk's texts are taken from them (no Python strings)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from pandas.api.types import is_string_dtype
+
+    from .text_features import as_text_array
+
+    train = ctx.train
+    columns = [as_text_array(train[c] if is_string_dtype(train[c].dtype) else train[c].astype("string"))
+               for c in ctx.text_columns]
+
+    def texts(pos):
+        index = pa.array(pos, type=pa.int64())
+        parts = [column.take(index) for column in columns]
+        return parts[0] if len(parts) == 1 else pc.binary_join_element_wise(*parts, " ")
+    return texts
 
 
 def _own_design(ctx: RunContext, usable, seed: int) -> _Design:
@@ -106,39 +160,42 @@ def _own_design(ctx: RunContext, usable, seed: int) -> _Design:
 
     dense, width = _dense_columns(ctx)
     what = "numeric columns, category codes"
-    texts = ctx.text_columns
-    if not texts:
+    if not ctx.text_columns:
         return _Design(dense, "dense", what, width)
     from scipy import sparse
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    train = ctx.train
+    from .text_features import ArrowTfidf
 
-    def joined(pos):
-        part = train[texts].iloc[pos].astype("string").fillna("")
-        return (part.agg(" ".join, axis=1) if len(texts) > 1 else part[texts[0]]).tolist()
-
+    texts = _text_source(ctx)
     fit = sample_positions(usable, FIT_ROWS, seed)
     tfidf = TfidfVectorizer(max_features=20_000, ngram_range=(1, 2), min_df=2, sublinear_tf=True)
     try:
-        tfidf.fit(joined(fit))
+        tfidf.fit(texts(fit).to_pylist())
     except ValueError:  # empty vocabulary
         return _Design(dense, "dense", what, width)
+    # the same matrix as tfidf.transform, tokenised by Arrow: a million texts in seconds, not in 13 s
+    transform = ArrowTfidf(tfidf).transform if ArrowTfidf.supports(tfidf) else \
+        (lambda part: tfidf.transform(part.to_pylist()))
     if width:
         d = dense(fit)
         mean, sd = np.nanmean(d, 0), np.nanstd(d, 0) + 1e-9
 
-    from .text_features import ArrowTfidf
+    def standardised(pos):  # (dense - mean) / sd with NaN as 0 (the mean), computed in place
+        d = dense(pos)
+        d -= mean
+        d /= sd
+        return np.nan_to_num(d, copy=False)
 
-    # the same matrix as tfidf.transform, tokenised by Arrow: a million texts in seconds, not in 13 s
-    transform = ArrowTfidf(tfidf).transform if ArrowTfidf.supports(tfidf) else tfidf.transform
+    def blocks(pos):
+        T = transform(texts(pos))
+        return [T, standardised(pos)] if width else [T]
 
     def rows(pos):
-        T = transform(joined(pos))
-        if not width:
-            return T
-        return sparse.hstack([T, sparse.csr_matrix(np.nan_to_num((dense(pos) - mean) / sd))]).tocsr()
-    return _Design(rows, "sparse", what + " and TF-IDF of the text", len(tfidf.vocabulary_) + width)
+        parts = blocks(pos)
+        return parts[0] if len(parts) == 1 else sparse.hstack([parts[0], sparse.csr_matrix(parts[1])]).tocsr()
+    return _Design(rows, "sparse", what + " and TF-IDF of the text", len(tfidf.vocabulary_) + width,
+                   blocks=blocks)
 
 
 def _linear_model(missing: bool):
@@ -295,21 +352,131 @@ def fit_cap(model, rows: int) -> int:
     return int(min(max(FIT_ROWS, rows // 10), LINEAR_FIT_ROWS))
 
 
+def _stratified_sample(idx, y, size: int, rng, least: int):
+    """`size` of the rows `idx` (seeded, sorted), each class in its share of them (largest remainders),
+    and every class at least `least` rows (or all it has)."""
+    import numpy as np
+
+    if len(idx) <= size:
+        return idx
+    counts = np.bincount(y[idx])
+    share = counts * size / len(idx)
+    quota = np.floor(share).astype(int)
+    quota[np.argsort(quota - share)[:size - quota.sum()]] += 1
+    quota = np.maximum(quota, np.minimum(counts, least))
+    shuffled = rng.permutation(idx)
+    rank = np.empty(len(idx), dtype=np.int64)  # a row's place among its class's shuffled rows
+    order = np.argsort(y[shuffled], kind="stable")
+    starts = np.r_[0, np.cumsum(counts)[:-1]]
+    rank[order] = np.arange(len(idx)) - np.repeat(starts, counts)
+    return np.sort(shuffled[rank < quota[y[shuffled]]])
+
+
+def _shared_fit_sample(splits, y, cap: int, rng):
+    """The rows the folds' models are fitted from: from every fold, a stratified sample of cap / (CV_FOLDS
+    - 1) of its rows, so that the other folds' samples give each fold's model about `cap` rows in the
+    classes' shares, and every class at least CV_FOLDS * 4 rows (as _fit_sample guarantees) where it has
+    them. Every row when the folds' training parts fit within the cap."""
+    import numpy as np
+
+    per_fold = -(-cap // (len(splits) - 1))
+    least = -(-CV_FOLDS * 4 // (len(splits) - 1))
+    return np.sort(np.concatenate([_stratified_sample(held, y, per_fold, rng, least) for _, held in splits]))
+
+
+def _linear_proba(fitted, blocks, k: int):
+    """_proba_in for a LogisticRegression over the column blocks its input stacks: the decision is
+    sum(block @ coef_block.T) + intercept, turned into probabilities as predict_proba does (expit for two
+    classes, softmax over the classes otherwise), without building the stacked matrix."""
+    import numpy as np
+    from scipy.special import expit, softmax
+
+    coef, start = fitted.coef_, 0
+    decision = np.broadcast_to(fitted.intercept_, (blocks[0].shape[0], coef.shape[0])).copy()
+    for block in blocks:
+        width = block.shape[1]
+        decision += block @ coef[:, start:start + width].T
+        start += width
+    if coef.shape[0] == 1:
+        positive = expit(decision[:, 0])
+        p = np.column_stack([1 - positive, positive])
+    else:
+        p = softmax(decision, axis=1)
+    seen = np.asarray(fitted.classes_)
+    if len(seen) == k:
+        return p
+    out = np.zeros((p.shape[0], k))
+    out[:, seen] = p
+    return out
+
+
+def _scorer(design: _Design, fitted, k: int):
+    """proba(positions) for a fitted fold model: block by block for a bare logistic regression on a design
+    that has blocks (the stacking costs more than the product), else predict_proba on design.rows."""
+    from sklearn.linear_model import LogisticRegression
+
+    if design.blocks is not None and type(fitted) is LogisticRegression:
+        return lambda pos: _linear_proba(fitted, design.blocks(pos), k)
+    return lambda pos: _proba_in(fitted, design.rows(pos), k)
+
+
+def _independent_fits(design: _Design, pos, y, splits, cap: int, rng):
+    """(fold's fit matrix, its labels) per fold: each fold's own seeded sample of at most `cap` rows of the
+    other folds (_fit_sample), featurised for that fit. For designs whose rows are read from memory."""
+    for fit_idx, _ in splits:
+        fit_idx = _fit_sample(fit_idx, y, cap, rng)
+        yield design.rows(pos[fit_idx]), y[fit_idx]
+
+
+def _shared_fits(X_shared, shared, fold_of, y, folds: int, cap: int, rng):
+    """(fold's fit matrix, its labels) per fold, read from the shared sample's matrix: its rows outside
+    the fold, trimmed back to `cap` where the per-fold rounding or rare classes left a few more."""
+    import numpy as np
+
+    for fold in range(folds):
+        fit = np.flatnonzero(fold_of[shared] != fold)
+        if len(fit) > cap:
+            fit = np.sort(rng.choice(fit, size=cap, replace=False))
+        yield X_shared[fit], y[shared[fit]]
+
+
 def _out_of_fold(design: _Design, model, pos, y, k: int, folds, seed: int):
     """(len(pos), k) out-of-fold probabilities: each fold's model, fitted on at most fit_cap rows of the
-    other folds, scores its held-out rows SCORE_CHUNK at a time."""
+    other folds, scores its held-out rows SCORE_CHUNK at a time.
+
+    Where rows cost something to build (the sparse TF-IDF design: tokenising), every row is featurised
+    once: the folds' fits share one seeded stratified sample S of about fit_cap * CV_FOLDS / (CV_FOLDS - 1)
+    rows (_shared_fit_sample), whose matrix is built once, and fold k's model is fitted on S minus fold k's
+    rows (fit_cap of them; never a row of fold k, so scoring stays out of fold). At 1M rows, fitting each
+    fold on its own sample had tokenised 5 x 81,600 rows on top of the million scored. Held-out rows are
+    featurised when scored, or read from S's matrix when S is every row. Designs read from memory (dense,
+    embeddings) keep an independent sample per fold: building their rows again costs nothing."""
     import numpy as np
     from sklearn.base import clone
 
     out = np.zeros((len(pos), k))
     rng = np.random.default_rng(seed)
     cap = fit_cap(model, len(pos))
-    for fit_idx, held in folds.split(np.zeros(len(pos)), y):
-        fit_idx = _fit_sample(fit_idx, y, cap, rng)
-        fitted = clone(model).fit(design.rows(pos[fit_idx]), y[fit_idx])
+    splits = list(folds.split(np.zeros(len(pos)), y))
+    X_shared = everything = None
+    if design.kind == "sparse":
+        fold_of = np.empty(len(pos), dtype=np.int64)
+        for fold, (_, held) in enumerate(splits):
+            fold_of[held] = fold
+        shared = _shared_fit_sample(splits, y, cap, rng)
+        X_shared, everything = design.rows(pos[shared]), len(shared) == len(pos)
+        fits = _shared_fits(X_shared, shared, fold_of, y, len(splits), cap, rng)
+    else:
+        fits = _independent_fits(design, pos, y, splits, cap, rng)
+    for (_, held), (X_fit, y_fit) in zip(splits, fits):
+        fitted = clone(model).fit(X_fit, y_fit)
+        if everything:  # the shared sample is every row: held-out rows are rows of its matrix
+            out[held] = _proba_in(fitted, X_shared[held], k)
+            continue
+        score = _scorer(design, fitted, k)
         for start in range(0, len(held), SCORE_CHUNK):
             chunk = held[start:start + SCORE_CHUNK]
-            out[chunk] = _proba_in(fitted, design.rows(pos[chunk]), k)
+            out[chunk] = score(pos[chunk])
     return out
 
 
