@@ -88,6 +88,18 @@ def _as_text(value) -> str:
     return str(value)
 
 
+def _arrow_texts(texts):
+    """The texts as one pyarrow large_string array, missing ones empty. A pandas string column backed by
+    pyarrow is taken as it is (no round trip through Python strings); anything else cell by cell."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    backing = getattr(getattr(texts, "array", None), "_pa_array", None)
+    if backing is not None and (pa.types.is_string(backing.type) or pa.types.is_large_string(backing.type)):
+        return pc.fill_null(backing.combine_chunks().cast(pa.large_string()), "")
+    return pa.array([_as_text(t) for t in texts], type=pa.large_string())
+
+
 def _words_arrow(texts):
     """(doc, sentence, word key) per word, with pyarrow's vectorised string kernels; None without pyarrow."""
     try:
@@ -97,7 +109,7 @@ def _words_arrow(texts):
         return None
     import numpy as np
 
-    arr = pc.utf8_lower(pa.array([_as_text(t) for t in texts], type=pa.large_string()))
+    arr = pc.utf8_lower(_arrow_texts(texts))
     sentences = pc.split_pattern_regex(arr, _SENTENCE.pattern)
     doc = pc.list_parent_indices(sentences).to_numpy()
     flat = pc.utf8_trim(pc.replace_substring_regex(pc.list_flatten(sentences), _NON_WORD_RE2, " "), " ")
@@ -161,6 +173,26 @@ def shingle_hashes(texts):
     return d[keep], h[keep]
 
 
+def _padded_by_length(doc, hashes):
+    """[(docs, matrix)]: documents grouped by their shingle count rounded up to a power of two, each group's
+    shingle hashes as a (width, len(docs)) matrix, short documents padded with repeats of their own first
+    shingle (a repeat never changes a minimum). Minima then run down contiguous rows instead of reduceat
+    over ragged segments, at most twice the elements."""
+    import numpy as np
+
+    starts = np.flatnonzero(np.r_[True, doc[1:] != doc[:-1]])
+    counts = np.diff(np.r_[starts, len(hashes)])
+    width = np.left_shift(1, np.ceil(np.log2(counts)).astype(np.int64))
+    width = np.where(width < counts, width * 2, width)   # guard against log2 rounding down
+    groups = []
+    for w in np.unique(width).tolist():
+        docs = np.flatnonzero(width == w)
+        slot = np.arange(w)[:, None]
+        take = np.where(slot < counts[docs][None, :], slot, 0)   # past a document's end: its first shingle
+        groups.append((docs, hashes[starts[docs][None, :] + take]))
+    return groups
+
+
 def _signatures(doc, hashes, n_docs: int, seed: int):
     """MinHash signatures (n_docs, BANDS*BAND_ROWS) uint64 from shingle hashes `hashes` of documents `doc`
     (sorted by doc, every doc 0..n_docs-1 present). Hash function j is x -> (x XOR salt_j) * odd_j mod 2^64,
@@ -171,52 +203,82 @@ def _signatures(doc, hashes, n_docs: int, seed: int):
     rng = np.random.default_rng(seed)
     salts = rng.integers(0, 2 ** 63 - 1, size=k, dtype=np.int64).view(np.uint64)
     odds = rng.integers(0, 2 ** 62, size=k, dtype=np.int64).view(np.uint64) * np.uint64(2) + np.uint64(1)
-    starts = np.flatnonzero(np.r_[True, doc[1:] != doc[:-1]])
-    sig = np.empty((n_docs, k), dtype=np.uint64)
-    buf = np.empty(len(hashes), dtype=np.uint64)
+    # column-major: each hash function's minima (a column) are written, and read by band, contiguously
+    sig = np.empty((n_docs, k), dtype=np.uint64, order="F")
     with np.errstate(over="ignore"):
-        for j in range(k):
-            np.bitwise_xor(hashes, salts[j], out=buf)
-            np.multiply(buf, odds[j], out=buf)
-            sig[:, j] = np.minimum.reduceat(buf, starts)
+        for docs, matrix in _padded_by_length(doc, hashes):
+            buf = np.empty_like(matrix)
+            for j in range(k):
+                np.bitwise_xor(matrix, salts[j], out=buf)
+                np.multiply(buf, odds[j], out=buf)
+                sig[docs, j] = np.minimum.reduce(buf, axis=0)
     return sig
 
 
-def _candidates(sig):
-    """Candidate pairs (i < j) of rows of `sig` that agree on all rows of at least one band."""
+def _band_keys(sig, band: int):
+    """One uint64 per row of `sig`: its signature rows of `band` mixed together (equal rows, equal keys)."""
     import numpy as np
-    import pandas as pd
+
+    key = np.zeros(sig.shape[0], dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for r in range(BAND_ROWS):
+            mix_into(key, np.ascontiguousarray(sig[:, band * BAND_ROWS + r]), r)
+    return key
+
+
+def _bucket_pairs(key):
+    """(star pairs, pairs inside small buckets) of rows with equal `key`: every member paired with the
+    first (lowest) row of its bucket, and for buckets of 3..MAX_BUCKET members all pairs of them."""
+    import numpy as np
+
+    from .rowkeys import codes_in_order, first_of_codes
+
+    bucket = codes_in_order(key)           # buckets numbered by their first (lowest) row
+    first_row = np.flatnonzero(first_of_codes(bucket))
+    size = np.bincount(bucket)[bucket]
+    rows = np.arange(len(key))
+    star = first_row[bucket] != rows
+    stars = np.stack([first_row[bucket][star], rows[star]], axis=1)
+    small = (size > 2) & (size <= MAX_BUCKET)
+    if not small.any():
+        return stars, None
+    return stars, _all_pairs(bucket[small], rows[small])
+
+
+def _all_pairs(bucket, rows):
+    """Every pair (i < j) of `rows` that share a bucket (rows ascending within a bucket)."""
+    import numpy as np
+
+    order = np.lexsort((rows, bucket))
+    bucket, rows = bucket[order], rows[order]
+    start = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])
+    length = np.diff(np.r_[start, len(rows)])
+    first = np.repeat(start, length)                  # where each member's bucket starts
+    later = (first + np.repeat(length, length)) - np.arange(len(rows)) - 1   # members after each one
+    left = np.repeat(np.arange(len(rows)), later)
+    offset = np.arange(len(left)) - np.repeat(np.cumsum(later) - later, later)
+    return np.stack([rows[left], rows[left + 1 + offset]], axis=1)
+
+
+def _candidates(sig):
+    """Candidate pairs (i < j) of rows of `sig` that agree on all rows of at least one band, sorted."""
+    import numpy as np
 
     n = sig.shape[0]
     pairs = []
-    with np.errstate(over="ignore"):
-        for b in range(BANDS):
-            key = np.zeros(n, dtype=np.uint64)
-            for r in range(BAND_ROWS):
-                mix_into(key, sig[:, b * BAND_ROWS + r], r)
-            order = np.argsort(key, kind="stable")
-            sk = key[order]
-            new = np.r_[True, sk[1:] != sk[:-1]]
-            group = np.cumsum(new) - 1
-            first = order[np.flatnonzero(new)][group]      # the first member of each member's bucket
-            size = np.bincount(group)[group]
-            # every member with the first member of its bucket (star), which covers buckets of any size ...
-            star = first != order
-            pairs.append(np.stack([first[star], order[star]], axis=1))
-            # ... and all pairs inside small buckets beyond the star
-            small = (size > 2) & (size <= MAX_BUCKET)
-            if small.any() and sum(len(p) for p in pairs) < MAX_CANDIDATES:
-                idx = order[small]
-                g = group[small]
-                df = pd.DataFrame({"g": g, "i": idx})
-                m = df.merge(df, on="g")
-                m = m[m.i_x < m.i_y]
-                pairs.append(m[["i_x", "i_y"]].to_numpy())
-    if not pairs:
+    for b in range(BANDS):
+        stars, small = _bucket_pairs(_band_keys(sig, b))
+        pairs.append(stars)
+        # all-pairs inside small buckets only while the candidates stay bounded (stars always count)
+        if small is not None and sum(len(p) for p in pairs) < MAX_CANDIDATES:
+            pairs.append(small)
+    p = np.concatenate(pairs).astype(np.int64) if pairs else np.empty((0, 2), dtype=np.int64)
+    if not len(p):
         return np.empty((0, 2), dtype=np.int64)
-    p = np.concatenate(pairs).astype(np.int64)
-    p = np.sort(p, axis=1)
-    return np.unique(p, axis=0) if len(p) else p
+    # one int64 per pair (i * n + j orders as (i, j) does): a 1-d unique instead of a row-wise one
+    lo, hi = p.min(axis=1), p.max(axis=1)
+    flat = np.unique(lo * n + hi)
+    return np.stack([flat // n, flat % n], axis=1)
 
 
 @dataclass
@@ -242,7 +304,8 @@ def _method() -> dict:
 def find_near_pairs(texts, seed: int = 0, threshold: float = NEAR_JACCARD):
     """(pairs (P, 2) of indices into `texts`, their exact Jaccard) for distinct texts at >= threshold.
 
-    Pure: texts is a sequence of strings (already distinct); the result is sorted by similarity, highest first."""
+    Pure: texts is a sequence of strings or a pandas string column (already distinct); the result is sorted by
+    similarity, highest first."""
     import numpy as np
 
     doc_all, hashes_all = shingle_hashes(texts)
@@ -307,7 +370,7 @@ def near_duplicate_pairs(ctx: RunContext, column: str) -> NearPairs:
         keep = np.sort(np.random.default_rng(ctx.seed).choice(len(distinct_codes), SEARCH_TEXTS, replace=False))
         method["sampled"] = f"a seeded sample of {SEARCH_TEXTS:,} of {len(distinct_codes):,} distinct texts"
         positions, distinct_codes = positions[keep], distinct_codes[keep]
-    pairs, jac = find_near_pairs(texts.iloc[positions].tolist(), seed=ctx.seed)
+    pairs, jac = find_near_pairs(texts.iloc[positions], seed=ctx.seed)
     truncated = len(pairs) >= MAX_PAIRS
     pairs, jac = pairs[:MAX_PAIRS], jac[:MAX_PAIRS]
     if truncated:

@@ -134,37 +134,64 @@ def all_text_codes(ctx: RunContext, column: str) -> dict:
 
 def first_occurrence_mask(keys):
     """True where a key appears for the first time (pandas' duplicated(keep='first'), negated)."""
+    return first_of_codes(codes_in_order(keys))
+
+
+def codes_in_order(values):
+    """A dense int64 code per value, equal codes for equal values, numbered in order of first appearance
+    (pd.factorize): one hash pass from which first occurrences, repeats and groups follow in numpy."""
+    import numpy as np
     import pandas as pd
 
-    return ~pd.Series(keys, copy=False).duplicated().to_numpy()
+    return pd.factorize(np.asarray(values))[0].astype(np.int64, copy=False)
 
 
-def keyed_with_labels(keys, labels):
-    """One key per (key, label) pair: equal exactly when both the key and the label are equal."""
+def first_of_codes(codes):
+    """True where a code of codes_in_order appears for the first time. Codes are numbered in order of
+    first appearance, so a row holds a new code exactly when it exceeds every code before it."""
     import numpy as np
 
-    pair = keys.copy()
-    with np.errstate(over="ignore"):
-        mix_into(pair, array_keys(labels), -1)
-    return pair
+    first = np.ones(len(codes), dtype=bool)
+    if len(codes) > 1:
+        first[1:] = codes[1:] > np.maximum.accumulate(codes)[:-1]
+    return first
+
+
+def pair_codes(key_codes, labels):
+    """codes_in_order of the (key, label) pairs: equal exactly when both the key and the label are equal
+    (labels compared by value as array_keys does: NaN equals NaN)."""
+    label_codes = codes_in_order(array_keys(labels))
+    n_labels = int(label_codes.max()) + 1 if len(label_codes) else 1
+    return codes_in_order(key_codes * n_labels + label_codes)
+
+
+def _several_labels(key_codes, pairs, labelled):
+    """Mask of the rows whose key code occurs (among `labelled` rows) with more than one label, and the
+    number of such keys. `pairs` are pair_codes of the same rows."""
+    import numpy as np
+
+    distinct = labelled & first_of_codes(pairs)  # each key once per label it carries
+    n_keys = int(key_codes.max()) + 1 if len(key_codes) else 0
+    several = np.bincount(key_codes[distinct], minlength=n_keys) > 1
+    return labelled & several[key_codes], int(several.sum())
+
+
+def several_label_rows(key_codes, labels):
+    """Mask of the rows whose key (codes_in_order of the keys, computed once by the caller) occurs with
+    more than one distinct label. `labels` are ints; rows with a negative label are ignored."""
+    import numpy as np
+
+    labels = np.asarray(labels)
+    return _several_labels(key_codes, pair_codes(key_codes, labels), labels >= 0)[0]
 
 
 def keys_with_several_labels(keys, labels):
     """Keys (e.g. row hashes) that occur with more than one distinct label, and a mask of the rows
     holding them. `labels` are non-negative ints; rows with a negative label are ignored."""
     import numpy as np
-    import pandas as pd
 
-    labelled = labels >= 0
-    k = keys[labelled]
-    first = first_occurrence_mask(keyed_with_labels(k, labels[labelled]))
-    distinct_pairs = k[first]  # each key once per label it carries
-    repeated = pd.Series(distinct_pairs, copy=False).duplicated().to_numpy()
-    bad = np.unique(distinct_pairs[repeated])
-    mask = np.zeros(len(keys), dtype=bool)
-    if len(bad):
-        mask[labelled] = pd.Index(bad).get_indexer(k) >= 0
-    return bad, mask
+    mask = several_label_rows(codes_in_order(keys), labels)
+    return np.unique(np.asarray(keys)[mask]), mask
 
 
 _NON_WORD = re.compile(r"[^\w]+", re.UNICODE)
@@ -226,21 +253,34 @@ def duplicate_flags(keys, labels=None, classification: bool = True) -> dict:
     """Per row of one split: `group` (a number shared by rows of equal keys that repeat, -1 for a row
     whose key is unique), `is_duplicate` (repeats an earlier row's key and label exactly),
     `in_duplicate` (one of a group of rows equal in key and label, the first copy included) and
-    `is_conflicting_label` (its key also occurs with another label; classification only)."""
+    `is_conflicting_label` (its key also occurs with another label; classification only). Also the
+    counts the duplicates check reports: `distinct` keys and `conflict_groups` (keys with several labels).
+    Two hash passes (keys, then (key, label) pairs); the rest is counting codes."""
     import numpy as np
-    import pandas as pd
 
+    keys = np.asarray(keys)
     n = len(keys)
-    paired = keyed_with_labels(keys, labels) if labels is not None else keys
-    repeated = pd.Series(keys, copy=False).duplicated(keep=False).to_numpy()
-    group = np.full(n, -1, dtype=np.int64)
-    group[repeated] = pd.factorize(keys[repeated])[0]
-    conflict = np.zeros(n, dtype=bool)
+    codes = codes_in_order(keys)
+    n_keys = int(codes.max()) + 1 if n else 0
+    repeated_code = np.bincount(codes, minlength=n_keys) > 1
+    # factorize numbers groups by first appearance, so repeated keys keep that order among themselves
+    group_of_code = np.full(n_keys, -1, dtype=np.int64)
+    group_of_code[repeated_code] = np.arange(int(repeated_code.sum()))
+    pairs = pair_codes(codes, labels) if labels is not None else codes
+    n_pairs = int(pairs.max()) + 1 if n else 0
+    conflict, conflict_groups = np.zeros(n, dtype=bool), 0
     if labels is not None and classification:
-        conflict = keys_with_several_labels(keys, np.asarray(labels))[1]
-    return {"group": group, "is_duplicate": ~first_occurrence_mask(paired),
-            "in_duplicate": pd.Series(paired, copy=False).duplicated(keep=False).to_numpy(),
-            "is_conflicting_label": conflict}
+        conflict, conflict_groups = _several_labels(codes, pairs, np.asarray(labels) >= 0)
+    return {"group": group_of_code[codes], "is_duplicate": ~first_of_codes(pairs),
+            "in_duplicate": (np.bincount(pairs, minlength=n_pairs) > 1)[pairs],
+            "is_conflicting_label": conflict, "distinct": n_keys, "conflict_groups": conflict_groups}
+
+
+@analysis
+def split_duplicate_flags(ctx: RunContext, split: str) -> dict:
+    """duplicate_flags of a split's row hashes and labels, once per run (the duplicates check counts
+    them, its row table lists them, split_overlap reads train's distinct count)."""
+    return duplicate_flags(row_hashes(ctx, split), ctx.y(split), ctx.is_classification)
 
 
 def matching_positions(keys, other_keys, limit: int = 5) -> list:

@@ -66,8 +66,16 @@ def row_cell(value):
 
 
 def _cells(column, n: int) -> list:
-    """The first n cells of a column (a list or a numpy array), as row cells."""
+    """The first n cells of a column (a list or a numpy array), as row cells. Numpy booleans and integers
+    become Python ones, which row_cell keeps as they are, so they skip it; floats only need NaN -> None."""
+    import numpy as np
+
+    kind = column.dtype.kind if isinstance(column, np.ndarray) else None
     values = column[:n].tolist() if hasattr(column, "tolist") else list(column)[:n]
+    if kind in ("b", "i", "u"):
+        return values
+    if kind == "f":
+        return [v if v == v else None for v in values]
     return [row_cell(v) for v in values]
 
 

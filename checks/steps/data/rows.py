@@ -7,9 +7,9 @@ from dataclasses import asdict, dataclass, field
 
 from ...analyses.exact_counts import duplicate_numbers, exact_counts, overlap_numbers, train_unique_share
 from ...analyses.neardup import NEAR_JACCARD, near_duplicate_pairs, near_rows
-from ...analyses.rowkeys import (duplicate_flags, first_occurrence_mask, keyed_with_labels,
-                                 keys_with_several_labels, matching_positions, prefetch_row_keys, row_hashes,
+from ...analyses.rowkeys import (matching_positions, prefetch_row_keys, row_hashes, split_duplicate_flags,
                                  text_codes, thorough_text)
+from ...engine.analysis import analysis
 from ...engine.context import RunContext
 from ...engine.registry import check
 from ...findings import Finding, PlotSpec, Series, SkipCheck, fail, info, passed, warn
@@ -77,15 +77,15 @@ def _split_duplicates(ctx: RunContext, split: str, show_cols: list[str], example
     import numpy as np
 
     hashes = row_hashes(ctx, split)
-    y = ctx.y(split)
+    flags = split_duplicate_flags(ctx, split)
     n = len(hashes)
-    exact = ~first_occurrence_mask(keyed_with_labels(hashes, y))  # same features and same label
+    exact = flags["is_duplicate"]  # same features and same label as an earlier row
     st = SplitDuplicates(rows=n, duplicate_rows=int(exact.sum()),
-                         unique_share=float(first_occurrence_mask(hashes).sum() / n) if n else 1.0)
+                         unique_share=float(flags["distinct"] / n) if n else 1.0)
     st.duplicate_fraction = st.duplicate_rows / n if n else 0.0
     if ctx.is_classification:
-        bad, in_conflict = keys_with_several_labels(hashes, np.asarray(y))
-        st.conflict_rows, st.conflict_groups = int(in_conflict.sum()), int(len(bad))
+        in_conflict = flags["is_conflicting_label"]
+        st.conflict_rows, st.conflict_groups = int(in_conflict.sum()), flags["conflict_groups"]
         if st.conflict_rows:
             conflict = np.flatnonzero(in_conflict)
             group = conflict[hashes[conflict] == hashes[conflict[0]]][:4]  # one group, its labels side by side
@@ -274,8 +274,7 @@ def duplicate_rows(ctx: RunContext, m: DuplicatesMeasure):
 
     parts = []
     for s in ctx.splits:
-        y = ctx.y(s)
-        flags = duplicate_flags(row_hashes(ctx, s), y, ctx.is_classification)
+        flags = split_duplicate_flags(ctx, s)
         near = near_twins([f for split, _, f in m.near_found if split == s],
                           [c for split, c, _ in m.near_found if split == s], len(flags["group"]))
         keep = flags["in_duplicate"] | flags["is_conflicting_label"] | near["near"]
@@ -325,13 +324,15 @@ class OverlapMeasure:
     near_found: list = field(default_factory=list, repr=False)   # (split, column, near_rows result): the rows
 
 
-def _split_overlap_counts(ctx: RunContext, split: str, train_index):
-    """(mask of the split's rows found in train, by equal rows or equal normalised text; counts)."""
+@analysis
+def _overlap_hits(ctx: RunContext, split: str):
+    """(mask of the split's rows found in train, by equal rows or equal normalised text; counts), once
+    per run: the measure, the near-duplicate pass and the row table all read it."""
     import numpy as np
     import pandas as pd
 
     rows = row_hashes(ctx, split)
-    shared = pd.Index(rows).isin(train_index)
+    shared = pd.Index(rows).isin(pd.Index(row_hashes(ctx, "train")))
     by_text = np.zeros(len(rows), dtype=bool)
     for column in ctx.text_columns:  # blank texts (code -1) match nothing
         codes, train_codes = text_codes(ctx, split, column), text_codes(ctx, "train", column)
@@ -341,15 +342,19 @@ def _split_overlap_counts(ctx: RunContext, split: str, train_index):
                  "same_text": int(by_text.sum()), "fraction": float(hit.mean()) if len(rows) else 0.0}
 
 
+def _split_overlap_counts(ctx: RunContext, split: str):
+    """_overlap_hits, with a counts dict of the caller's own (the measure replaces entries in it)."""
+    hit, counts = _overlap_hits(ctx, split)
+    return hit, dict(counts)
+
+
 def _measure_overlap(ctx: RunContext) -> OverlapMeasure:
     import numpy as np
-    import pandas as pd
 
     train_rows = row_hashes(ctx, "train")
-    train_index = pd.Index(train_rows)
     overlaps, examples = {}, {}
     for split in [s for s in ("valid", "test") if s in ctx.splits]:
-        hit, overlaps[split] = _split_overlap_counts(ctx, split, train_index)
+        hit, overlaps[split] = _split_overlap_counts(ctx, split)
         cols = (ctx.text_columns or ctx.feature_columns)[:4] + [ctx.target]
         examples[split] = ctx.splits[split].iloc[np.flatnonzero(hit)[:5]][cols].astype(str).to_dict("records")
     if not overlaps:
@@ -363,7 +368,8 @@ def _measure_overlap(ctx: RunContext) -> OverlapMeasure:
     if ctx.text_columns:
         text_match = ("lower-casing and dropping punctuation" if thorough_text(ctx)
                       else "lower-casing and trimming punctuation at both ends")
-    unique = train_unique_share(counts) if counts is not None else len(pd.unique(train_rows)) / max(len(train_rows), 1)
+    unique = (train_unique_share(counts) if counts is not None
+              else split_duplicate_flags(ctx, "train")["distinct"] / max(len(train_rows), 1))
     m = OverlapMeasure(overlaps, examples, unique, text_match)
     _measure_near_overlap(ctx, m)
     return m
@@ -373,7 +379,6 @@ def _measure_near_overlap(ctx: RunContext, m: OverlapMeasure) -> None:
     """valid/test rows whose text nearly equals a train text without being one of the exact matches."""
     import numpy as np
 
-    train_index = pd_index(row_hashes(ctx, "train"))
     y_train = np.asarray(ctx.y("train")) if ctx.is_classification else None
     for column in ctx.text_columns:
         pairs = near_duplicate_pairs(ctx, column)
@@ -381,7 +386,7 @@ def _measure_near_overlap(ctx: RunContext, m: OverlapMeasure) -> None:
         if pairs.skipped:
             continue
         for split in m.overlap:
-            exact, _ = _split_overlap_counts(ctx, split, train_index)
+            exact, _ = _split_overlap_counts(ctx, split)
             y = np.asarray(ctx.y(split)) if ctx.is_classification else None
             found = near_rows(pairs, split, "train", y, y_train)
             m.near_found.append((split, column, found))
@@ -392,12 +397,6 @@ def _measure_near_overlap(ctx: RunContext, m: OverlapMeasure) -> None:
             st["fraction"] = round(st["rows"] / max(st["of"], 1), 4)
             if len(m.near_examples) < 5:
                 m.near_examples += _near_examples(ctx, split, "train", column, found, hit, 5 - len(m.near_examples))
-
-
-def pd_index(values):
-    import pandas as pd
-
-    return pd.Index(values)
 
 
 def _overlap_verdict(m: OverlapMeasure) -> Finding:
@@ -469,7 +468,7 @@ def overlap_rows(ctx: RunContext, m: OverlapMeasure):
 
     parts, train = [], ctx.splits["train"]
     for split in m.overlap:
-        hit, _ = _split_overlap_counts(ctx, split, pd_index(row_hashes(ctx, "train")))
+        hit, _ = _split_overlap_counts(ctx, split)
         found = [(f, c) for s, c, f in m.near_found if s == split]
         near = near_twins([f for f, _ in found], [c for _, c in found], len(hit))
         near["near"] &= ~hit

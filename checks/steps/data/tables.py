@@ -77,6 +77,9 @@ def _featurized_nonfinite(ctx: RunContext) -> dict[str, int] | None:
 
 def _best_group(ctx: RunContext, miss, pos, column: str) -> dict | None:
     """The categorical value (of any other column) where `column` is missing most, if concentrated."""
+    import numpy as np
+    import pandas as pd
+
     train, best = ctx.train, None
     for g in ctx.categorical_columns:
         if g == column:
@@ -85,11 +88,16 @@ def _best_group(ctx: RunContext, miss, pos, column: str) -> dict | None:
         counts = keys.value_counts()
         if len(counts) > MISSING_GROUP_MAX_LEVELS:
             continue
+        # missing cells per value, counted once (exact integer counts, so the shares equal the masks' means)
+        codes, uniques = pd.factorize(keys)
+        missing_in = np.bincount(codes, weights=miss, minlength=len(uniques))
+        code_of = dict(zip(counts.index, pd.Index(uniques).get_indexer(counts.index)))
+        total_missing = missing_in.sum()
         for value, n in counts.items():
             if n < MISSING_GROUP_MIN_ROWS or n == len(keys):
                 continue
-            inside = (keys == value).to_numpy()
-            there, elsewhere = miss[inside].mean(), miss[~inside].mean()
+            inside_missing = missing_in[code_of[value]]
+            there, elsewhere = inside_missing / n, (total_missing - inside_missing) / (len(keys) - n)
             if there >= 0.5 and there >= MISSING_GROUP_RATIO * max(elsewhere, 1e-9) and \
                     (best is None or there - elsewhere > best["missing_there"] - best["missing_elsewhere"]):
                 best = {"column": g, "value": str(value), "missing_there": round(float(there), 3),
@@ -178,6 +186,23 @@ def _missing_verdict(m: MissingMeasure) -> Finding:
                 evidence=evidence, plots=[plot])
 
 
+def _missing_column_lists(miss, names: list[str]) -> list[str]:
+    """Per row of the boolean matrix `miss` (rows x names), the names of its missing columns joined by
+    ", ". Rows share few patterns, so each distinct pattern is spelled once."""
+    import numpy as np
+
+    if not len(miss):
+        return []
+    if len(names) < 63:  # a pattern as the bits of one integer: a 1-d unique instead of a row-wise one
+        bits = miss.astype(np.int64) @ (np.int64(1) << np.arange(len(names), dtype=np.int64))
+        codes, inverse = np.unique(bits, return_inverse=True)
+        patterns = ((codes[:, None] >> np.arange(len(names))) & 1).astype(bool)
+    else:
+        patterns, inverse = np.unique(miss, axis=0, return_inverse=True)
+    spelled = [", ".join(n for n, gone in zip(names, row) if gone) for row in patterns.tolist()]
+    return [spelled[i] for i in inverse.reshape(-1).tolist()]
+
+
 def missing_rows(ctx: RunContext, m: MissingMeasure):
     """The rows behind a missing-values finding: every row of a split (in memory) with a missing feature
     or label, those without a label first, then the most cells missing; with the columns missing there."""
@@ -197,9 +222,8 @@ def missing_rows(ctx: RunContext, m: MissingMeasure):
         pos = np.flatnonzero(count)
         total += len(pos)
         pos = pos[np.lexsort((pos, -count[pos], ~no_label[pos]))][:ROWS_KEPT]
-        names = np.asarray(wanted, dtype=object)
         parts.append(split_rows(ctx, split, pos, extra={
-            "missing_columns": [", ".join(names[miss[p]]) for p in pos],
+            "missing_columns": _missing_column_lists(miss[pos], wanted),
             "n_missing": count[pos], "is_missing_label": no_label[pos]}))
     return stack_rows(parts, total=total)
 

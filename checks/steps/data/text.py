@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ...analyses.rowkeys import keys_with_several_labels, prefetch_row_keys, row_hashes, text_codes
+from ...analyses.rowkeys import codes_in_order, prefetch_row_keys, several_label_rows, split_duplicate_flags, text_codes
 from ...analyses.sampling import STATS_SAMPLE, sample_note, sample_range
 from ...engine.context import RunContext
 from ...engine.registry import check
@@ -50,10 +50,10 @@ def _text_masks(series) -> dict:
             "length_outliers": _length_outliers(lengths, empty)}
 
 
-def _text_stats(series) -> dict:
+def _text_stats(series, masks: dict) -> dict:
+    """The counts of `masks` (_text_masks of `series`) and up to three damaged texts."""
     import numpy as np
 
-    masks = _text_masks(series)
     stats = {"rows": len(series)} | {k: int(masks[k].sum()) for k in
                                      ("empty", "replacement_char", "mojibake", "control_chars")}
     if masks["length_outliers"] is not None:
@@ -67,9 +67,7 @@ def _text_stats(series) -> dict:
 def _rows_with_contradictory_inputs(ctx: RunContext):
     """Training rows data.duplicates reports: their whole input (every feature, the text included) also
     occurs with another label. The same row keys as there, so both checks see the same rows."""
-    import numpy as np
-
-    return keys_with_several_labels(row_hashes(ctx, "train"), np.asarray(ctx.y("train")))[1]
+    return split_duplicate_flags(ctx, "train")["is_conflicting_label"]
 
 
 def _conflicting_texts(ctx: RunContext, masks: dict | None = None) -> tuple[dict[str, dict], dict[str, dict]]:
@@ -84,9 +82,9 @@ def _conflicting_texts(ctx: RunContext, masks: dict | None = None) -> tuple[dict
         codes = text_codes(ctx, "train", c)
         blank = codes < 0  # empty texts are counted as empty, not as contradictions
         usable = (y >= 0) & ~blank
-        keys = codes.view(np.uint64)
-        _, bad_all = keys_with_several_labels(keys, np.where(blank, -1, y))
-        _, bad = keys_with_several_labels(keys, np.where(blank | reported, -1, y))
+        keys = codes_in_order(codes)  # once for both questions below
+        bad_all = several_label_rows(keys, np.where(blank, -1, y))
+        bad = several_label_rows(keys, np.where(blank | reported, -1, y))
         if (bad_all & reported).any():
             referred[c] = {"rows": int((bad_all & reported).sum()), "reported_by": "data.duplicates"}
         if bad.any():
@@ -138,6 +136,7 @@ class TextMeasure:
     # column -> contradictory texts left out because data.duplicates reports their rows (one finding per problem)
     referred: dict[str, dict] = field(default_factory=dict)
     conflict_masks: dict = field(default_factory=dict, repr=False)   # column -> train rows in conflicts
+    masks: dict = field(default_factory=dict, repr=False)            # (split, column) -> _text_masks of its sample
 
     @property
     def referred_rows(self) -> int:
@@ -153,7 +152,9 @@ def _measure_text(ctx: RunContext) -> TextMeasure:
         for s, df in ctx.splits.items():
             pos = sample_range(len(df), STATS_SAMPLE, ctx.seed)
             m.note = m.note or sample_note(len(pos), len(df))
-            st = _text_stats(df[c].iloc[pos])
+            sample = df[c].iloc[pos]
+            m.masks[(s, c)] = _text_masks(sample)
+            st = _text_stats(sample, m.masks[(s, c)])
             damaged = st.pop("_damaged")
             if damaged:
                 m.damaged_examples[f"{s}:{c}"] = [short(repr(t), 100) for t in damaged]
@@ -202,7 +203,7 @@ def text_rows(ctx: RunContext, m: TextMeasure):
     for c in m.columns:
         for s, df in ctx.splits.items():
             pos = sample_range(len(df), STATS_SAMPLE, ctx.seed)
-            masks = _text_masks(df[c].iloc[pos])
+            masks = dict(m.masks[(s, c)])
             masks["conflict"] = m.conflict_masks[c][pos] if s == "train" and c in m.conflict_masks else None
             flags = [np.logical_or.reduce([masks[k] if masks.get(k) is not None else np.zeros(len(pos), bool)
                                            for k in keys]) for _, keys in _ROW_PROBLEMS]
