@@ -8,15 +8,19 @@
 
 Every `every` steps one JSON line is appended: the loss, the lr, and per layer the gradient norm, the
 weight norm, the update-to-weight ratio of the optimizer step that follows, and (through forward hooks
-armed for that step only) the share of dead ReLU units and of saturated sigmoid/tanh outputs.
+armed for that step only) the share of dead ReLU units and of saturated sigmoid/tanh outputs. Beside a ReLU
+module's "dead_fraction" go "examples" (the batch it was measured on) and, where batches are too small to
+tell a dead unit from a quiet one, "pooled_dead_fraction" / "pooled_examples" over several recorded batches.
 
 Promises to the training loop, which matters more than any diagnostic:
 - it never raises into the loop: any failure disables the monitor with one warning;
 - on the steps it does not record it does nothing but count (no device synchronisation on CUDA);
-- it holds the model and optimizer only weakly and keeps no tensor past the record it belongs to;
+- it holds the model and optimizer only weakly and keeps no tensor past the record it belongs to, but for
+  one boolean per ReLU unit while batches too small to judge a dead unit are pooled (DEAD_POOL_EXAMPLES);
 - a killed run leaves a readable file: lines are written whole and flushed, and fsynced every few lines.
 
-Imports only torch (and the standard library), so it is safe in any training script.
+Imports only torch (and the standard library), so it is safe in any training script. The Lightning and
+Hugging Face callbacks are in monitor_callbacks.py.
 """
 
 from __future__ import annotations
@@ -40,6 +44,17 @@ UPDATE_SAMPLE = 4096
 # A sigmoid output within 0.01 of 0 or 1 (|pre-activation| > 4.6), or a tanh output beyond +-0.99
 # (|pre-activation| > 2.6), passes less than 1% of the gradient: saturated (Glorot & Bengio 2010).
 SATURATION_MARGIN = 0.01
+# A unit is "dead" on a batch when it is zero on every example of it; a live unit firing with probability p is
+# zero on all of n independent examples with probability (1 - p)^n: 70% for p = 0.3 at n = 1. So the monitor
+# pools the units' firing over consecutive recorded batches until they hold at least DEAD_POOL_EXAMPLES
+# examples: the smallest n at which a unit firing on >= DEAD_P_MIN of the inputs is zero on all n with
+# probability < DEAD_ALPHA (0.9^29 = 0.047). p_min = 0.1: a unit active on fewer than 1 in 10 inputs is near
+# dead anyway, while a rectifier unit fires on about half the inputs at initialisation (Glorot, Bordes &
+# Bengio 2011, "Deep Sparse Rectifier Neural Networks"); alpha = 0.05 keeps the expected share of live units
+# that look dead five times under the 25% warn level of architecture.dead_units. analyses/monitored.py judges with the same minimum (a test keeps them equal).
+DEAD_P_MIN = 0.1
+DEAD_ALPHA = 0.05
+DEAD_POOL_EXAMPLES = math.ceil(math.log(DEAD_ALPHA) / math.log(1 - DEAD_P_MIN))
 RELU_TYPES = (torch.nn.ReLU, torch.nn.ReLU6)
 SIGMOID_TYPES = (torch.nn.Sigmoid, torch.nn.Hardsigmoid)
 TANH_TYPES = (torch.nn.Tanh, torch.nn.Hardtanh)
@@ -85,7 +100,8 @@ class _ActivationProbe:
 
     def __init__(self, model: torch.nn.Module):
         self.handles = []
-        self.values: dict[str, dict[str, torch.Tensor]] = {}
+        self.values: dict[str, dict[str, torch.Tensor | int]] = {}
+        self.fired: dict[str, torch.Tensor] = {}     # ReLU module -> which of its units fired on the batch
         for name, module in model.named_modules():
             kind = ("relu" if isinstance(module, RELU_TYPES) else "sigmoid" if isinstance(module, SIGMOID_TYPES)
                     else "tanh" if isinstance(module, TANH_TYPES) else None)
@@ -101,7 +117,11 @@ class _ActivationProbe:
                 if kind == "relu":
                     # A unit (feature or channel: dim 1) is dead when it is zero for every example and position.
                     units = out.transpose(0, 1).reshape(out.shape[1], -1) if out.dim() > 1 else out.reshape(1, -1)
-                    self.values[name] = {"dead_fraction": (units.amax(dim=1) <= 0).float().mean()}
+                    fired = units.amax(dim=1) > 0
+                    # positions of one example are not independent evidence: only the examples count
+                    examples = int(out.shape[0]) if out.dim() > 1 else 1
+                    self.values[name] = {"dead_fraction": (~fired).float().mean(), "examples": examples}
+                    self.fired[name] = fired
                 else:
                     low, high = (0.0, 1.0) if kind == "sigmoid" else (-1.0, 1.0)
                     saturated = (out <= low + SATURATION_MARGIN) | (out >= high - SATURATION_MARGIN)
@@ -130,6 +150,7 @@ class Monitor:
         self._pending: dict[str, Any] | None = None
         self._before: dict[str, torch.Tensor] | None = None
         self._probe: _ActivationProbe | None = None
+        self._dead_pools: dict[str, tuple[torch.Tensor, int]] = {}  # ReLU module -> (units fired, examples)
         self._hook = None
         self._guard(self._open, model, run)
         if self.every == 1:  # the first step is recorded: its forward pass must already be observed
@@ -212,6 +233,8 @@ class Monitor:
         if self._probe is not None:
             for name, values in self._probe.values.items():
                 stats.setdefault(name, {}).update(values)
+            for name, fired in self._probe.fired.items():
+                stats[name].update(self._pool_dead_units(name, fired, stats[name]["examples"]))
             self._probe.remove()
             self._probe = None
         optimizer = self._optimizer() if self._optimizer else None
@@ -222,6 +245,21 @@ class Monitor:
             self._before = {name: [_sample(p) for p in params] for name, params in layers.items()}
         elif loss is not None:
             self._write_pending()
+
+    def _pool_dead_units(self, name: str, fired: torch.Tensor, examples: int) -> dict[str, Any]:
+        """A batch of fewer than DEAD_POOL_EXAMPLES examples joins the pool of the recorded batches before it;
+        the record that brings the pool to that many examples carries the share of units that fired on none
+        of them ("pooled_dead_fraction") and their number ("pooled_examples"). A batch large enough on its
+        own needs no pool: its dead_fraction is the evidence."""
+        pool = self._dead_pools.pop(name, None)
+        if pool is not None and pool[0].shape == fired.shape:  # (a new unit count starts a new pool)
+            fired, examples = pool[0] | fired, pool[1] + examples
+        elif examples >= DEAD_POOL_EXAMPLES:
+            return {}
+        if examples < DEAD_POOL_EXAMPLES:
+            self._dead_pools[name] = (fired, examples)
+            return {}
+        return {"pooled_dead_fraction": (~fired).float().mean(), "pooled_examples": examples}
 
     def _after_optimizer_step(self, optimizer, args, kwargs) -> None:
         if not self.enabled or self._before is None or self._pending is None:
@@ -252,7 +290,8 @@ class Monitor:
         nonfinite = []
         layers = {}
         for name, values in record["layers"].items():
-            layers[name] = {key: _scalar(_raw(value)) for key, value in values.items()}
+            layers[name] = {key: value if type(value) is int else _scalar(_raw(value))  # counts stay ints
+                            for key, value in values.items()}
             nonfinite += [f"{name}.{key}" for key, value in layers[name].items() if value is None]
         loss = record["loss"]
         record["loss"], record["layers"] = _scalar(loss), layers
@@ -292,6 +331,7 @@ class Monitor:
                 except Exception:
                     pass
         self._probe = self._hook = None
+        self._dead_pools = {}
         if self._file is not None:
             try:
                 self._file.flush()
@@ -357,171 +397,3 @@ def _loss_of(output):
     if isinstance(output, dict):
         return output.get("loss")
     return getattr(output, "loss", None)
-
-
-class _CallbackCore:
-    """What both callbacks share: one Monitor per fit, created when training starts, closed at its end."""
-
-    def __init__(self, every: int = 50, path: str | os.PathLike | None = None, run: str | None = None):
-        super().__init__()
-        self.every, self.path, self.run = every, path, run
-        self.monitor: Monitor | None = None
-        self._warned = False
-
-    def _safely(self, fn, *args) -> None:
-        try:
-            fn(*args)
-        except Exception as exc:  # never into the user's training
-            if not self._warned:
-                self._warned = True
-                warnings.warn(f"mltriage monitor callback disabled: {type(exc).__name__}: {exc}", RuntimeWarning,
-                              stacklevel=3)
-            if self.monitor is not None:
-                self.monitor._teardown()
-
-    def _start(self, model, optimizer) -> None:
-        if self.monitor is not None:
-            self.monitor.close()
-        self.monitor = Monitor(model, _inner_optimizer(optimizer), every=self.every, path=self.path, run=self.run)
-
-    def _eval(self, metrics: dict) -> None:
-        if self.monitor is None:
-            return
-        values = {}
-        for key, value in metrics.items():
-            value = _raw(value)
-            if value is not None:
-                values[str(key)] = value
-        if values:
-            self.monitor.eval(**values)
-
-    def _close(self) -> None:
-        if self.monitor is not None:
-            self.monitor.close()
-
-
-_LIGHTNING_CLASSES: dict[str, type] = {}
-
-
-def LightningMonitor(every: int = 50, path: str | os.PathLike | None = None, run: str | None = None):
-    """A Lightning Callback recording the run as Monitor does: `Trainer(callbacks=[LightningMonitor()])`.
-
-    Uses `lightning.pytorch` or `pytorch_lightning`, whichever the script imported (else the one installed).
-    It steps the monitor after backward (on_before_optimizer_step, so gradient accumulation counts optimizer
-    steps), takes the loss from the training step's output, and records the validation metrics Lightning
-    collected (trainer.callback_metrics) after each validation run outside the sanity check.
-    """
-    import sys
-
-    names = [n for n in ("lightning.pytorch", "pytorch_lightning") if n in sys.modules] or \
-        ["lightning.pytorch", "pytorch_lightning"]
-    callback_base = None
-    for name in names:
-        if name in _LIGHTNING_CLASSES:
-            return _LIGHTNING_CLASSES[name](every, path, run)
-        try:
-            module = __import__(name, fromlist=["Callback"])
-            callback_base = module.Callback
-            break
-        except ImportError:
-            continue
-    if callback_base is None:
-        raise ImportError("LightningMonitor needs Lightning: pip install lightning")
-
-    class _Lightning(_CallbackCore, callback_base):
-        def on_fit_start(self, trainer, pl_module):
-            optimizers = getattr(trainer, "optimizers", None) or [None]
-            self._safely(self._start, pl_module, optimizers[0])
-
-        def on_before_optimizer_step(self, trainer, pl_module, optimizer):
-            if self.monitor is not None:
-                self.monitor.step(None)   # the loss follows in on_train_batch_end
-
-        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-            if self.monitor is not None:
-                self.monitor.set_loss(_loss_of(outputs))
-
-        def on_validation_end(self, trainer, pl_module):
-            if not getattr(trainer, "sanity_checking", False):
-                metrics = {k: v for k, v in dict(getattr(trainer, "callback_metrics", {}) or {}).items()
-                           if _is_eval_key(k)}
-                self._safely(self._eval, metrics)
-
-        def on_fit_end(self, trainer, pl_module):
-            self._safely(self._close)
-
-        def on_exception(self, trainer, pl_module, exception):
-            self._safely(self._close)
-
-    _Lightning.__name__ = _Lightning.__qualname__ = "LightningMonitor"
-    _LIGHTNING_CLASSES[name] = _Lightning
-    return _Lightning(every, path, run)
-
-
-def _is_eval_key(key: str) -> bool:
-    parts = [p for p in key.lower().replace("/", "_").split("_") if p]
-    return any(p in ("val", "valid", "validation", "eval", "dev") for p in parts)
-
-
-_HF_CLASS: list[type] = []
-
-
-def HFMonitor(every: int = 50, path: str | os.PathLike | None = None, run: str | None = None):
-    """A Hugging Face TrainerCallback recording the run as Monitor does: `Trainer(callbacks=[HFMonitor()])`.
-
-    The monitor steps in on_pre_optimizer_step (after backward and gradient clipping, before the optimizer);
-    the loss is the one the model returned on the last training forward pass of that step (a forward hook
-    keeps that one detached scalar until the step is recorded, no more); `on_evaluate` records the eval_*
-    metrics.
-    """
-    if _HF_CLASS:
-        return _HF_CLASS[0](every, path, run)
-    try:
-        from transformers import TrainerCallback
-    except ImportError as exc:
-        raise ImportError("HFMonitor needs transformers: pip install transformers") from exc
-    if not hasattr(TrainerCallback, "on_pre_optimizer_step"):  # older transformers never call it
-        warnings.warn("mltriage HFMonitor needs a transformers release whose Trainer calls on_pre_optimizer_step "
-                      "(pip install -U transformers); this one records nothing", RuntimeWarning, stacklevel=2)
-
-    class _HF(_CallbackCore, TrainerCallback):
-        def __init__(self, every=50, path=None, run=None):
-            super().__init__(every, path, run)
-            self._last_loss = None
-            self._handle = None
-
-        def _capture(self, module, inputs, output):
-            if module.training:
-                loss = _loss_of(output)
-                self._last_loss = loss.detach() if torch.is_tensor(loss) else None
-
-        def _begin(self, model, optimizer):
-            self._start(model, optimizer)
-            if self._handle is None and model is not None:
-                self._handle = model.register_forward_hook(self._capture)
-
-        def on_train_begin(self, args, state, control, model=None, optimizer=None, **kwargs):
-            self._safely(self._begin, model, optimizer)
-
-        def on_pre_optimizer_step(self, args, state, control, **kwargs):
-            if self.monitor is not None:
-                loss, self._last_loss = self._last_loss, None
-                self.monitor.step(loss)
-
-        def on_evaluate(self, args, state, control, metrics=None, **kwargs):
-            self._safely(self._eval, {k: v for k, v in (metrics or {}).items()
-                                      if k.startswith("eval_") and not k.endswith(("_runtime", "_per_second"))})
-
-        def on_train_end(self, args, state, control, **kwargs):
-            self._safely(self._end)
-
-        def _end(self):
-            if self._handle is not None:
-                self._handle.remove()
-                self._handle = None
-            self._last_loss = None
-            self._close()
-
-    _HF.__name__ = _HF.__qualname__ = "HFMonitor"
-    _HF_CLASS.append(_HF)
-    return _HF(every, path, run)

@@ -32,7 +32,7 @@ def test_lightning_monitor_records_a_real_fit(tmp_path):
     L = pytest.importorskip("lightning.pytorch")
     import torch
     import torch.nn as nn
-    from mltriage.checks.monitor import LightningMonitor
+    from mltriage.checks.monitor_callbacks import LightningMonitor
     from torch.utils.data import DataLoader, TensorDataset
 
     class Lit(L.LightningModule):
@@ -80,7 +80,7 @@ def test_hf_monitor_records_a_real_trainer_run(tmp_path):
     pytest.importorskip("accelerate")
     import torch
     import torch.nn as nn
-    from mltriage.checks.monitor import HFMonitor
+    from mltriage.checks.monitor_callbacks import HFMonitor
     from transformers import Trainer, TrainingArguments
 
     class Model(nn.Module):
@@ -119,7 +119,7 @@ def test_hf_monitor_records_a_real_trainer_run(tmp_path):
 
 def test_callback_never_raises_into_training(tmp_path):
     pytest.importorskip("lightning.pytorch")
-    from mltriage.checks.monitor import LightningMonitor
+    from mltriage.checks.monitor_callbacks import LightningMonitor
 
     cb = LightningMonitor(path=tmp_path / "no" / "\0bad")
 

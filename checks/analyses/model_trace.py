@@ -1,6 +1,7 @@
 """A hooked forward pass that records what every module of a PyTorch model does on a real batch.
 
-Shared by the sanity, architecture and training steps. Stable API (other modules import it):
+Shared by the sanity, architecture and training steps. Stable API (other modules import it; the model and
+row helpers live in model_access and are re-exported here):
 
 - ``require_torch_model(ctx, why)``: raise SkipCheck unless the project builds a torch nn.Module;
   ``why`` says what the check would have measured (the skip message names the estimator).
@@ -54,8 +55,9 @@ from typing import Any
 from ..engine.analysis import analysis
 from ..engine.context import RunContext
 from ..engine.inputs import batch_size_of, feed, input_tensors, is_tensor_rows
-from ..findings import SkipCheck
-from .modeling import batch_of, first_tensor, labelled_rows
+from .model_access import (fresh_model, parameter_layers, require_torch_model, sample_inputs,  # noqa: F401
+                           sample_rows, single_threaded)  # (re-exported: the steps import them from here)
+from .modeling import batch_of, first_tensor
 
 TRACE_ROWS = 256
 # Pre-activation magnitude beyond which sigmoid/tanh are "saturated": sigmoid'(5) = 0.0066 and
@@ -132,27 +134,6 @@ class FinalActivation:
     how: str             # "module" | "function" | "values" | "none"
 
 
-def single_threaded(fn):
-    """Run fn with torch limited to one CPU thread. The checks train tiny models on small batches, where
-    intra-op threads buy nothing, and on a busy machine OpenMP's spinning threads make each step tens of
-    times slower (measured: 100 Adam steps of a 30-32-2 MLP, 1.45 s with 2 threads vs 0.08 s with 1 on a
-    loaded 2-core box) -- enough to push training past its time caps."""
-    import functools
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        import torch
-
-        before = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            torch.set_num_threads(before)
-
-    return wrapper
-
-
 def call_labels(calls: list[Call]) -> list[str]:
     """Display names for calls: a module called more than once (a shared nn.ReLU) gets "#2", "#3", ..."""
     seen: dict[str, int] = {}
@@ -161,53 +142,6 @@ def call_labels(calls: list[Call]) -> list[str]:
         seen[c.name] = seen.get(c.name, 0) + 1
         labels.append(c.name if seen[c.name] == 1 else f"{c.name}#{seen[c.name]}")
     return labels
-
-
-def require_torch_model(ctx: RunContext, why: str) -> None:
-    kind = ctx.model_kind
-    if kind == "torch":
-        return
-    if kind == "sklearn":
-        name = type(ctx.first_model()).__name__
-        raise SkipCheck(f"scikit-learn estimator ({name}): {why}")
-    raise SkipCheck("build_model did not return a torch.nn.Module (see sanity.model_builds)")
-
-
-def sample_rows(ctx: RunContext, n: int, split: str = "train", salt: int = 0):
-    """Up to n labelled rows of a split, a fixed random sample (sorted back into file order)."""
-    import numpy as np
-
-    X, y = labelled_rows(ctx, split)
-    if len(X) <= n:
-        return X, y
-    rng = np.random.default_rng(ctx.seed + 7919 * salt)
-    idx = np.sort(rng.choice(len(X), size=n, replace=False))
-    return X[idx], y[idx]
-
-
-def sample_inputs(ctx: RunContext, n: int, split: str = "train", salt: int = 0):
-    """Up to n rows of a split to feed the model: sample_rows' rows when targets are per example; for a
-    tensor project with sequence targets (no per-example label to filter on) the same kind of fixed random
-    sample of the split's items, as TensorRows."""
-    import numpy as np
-
-    if not (ctx.is_tensor and ctx.target_kind == "sequence"):
-        return sample_rows(ctx, n, split, salt)[0]
-    rows = ctx.tensor_rows(split)
-    if len(rows) <= n:
-        return rows
-    rng = np.random.default_rng(ctx.seed + 7919 * salt)
-    return rows[np.sort(rng.choice(len(rows), size=n, replace=False))]
-
-
-def fresh_model(ctx: RunContext):
-    model = ctx.build_model()
-    return model.to(ctx.device)
-
-
-def parameter_layers(model) -> list[tuple[str, Any]]:
-    return [(name, m) for name, m in model.named_modules()
-            if any(True for _ in m.parameters(recurse=False))]
 
 
 def module_output(value):

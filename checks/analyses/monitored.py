@@ -125,6 +125,15 @@ def monitor_probe(source: MonitorSource) -> Probe:
 # run settled ("climbs and stays"), and the fewest such records (one record is one mini-batch).
 FINAL_SHARE = 0.2
 FINAL_MIN_RECORDS = 3
+# A ReLU layer's dead fraction is evidence of dead units only when measured on at least MIN_DEAD_EXAMPLES
+# examples: the smallest n at which a unit firing on >= DEAD_P_MIN of the inputs is zero on all n with
+# probability < DEAD_ALPHA. mltriage.monitor pools smaller batches up to it and gives the derivation and
+# sources; a test keeps the two equal. Saturation needs no such minimum: it is the share of output values
+# beyond a bound, an unbiased estimate on any batch (a small batch makes it noisier, not higher), and the
+# level held over FINAL_MIN_RECORDS or more records already absorbs that noise.
+DEAD_P_MIN = 0.1
+DEAD_ALPHA = 0.05
+MIN_DEAD_EXAMPLES = math.ceil(math.log(DEAD_ALPHA) / math.log(1 - DEAD_P_MIN))
 
 
 @dataclass
@@ -135,16 +144,22 @@ class UnitSeries:
     steps: list[int]
     values: list[float]
     output: bool | None = None    # after the model's last weight layer (None: the order is unknown)
+    examples: list[float] | None = None  # dead fractions only: examples behind each value (NaN: not recorded)
 
     def summary(self) -> dict:
-        """Start, peak and the level held over the final records (their minimum: held at every one)."""
+        """Start, peak and the level held over the final records (their minimum: held at every one); for dead
+        fractions also the fewest examples behind a final record (None: the file does not say)."""
         n = len(self.values)
         window = min(n, max(FINAL_MIN_RECORDS, math.ceil(FINAL_SHARE * n)))
         peak = max(range(n), key=lambda i: self.values[i])
-        return {"layer": self.layer, "records": n, "start": self.values[0], "start_step": self.steps[0],
-                "peak": self.values[peak], "peak_step": self.steps[peak], "end": self.values[-1],
-                "held": min(self.values[-window:]), "final_records": window,
-                "final_from_step": self.steps[-window], "last_step": self.steps[-1], "output": self.output}
+        out = {"layer": self.layer, "records": n, "start": self.values[0], "start_step": self.steps[0],
+               "peak": self.values[peak], "peak_step": self.steps[peak], "end": self.values[-1],
+               "held": min(self.values[-window:]), "final_records": window,
+               "final_from_step": self.steps[-window], "last_step": self.steps[-1], "output": self.output}
+        if self.examples is not None:
+            final = self.examples[-window:]
+            out["examples"] = int(min(final)) if all(math.isfinite(e) for e in final) else None
+        return out
 
 
 def monitor_unit_series(source: MonitorSource, key: str, module_order: list[str] | None = None) -> list[UnitSeries]:
@@ -156,11 +171,36 @@ def monitor_unit_series(source: MonitorSource, key: str, module_order: list[str]
     weights = run.matrix_layers or [n for n in run.layers if "weight_norm" in run.layers[n]]
     out = []
     for name, series in run.layers.items():
-        pairs = [(s, v) for s, v in zip(run.steps, series.get(key, [])) if math.isfinite(v)]
-        if pairs:
-            out.append(UnitSeries(name, [s for s, _ in pairs], [v for _, v in pairs],
-                                  _after_last_weight(name, weights, module_order)))
+        values, examples = dead_unit_evidence(series) if key == "dead_fraction" else (series.get(key, []), None)
+        kept = [i for i, v in enumerate(values) if math.isfinite(v)]
+        if kept:
+            out.append(UnitSeries(name, [run.steps[i] for i in kept], [values[i] for i in kept],
+                                  _after_last_weight(name, weights, module_order),
+                                  [examples[i] for i in kept] if examples is not None else None))
     return out
+
+
+def dead_unit_evidence(series: dict[str, list[float]]) -> tuple[list[float], list[float]]:
+    """Per record, the dead fraction that is evidence and the examples behind it: the batch's own when it
+    held MIN_DEAD_EXAMPLES examples, the pooled one on the record that closed a pool of smaller batches, NaN
+    (left out) for a small batch still pooling. Records without the count (an older monitor) keep their
+    fraction with NaN examples: how much it proves is unknown, and the verdict says so."""
+    dead = series.get("dead_fraction", [])
+    missing = [math.nan] * len(dead)
+    values, behind = [], []
+    for fraction, examples, pooled, pooled_examples in zip(dead, series.get("examples", missing),
+                                                            series.get("pooled_dead_fraction", missing),
+                                                            series.get("pooled_examples", missing)):
+        if not math.isfinite(examples) or examples >= MIN_DEAD_EXAMPLES:
+            values.append(fraction)
+            behind.append(examples)
+        elif pooled_examples >= MIN_DEAD_EXAMPLES:  # (False for NaN)
+            values.append(pooled)
+            behind.append(pooled_examples)
+        else:
+            values.append(math.nan)
+            behind.append(examples)
+    return values, behind
 
 
 def _after_last_weight(name: str, weights: list[str], order: list[str] | None) -> bool | None:

@@ -17,7 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 MONITOR_DIR = Path(".mltriage") / "monitor"
-LAYER_KEYS = ("grad_norm", "weight_norm", "update_ratio", "dead_fraction", "saturated_fraction")
+# DESIGN §9's keys, then how many examples a ReLU layer's dead_fraction was measured on and, for batches too
+# small to judge alone, the share of units dead on every example of the pooled recorded batches (mltriage.monitor).
+# Files written before these counts existed lack them: they read as NaN.
+LAYER_KEYS = ("grad_norm", "weight_norm", "update_ratio", "dead_fraction", "saturated_fraction", "examples",
+              "pooled_dead_fraction", "pooled_examples")
 
 
 @dataclass

@@ -8,11 +8,13 @@ unit-tested without building a project."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from ...analyses.model_trace import (RECURRENT_GATED, SATURATION_PRE, call_labels, single_threaded,
                                      torch_trace)
-from ...analyses.monitored import FINAL_SHARE, MonitorSource, monitor_unit_series, monitored, monitored_steps
+from ...analyses.monitored import (FINAL_SHARE, MIN_DEAD_EXAMPLES, MonitorSource, monitor_unit_series, monitored,
+                                   monitored_steps)
 from ...engine.context import RunContext
 from ...engine.registry import check
 from ...findings import Finding, PlotSpec, Series, SkipCheck, fail, passed, warn
@@ -102,7 +104,7 @@ def dead_units(ctx: RunContext):
     if m is not None:
         return _monitored_dead_verdict(m)
     finding = _dead_units_verdict(single_threaded(_measure_dead_units)(ctx))
-    return _from_probe(finding, source, "no nn.ReLU/ReLU6 module (the monitor cannot see F.relu calls)")
+    return _from_probe(finding, source, _no_dead_records(source) if source is not None else "")
 
 
 # ---- saturation --------------------------------------------------------------------------------
@@ -182,10 +184,21 @@ def _measure_monitored_units(ctx: RunContext, source: MonitorSource, key: str) -
     if not units:
         if ctx.has_model:
             return None
+        if key == "dead_fraction":
+            raise SkipCheck(f"{source.run.describe()} records {_no_dead_records(source)}")
         raise SkipCheck(f"{source.run.describe()} records no {key.replace('_', ' ')}: the monitor sees nn.ReLU, "
                         f"nn.Sigmoid and nn.Tanh modules, not functional calls")
     return MonitoredUnits(monitored_steps(source), f"{source.run.describe()}, {source.note}",
                           [u.summary() for u in units], {u.layer: (u.steps, u.values) for u in units})
+
+
+def _no_dead_records(source: MonitorSource) -> str:
+    """Why the monitored run gives no dead-unit evidence: no ReLU module, or only batches too small to tell."""
+    if any(math.isfinite(v) for series in source.run.layers.values() for v in series.get("dead_fraction", [])):
+        return (f"dead ReLU units only on batches of fewer than {MIN_DEAD_EXAMPLES} examples, and no pool of its "
+                f"recorded batches reached that many: on so few examples a live unit is zero on all of them by "
+                f"chance (run longer, or monitor with a larger batch)")
+    return "no nn.ReLU/ReLU6 module (the monitor cannot see F.relu calls)"
 
 
 def _module_order(ctx: RunContext) -> list[str] | None:
@@ -225,7 +238,7 @@ def _settled(r: dict, what: str) -> str:
 def _monitored_dead_verdict(m: MonitoredUnits) -> Finding:
     worst = max(m.layers, key=lambda r: r["held"])
     evidence = {"source": m.source, "monitored_run": m.note, "layers": m.layers, "fail_fraction": DEAD_FAIL_FRACTION,
-                "warn_fraction": DEAD_WARN_FRACTION, "final_share": FINAL_SHARE}
+                "warn_fraction": DEAD_WARN_FRACTION, "final_share": FINAL_SHARE, "min_examples": MIN_DEAD_EXAMPLES}
     plots = _evolution_plot(m, "dead ReLU units over the monitored run", "fraction of units dead")
     measured = f"{_settled(worst, 'units dead')}, {m.source}"
     detail = ("A ReLU unit that is zero for every example of a batch passes no gradient to its weights; once most "
@@ -233,10 +246,16 @@ def _monitored_dead_verdict(m: MonitoredUnits) -> Finding:
               "climbs during training points at a learning rate that knocked the units' biases negative; one "
               f"that is high from the first record, at the initialisation or the inputs. Thresholds: fail when "
               f"{DEAD_FAIL_FRACTION:.0%} of a layer's units are dead at every one of the last {FINAL_SHARE:.0%} of the "
-              f"records, warn from {DEAD_WARN_FRACTION:.0%}. In {m.note}.")
+              f"records, warn from {DEAD_WARN_FRACTION:.0%}; each record counts on at least {MIN_DEAD_EXAMPLES} "
+              f"examples (smaller batches pooled over recorded steps). In {m.note}.")
     fix = ("Lower the learning rate (or its warm-up peak), use He initialisation with zero or small positive biases, "
            "normalise the inputs, or use LeakyReLU/GELU.")
-    if worst["held"] >= DEAD_FAIL_FRACTION:
+    if worst["held"] >= DEAD_FAIL_FRACTION and "examples" in worst and worst["examples"] is None:
+        # an older monitor file: the batch behind each fraction is unknown, and on a few examples live units
+        # look dead by chance, so without that count this is at most a warning
+        detail += (f" This file does not record how many examples each fraction was measured on (an older "
+                   f"monitor): fewer than {MIN_DEAD_EXAMPLES} can make live units look dead, so it is not a fail.")
+    elif worst["held"] >= DEAD_FAIL_FRACTION:
         return fail(f"dead ReLU layer in the real run: {measured}", detail=detail, fix=fix, evidence=evidence,
                     plots=plots)
     if worst["held"] >= DEAD_WARN_FRACTION:
