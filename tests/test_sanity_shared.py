@@ -107,7 +107,7 @@ SANITY_VERDICTS = {
     "logs_only/buggy": "*=skipped data_loads=pass",   # a training log alone: no model to check
     "logs_only/fixed": "*=skipped data_loads=pass",
     "regression/buggy": "input_batch=skipped loss_at_init=warn loss_shapes=fail overfit_small_batch=fail "
-                        "input_independent=warn",
+                        "input_independent=fail",
     "regression/fixed": "input_batch=skipped",
     "sentiment/buggy": "input_batch=skipped overfit_small_batch=fail input_independent=fail train_step=fail "
                        "eval_determinism=fail",

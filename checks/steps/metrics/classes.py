@@ -20,6 +20,7 @@ from ...engine.context import RunContext
 from ...engine.registry import check
 from ...findings import Finding, PlotSpec, SkipCheck, fail, info, passed, skipped, warn
 from ...wording import cut_list, pct, plural
+from .cut_short import on_probe
 
 # A class's recall is "far below the rest" when it trails the pooled recall of the other classes by
 # this much (absolute) and the gap is significant after BH correction.
@@ -100,7 +101,8 @@ def per_class_verdict(m: PerClassMeasure) -> Finding:
 
 @check("metrics.per_class", title="Every class is learned", needs=("classification",))
 def per_class(ctx: RunContext):
-    return per_class_verdict(PerClassMeasure(per_class_table(ctx, model_outputs(ctx).get("valid"))))
+    outputs = model_outputs(ctx)
+    return on_probe(per_class_verdict(PerClassMeasure(per_class_table(ctx, outputs.get("valid")))), outputs)
 
 
 # --- metrics.confusion ---------------------------------------------------------------------------
@@ -197,8 +199,10 @@ def confusion_verdict(m: ConfusionMeasure) -> Finding:
 
 @check("metrics.confusion", title="Confusion matrix and the most confused pairs", needs=("classification",))
 def confusion(ctx: RunContext):
-    y, pred, _ = labelled(model_outputs(ctx).get("valid"))
-    return confusion_verdict(ConfusionMeasure([str(c) for c in ctx.classes], confusion_counts(y, pred, len(ctx.classes))))
+    outputs = model_outputs(ctx)
+    y, pred, _ = labelled(outputs.get("valid"))
+    return on_probe(confusion_verdict(ConfusionMeasure([str(c) for c in ctx.classes],
+                                                        confusion_counts(y, pred, len(ctx.classes)))), outputs)
 
 
 # --- metrics.calibration -------------------------------------------------------------------------

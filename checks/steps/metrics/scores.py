@@ -21,6 +21,7 @@ from ...engine.registry import check
 from ...findings import Finding, SkipCheck, fail, info, passed, warn
 from ...vocab import BOUNDED_METRICS, REGRESSION_METRICS, higher_is_better
 from ...wording import num, pct, signed
+from .cut_short import on_probe
 
 # Generalisation gap on a [0, 1] score (accuracy-like, or R² for regression). Andrew Ng's bias/variance
 # recipe ("Machine Learning Yearning", ch. 20-24) reads a train/dev gap of ~10 points as high variance;
@@ -158,7 +159,7 @@ def vs_baseline_verdict(m: VsBaselineMeasure) -> Finding:
 
 @check("metrics.vs_baseline", title="The model beats trivial baselines")
 def vs_baseline(ctx: RunContext):
-    return vs_baseline_verdict(_measure_vs_baseline(ctx))
+    return on_probe(vs_baseline_verdict(_measure_vs_baseline(ctx)), model_outputs(ctx))
 
 
 # --- metrics.generalization_gap ------------------------------------------------------------------
@@ -239,7 +240,7 @@ def generalization_gap_verdict(m: GapMeasure) -> Finding:
 
 @check("metrics.generalization_gap", title="Train vs valid: over- or underfitting")
 def generalization_gap(ctx: RunContext):
-    return generalization_gap_verdict(_measure_gap(ctx))
+    return on_probe(generalization_gap_verdict(_measure_gap(ctx)), model_outputs(ctx))
 
 
 # --- metrics.split_consistency -------------------------------------------------------------------

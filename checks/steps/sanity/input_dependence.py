@@ -18,9 +18,14 @@ from ...findings import Finding, PlotSpec, Series, fail, info, passed, warn
 from .batch import BlankedRows, fixed_rows, padding_id
 from .fitting import budget_left
 
-# input_independent: real inputs must cut the held-out loss of the zero-input model by at least this
-# fraction to "clearly win"; below INPUT_WARN_GAIN it is worth a look.
-INPUT_FAIL_GAIN = 0.0
+# input_independent: real inputs must cut the held-out loss of the zero-input model by more than
+# INPUT_FAIL_GAIN, or the model does no better with them; below INPUT_WARN_GAIN it is worth a look.
+# The fail line sits above zero by the numerical spread of two short fits of a model that learnt nothing:
+# both end at the loss of the label frequencies, and which one ends a hair lower depends on the CPU's float
+# kernels (sentiment/buggy, labels shuffled: +0.025% on one machine, <= 0 on another; regression/buggy
+# +0.019%). A gain under 0.1%, four times that spread, is noise, not a signal the inputs carry; a correct
+# model that learns slowly (the PyTorch CIFAR tutorial at lr 0.001, 4 epochs: +0.17%) stays above it and warns.
+INPUT_FAIL_GAIN = 0.001
 INPUT_WARN_GAIN = 0.03
 INPUT_ROWS = 2000
 INPUT_EPOCHS = 10
