@@ -286,6 +286,34 @@ def test_lr_verdict_flat_sweep_and_too_short_sweep():
         _lr_finding(1e-3, LRTest(lrs=[1e-7, 1e-6], losses=[1.0, 1.0], smoothed=[1.0, 1.0], stopped="budget"))
 
 
+def test_lr_verdict_cut_by_budget_reads_the_same_wherever_the_cut_falls():
+    """A CPU-time budget cuts the sweep at a step that depends on the machine: the finding must not."""
+    from mltriage.checks.analyses.lr_test import LRTest
+
+    def cut_at(steps):
+        full = _sweep(lowest_at=-1.0)
+        return LRTest(lrs=full.lrs[:steps], losses=full.losses[:steps], smoothed=full.smoothed[:steps],
+                      stopped="budget", seconds=1.0)
+
+    early, later = _lr_finding(1e-3, cut_at(30)), _lr_finding(1e-3, cut_at(45))
+    assert early.status == later.status == "info"
+    assert early.title == later.title and "cut by the time budget" in early.title
+    assert early.evidence["swept_to"] < later.evidence["swept_to"]       # the lr reached is still reported
+    assert f"{early.evidence['swept_to']:.2g}" in early.detail
+
+
+def test_lr_verdict_does_not_place_the_lr_on_a_faint_fall():
+    """A sweep whose loss fell 10%: where it bottoms out is noise, so no warn or fail on its location (a
+    word-level LSTM LM at lr 20 sweeps like this); the same shape with a clear fall still warns."""
+    faint = _sweep()
+    faint.smoothed = [1.0 - 0.1 * (1.0 - v) / 0.8 for v in faint.smoothed]
+    faint.losses = list(faint.smoothed)
+    faint.stopped = "end"
+    f = _lr_finding(1.0, faint)
+    assert f.status == "info" and "fell only 10%" in f.title
+    assert _lr_finding(1.0).status in ("warn", "fail")
+
+
 def _ends(start, end):
     from mltriage.checks.analyses.curves import LossEnds
 

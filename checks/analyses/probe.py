@@ -63,8 +63,8 @@ class Probe:
             return self.source
         epochs = len(self.epochs) - 1
         why = {"budget": ", stopped by its time share", "diverged": ", stopped when the loss became non-finite"}
-        return (f"mltriage's probe run ({len(self.loss)} steps, {epochs} full epoch(s) in {self.seconds:.1f} s"
-                f"{why.get(self.stopped, '')})")
+        # No seconds here: this text reaches titles, and the same project must read the same on any machine.
+        return f"mltriage's probe run ({len(self.loss)} steps, {epochs} full epoch(s){why.get(self.stopped, '')})"
 
 
 def _layers(model):

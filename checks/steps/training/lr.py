@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ...analyses.lr_test import (LR_DIVERGE_FACTOR, LR_START, OPTIMIZER_LR_BOUNDS, LRAdvice, LRSummary, LRTest,
-                                 lr_advice, lr_range_summary, lr_range_test)
+from ...analyses.lr_test import (ADVICE_MIN_DROP, LR_DIVERGE_FACTOR, LR_START, OPTIMIZER_LR_BOUNDS, LRAdvice,
+                                 LRSummary, LRTest, lr_advice, lr_range_summary, lr_range_test)
 from ...engine.analysis import ANALYSES
 from ...engine.context import RunContext
 from ...engine.registry import check
@@ -96,9 +96,12 @@ def lr_verdict(m: LRMeasure) -> Finding:
         raise SkipCheck(f"the range test ran too few steps ({s['steps']}) to read\n{swept} Raise the budget.")
     cut = m.sweep.stopped == "budget"
     if cut and (not s.get("fell") or s["lr_at_min_loss"] >= m.sweep.lrs[-4]):
-        return info(f"the range test was cut by the time budget at lr {s['swept_to']:.2g}",
-                    detail=f"{swept} The sweep stopped before the loss reached its lowest point, so the useful "
-                           f"range cannot be read yet (loss {s['loss_start']:.4g} -> {s['loss_min']:.4g}).",
+        # The title names no lr: where a CPU-time budget cuts the sweep depends on the machine, and the
+        # same project must give the same findings on an idle laptop and a loaded box (the lr is in detail).
+        return info("the range test was cut by the time budget before the loss reached its lowest point",
+                    detail=f"{swept} The sweep stopped at lr {s['swept_to']:.2g}, before the loss reached its lowest "
+                           f"point, so the useful range cannot be read yet (loss {s['loss_start']:.4g} -> "
+                           f"{s['loss_min']:.4g}).",
                     fix="Raise [budget] seconds (or --budget) so the sweep can reach lr 1 and beyond.",
                     evidence=s)
     if not s.get("fell"):
@@ -157,6 +160,18 @@ def _configured_vs_range(configured: float, s: dict, swept: str, advice: LRAdvic
         return fail(f"lr {configured:g} is at or beyond where the loss blows up ({blowup:.2g})",
                     detail=f"{swept} {rng} The configured lr is {configured / blowup:.3g}x the lr at which "
                            f"training diverged.", fix=fix_to, evidence=s)
+    drop = s.get("relative_drop") or 0.0
+    if drop < ADVICE_MIN_DROP:
+        # Where a faint fall bottoms out is the EMA's wandering, not the model's limit (the same reason no lr is
+        # advised from it): placing the configured lr above or below that point would cry wolf. A model that needs
+        # many steps to move its loss (an LSTM language model at lr 20, PyTorch's word_language_model) sweeps
+        # like this; only a blow-up (above) is a clear reading.
+        return info(f"the range test's loss fell only {drop:.0%}: too little to place lr {configured:g} in a range",
+                    detail=f"{swept} {rng} A range is read from a fall of at least {ADVICE_MIN_DROP:.0%} of the "
+                           f"starting loss; below that, where the smoothed loss is lowest is noise.",
+                    fix="Judge the lr from the real training curves (training.divergence, oscillation, plateau). "
+                        "A model that needs many steps per lr to move its loss cannot be read from one sweep.",
+                    evidence=s)
     if configured > hi and configured >= 100 * s["lr_steepest"]:
         return fail(f"lr {configured:g} is far above the useful range ({lo:.2g} to {hi:.2g})",
                     detail=f"{swept} {rng} The configured lr is past the point where the loss stopped falling and "
