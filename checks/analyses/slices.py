@@ -300,6 +300,17 @@ class WeakSliceAnalysis:
     seconds: float = 0.0
 
 
+def _mark_class_slices(slices: list[dict]) -> None:
+    """Tag the slices defined by the label alone ("label == 3"): such a slice is a class, and whether a class
+    errs too much is metrics.per_class's verdict (its own significance test and recall gap). Judging it here
+    too, with other thresholds, made the two checks disagree on one class (images/fixed: per_class passed,
+    weak_slices warned on the class)."""
+    from ..engine.tensor_context import TENSOR_TARGET
+
+    for found in slices:
+        found["class_slice"] = found.get("column") == TENSOR_TARGET and found.get("kind") == "category"
+
+
 def _slice_search_frame(ctx, keep):
     """The columns slices are searched in, on the labelled valid rows: table features, or for tensor
     projects the label, Dataset metadata and brightness/length (never raw pixel or id ranges)."""
@@ -329,6 +340,8 @@ def weak_slice_analysis(ctx) -> WeakSliceAnalysis:
     nums, _, _ = column_kinds(frame, numeric, categorical, text)
     result = discover_slices(frame, err, numeric, categorical, text, binary=ctx.is_classification, seed=ctx.seed)
     slices, masks = deduplicated_slice_masks(frame, result, nums, ctx.seed)
+    if ctx.is_tensor:
+        _mark_class_slices(slices)
     # kept for the whole run: the counts only, not the token and cluster caches (large on big splits)
     result = {k: v for k, v in result.items() if k in ("rows", "mean_error", "candidates", "tested")}
     return WeakSliceAnalysis(ctx.is_classification, np.flatnonzero(keep), err, result, slices, masks,

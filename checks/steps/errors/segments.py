@@ -91,7 +91,12 @@ def weak_slices_verdict(m: WeakSlicesMeasure) -> Finding:
                               f"qualified among {m.rows} labelled valid rows, so no slice was compared with the "
                               f"rest. Give the valid split more rows (a few hundred at least).",
                        evidence=evidence)
-    severe = [s for s in slices if s["severe"]]
+    # A slice that is one class ("label == 3", tensor projects) is listed, but metrics.per_class judges classes.
+    severe = [s for s in slices if s["severe"] and not s.get("class_slice")]
+    classes = [s for s in slices if s.get("class_slice")]
+    per_class_note = (f" Slices that are one class ({cut_list([s['description'] for s in classes], 3)}) are listed "
+                      f"but not judged here: metrics.per_class judges each class's recall against the others."
+                      if classes else "")
     fix = ("Look at the rows of the top slice: is it rare in train (collect or up-weight it), are its labels noisy, "
            "does it need a feature the model lacks? Then pin it with a [[slices]] unit test so it cannot regress.")
     if severe:
@@ -99,13 +104,22 @@ def weak_slices_verdict(m: WeakSlicesMeasure) -> Finding:
         return warn(f"{len(severe)} weak slice(s); worst: {top['description']} ({top['size']} rows, {what} "
                     f"{top['error']:.3g} vs {mean:.3g})",
                     detail=f"Warn when a slice's {what} is at least {WARN_RATIO:.0f}x that of the other rows"
-                           + (f" and {WARN_EXCESS:.2f} above it" if binary else "") + f". {method}\n{listing}",
+                           + (f" and {WARN_EXCESS:.2f} above it" if binary else "") + f".{per_class_note} {method}\n{listing}",
                     fix=fix, evidence=evidence, plots=[plot], rows=m.row_table)
-    if slices:
-        return info(f"{len(slices)} slice(s) modestly above the average {what}; top: {slices[0]['description']} "
-                    f"({slices[0]['error']:.3g} vs {mean:.3g})",
-                    detail=f"None reaches {WARN_RATIO:.0f}x the other rows' {what}. {method}\n{listing}", fix=fix,
+    judged = [s for s in slices if not s.get("class_slice")]
+    if judged:
+        return info(f"{len(judged)} slice(s) modestly above the average {what}; top: {judged[0]['description']} "
+                    f"({judged[0]['error']:.3g} vs {mean:.3g})",
+                    detail=f"None reaches {WARN_RATIO:.0f}x the other rows' {what}"
+                           + (" (of the slices judged here)" if classes else "")
+                           + f".{per_class_note} {method}\n{listing}", fix=fix,
                     evidence=evidence, plots=[plot], rows=m.row_table)
+    if classes:
+        top = classes[0]
+        return info(f"the segments that err more are whole classes; top: {top['description']} ({top['size']} rows, "
+                    f"{what} {top['error']:.3g} vs {mean:.3g}); metrics.per_class judges classes",
+                    detail=f"No segment other than a class errs significantly more than average.{per_class_note} "
+                           f"{method}\n{listing}", fix=fix, evidence=evidence, plots=[plot], rows=m.row_table)
     return passed(f"no segment errs significantly more than average ({m.tested} tested)",
                   detail=method, evidence=evidence, plots=[plot])
 
