@@ -112,7 +112,9 @@ def _plan(data: dict) -> Plan:
 
 
 def _finding(data: dict) -> FindingMessage:
-    return FindingMessage(finding=Finding.from_dict(data["finding"]), budget_used=float(data.get("budget_used", 0.0)))
+    # the worker built the row table with RowTable (plain JSON values) and json.dumps wrote it: not converted again
+    return FindingMessage(finding=Finding.from_dict(data["finding"], plain_rows=True),
+                          budget_used=float(data.get("budget_used", 0.0)))
 
 
 _DECODERS = {
