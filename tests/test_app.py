@@ -432,6 +432,9 @@ def test_run_state_sets_old_findings_aside_and_restores_them():
     new = Finding(check="data.outliers", step="data", status="pass", title="new")
     run.arrived(new, findings)
     assert run.current is None and run.step_progress("data") == (1, 2)
+    run.arrived(Finding(check="data.duplicates", step="data", status="warn", title="new too"), findings)
+    assert run.step_progress("data") is None       # every planned check arrived: the step shows its verdicts
+    findings.pop("data.duplicates")
     run.restore(findings)
     assert findings == {"data.outliers": new, "data.duplicates": old}
 

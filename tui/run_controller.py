@@ -48,10 +48,15 @@ class RunState:
             findings.setdefault(cid, finding)
 
     def step_progress(self, step: str) -> tuple[int, int] | None:
+        """(done, planned) of a step this run still works on; None for a step it does not run, or one whose
+        planned checks have all arrived (the step then shows its verdicts, not "running 4/4")."""
         planned = [c for c in self.plan if c.split(".", 1)[0] == step]
         if step not in self.steps:
             return None
-        return len([c for c in planned if c in self.done]), len(planned)
+        done = len([c for c in planned if c in self.done])
+        if self.plan and done == len(planned):
+            return None
+        return done, len(planned)
 
 
 def end_notice(run: RunState, result) -> str | None:

@@ -24,10 +24,23 @@ def _task_rows(cfg: ProjectConfig, findings: dict[str, Finding]) -> list[tuple[s
     if classes is None and isinstance(counts, dict) and isinstance(counts.get("train"), dict):
         classes, class_source = list(counts["train"]), "found in train"
     default_metric = "accuracy" if task != "regression" else "rmse"
-    return [("task", task or "?", source), ("target", cfg.target, "declared"),
+    return [("task", task or "?", source), _target_row(cfg),
             ("classes", ", ".join(map(str, classes)) if classes else ("-" if task == "regression" else "?"),
              class_source if classes else ""),
             ("metric", cfg.metric or default_metric, "declared" if cfg.metric else "default: not set in mltriage.toml")]
+
+
+def _target_row(cfg: ProjectConfig) -> tuple[str, str, str]:
+    """A tensor project has no target column: say where its labels come from instead of a blank."""
+    if cfg.target:
+        return "target", cfg.target, "declared"
+    if cfg.datamodule:
+        return "target", "y of each batch", "LightningDataModule"
+    if cfg.dataset:
+        return "target", "y of each (x, y) item", "Dataset"
+    if cfg.is_tensor and cfg.image_folder:
+        return "target", "sub-folder names", "ImageFolder"
+    return "target", "?", "not set: [data] target in mltriage.toml"
 
 
 def problem_summary_text(cfg: ProjectConfig, findings: dict[str, Finding], confirmed: bool) -> Text:
