@@ -187,3 +187,33 @@ def test_start_here_names_each_planted_bug_and_no_more(runs, name, buggy, fixed)
     assert len(roots) <= len(bugs), f"{name}: start here lists {sorted(listed)} for {len(bugs)} bugs"
     missing = [b.summary for b in bugs if not b.pending and not (b.ids & listed)]
     assert missing == [], f"{name}: planted bugs missing from start here {sorted(listed)}: {missing}"
+
+
+# --- crashes with a measured cause (CRASH_LINKS) ------------------------------------------------------
+_LOOKUP_CRASH = "project code failed: the model's forward() raised IndexError: index out of range in self"
+_IDS_PAST = {"id_range": {"train": [2, 299], "valid": [2, 360]},
+             "token_table": {"name": "embed", "num_embeddings": 300}}
+
+
+def test_embedding_crashes_are_folded_under_the_ids_past_the_table():
+    from mltriage.checks.engine.causes import reason_for
+
+    found = [f("data.token_ids", "fail", **_IDS_PAST), f("training.plateau", "error", _LOOKUP_CRASH),
+             f("metrics.summary", "error", _LOOKUP_CRASH), f("training.divergence", "error", "project code failed: "
+                                                             "the model's forward() raised ValueError: shapes")]
+    got = causes(found)
+    assert got["training.plateau"] == got["metrics.summary"] == "data.token_ids"
+    assert got["training.divergence"] is None                    # another crash: not explained by the ids
+    assert "embedding" in reason_for("training.plateau", "data.token_ids", "error")
+    roots = start_here(found)
+    assert [r.check for r, _ in roots] == ["data.token_ids"]
+    assert {k.check for k in roots[0][1]} == {"training.plateau", "metrics.summary"}
+    assert "data.token_ids" in to_text(run_document("p", found, 1.0))
+
+
+@pytest.mark.parametrize("evidence", [{"id_range": {"train": [2, 299], "valid": [2, 299]},
+                                       "token_table": {"name": "embed", "num_embeddings": 300}}, {}])
+def test_embedding_crashes_stay_errors_when_the_ids_fit(evidence):
+    # data.token_ids flagged something else (padding, truncation): the crash is not its doing
+    got = causes([f("data.token_ids", "warn", **evidence), f("training.plateau", "error", _LOOKUP_CRASH)])
+    assert got["training.plateau"] is None

@@ -10,7 +10,8 @@ list the likely causes first ("Start here") with their knock-ons folded under th
 The grouping is conservative:
 - a knock-on is folded only when its root was found in the same run at `warn` or `fail`;
 - only `warn`, `fail` and `info` findings are folded (a pass needs no explanation, an `error` or a
-  `skipped` says something about mltriage, not the model);
+  `skipped` says something about mltriage, not the model), except a crash of the project's code that a
+  flagged root has measured the cause of (CRASH_LINKS: ids past an embedding's rows);
 - a link may require other findings of the run (`requires`: e.g. slice tests are folded under a broken
   output layer only when the model is no better than the baseline overall) or a property of the
   knock-on's evidence (`when`: a learning-rate sweep whose loss never fell tells nothing about the lr
@@ -153,6 +154,38 @@ ROOT_ORDER: tuple[str, ...] = (
 assert set(ROOT_ORDER) == set(KNOCK_ONS), "every root needs a place in ROOT_ORDER"
 
 
+# Crashes with a known cause (`error` findings of project code). One bad input makes every check that runs
+# the model on it raise the same exception; when a check has measured that input, the errors are folded under
+# it. data.token_ids: ids past an Embedding's rows make the lookup raise "index out of range in self" on the
+# CPU and a device-side assert on CUDA (PyTorch's messages for F.embedding).
+def _ids_past_the_table(evidence: dict) -> bool:
+    table = evidence.get("token_table") or {}
+    rows = table.get("num_embeddings")
+    ranges = evidence.get("id_range") or {}
+    return isinstance(rows, int) and any(isinstance(r, list) and len(r) == 2 and isinstance(r[1], int)
+                                         and r[1] >= rows for r in ranges.values())
+
+
+def _embedding_lookup_crash(finding: Any) -> bool:
+    text = f"{_get(finding, 'title', '')}\n{_get(finding, 'detail', '')}"
+    return text.startswith("project code failed") and (
+        "index out of range in self" in text or "device-side assert" in text)
+
+
+@dataclass(frozen=True)
+class CrashLink:
+    root: str
+    reason: str
+    root_shows: Callable[[dict], bool]      # the root's evidence names the cause
+    crash: Callable[[Any], bool]            # the error finding is that crash
+
+
+CRASH_LINKS = (
+    CrashLink("data.token_ids", "token ids past the embedding's rows make every lookup of them crash",
+              _ids_past_the_table, _embedding_lookup_crash),
+)
+
+
 def _get(f: Any, key: str, default=None):
     return f.get(key, default) if isinstance(f, dict) else getattr(f, key, default)
 
@@ -186,7 +219,21 @@ def plan_causes(findings: Iterable[Any]) -> dict[str, tuple[str, str]]:
                 continue
             folded[k] = (root, link.reason)
             acting.add(root)
+    _fold_crashes(by_id, status, folded)
     return folded
+
+
+def _fold_crashes(by_id: dict, status: dict, folded: dict) -> None:
+    """Project-code errors that are a crash a flagged root explains (CRASH_LINKS) get that root."""
+    for link in CRASH_LINKS:
+        root = by_id.get(link.root)
+        if root is None or status.get(link.root) not in ROOT_STATUSES or link.root in folded:
+            continue
+        if not link.root_shows(_get(root, "evidence", {}) or {}):
+            continue
+        for cid, f in by_id.items():
+            if status.get(cid) == "error" and cid not in folded and link.crash(f):
+                folded[cid] = (link.root, link.reason)
 
 
 def assign_causes(findings: list[Any]) -> list[Any]:
@@ -199,8 +246,11 @@ def assign_causes(findings: list[Any]) -> list[Any]:
     return findings
 
 
-def reason_for(knock_on: str, root: str) -> str:
-    """The catalog's words for why `root` explains `knock_on` ("" when the table has no such link)."""
+def reason_for(knock_on: str, root: str, status: str = "") -> str:
+    """The catalog's words for why `root` explains `knock_on` ("" when the table has no such link); for an
+    `error` knock-on, the crash's words (CRASH_LINKS)."""
+    if status == "error":
+        return next((link.reason for link in CRASH_LINKS if link.root == root), "")
     return next((link.reason for link in KNOCK_ONS.get(root, []) if link.knock_on == knock_on), "")
 
 

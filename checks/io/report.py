@@ -175,7 +175,7 @@ def to_text(run: dict, width: int | None = None, color: bool = False, verbose: b
         for f in shown:
             out.extend(headline(f))
             if f.caused_by and not verbose:
-                reason = reason_for(f.check, f.caused_by)
+                reason = reason_for(f.check, f.caused_by, f.status)
                 out.extend(body.wrap(f"Likely a knock-on of {f.caused_by}" + (f": {reason}." if reason else ".")))
             elif f.status in ("warn", "fail", "error") or verbose:
                 # verbose shows whole tables (the architecture summary has a line per layer)
@@ -230,7 +230,7 @@ def to_markdown(run: dict, notes: dict[str, str] | None = None) -> str:
             if f.status in ("warn", "fail", "error"):
                 out += [f"### {f.status.upper()}: `{f.check}` — {f.title}", ""]
                 if f.caused_by:
-                    reason = reason_for(f.check, f.caused_by)
+                    reason = reason_for(f.check, f.caused_by, f.status)
                     out += [f"*Likely a knock-on of `{f.caused_by}`" + (f": {reason}.*" if reason else ".*"), ""]
                 out += [f.detail.strip(), ""]
                 if f.fix:
