@@ -8,9 +8,11 @@
 
 Every `every` steps one JSON line is appended: the loss, the lr, and per layer the gradient norm, the
 weight norm, the update-to-weight ratio of the optimizer step that follows, and (through forward hooks
-armed for that step only) the share of dead ReLU units and of saturated sigmoid/tanh outputs. Beside a ReLU
-module's "dead_fraction" go "examples" (the batch it was measured on) and, where batches are too small to
-tell a dead unit from a quiet one, "pooled_dead_fraction" / "pooled_examples" over several recorded batches.
+armed for that step only) the share of dead ReLU units (a unit: a channel of a convolution output, else a
+feature on the last axis, so (N, T, F) sequence activations count F units) and of saturated sigmoid/tanh
+outputs. Beside a ReLU module's "dead_fraction" go "examples" (the batch it was measured on) and, where
+batches are too small to tell a dead unit from a quiet one, "pooled_dead_fraction" / "pooled_examples" over
+several recorded batches.
 
 Promises to the training loop, which matters more than any diagnostic:
 - it never raises into the loop: any failure disables the monitor with one warning;
@@ -95,18 +97,59 @@ def _norm(tensors) -> torch.Tensor:
     return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(t.detach().float()) for t in tensors]))
 
 
+# --- where a ReLU output's units are --------------------------------------------------------------
+# The twin of checks/analyses/model_trace.py's rule (LAYOUT_KEEPING, _layout_after, _Recorder.unit_dim), written
+# out again here because this module imports only torch (DESIGN §2: the training-loop hook must not pull in the
+# library's engine); tests/test_monitor_axis.py keeps the two in agreement. PyTorch lays convolution outputs out
+# as (N, C, ...): a unit is a channel. Everything else puts its features last: (N, F), and (N, T, F) from an
+# Embedding, a Linear applied per time step, an LSTM/GRU or attention, where dim 1 is time. A 3-D activation
+# is told apart by the modules with parameters that ran before it in the forward pass.
+# Normalisation layers keep the layout of what they normalise (BatchNorm1d follows a Conv1d or a Linear).
+LAYOUT_KEEPING = ("BatchNorm", "SyncBatchNorm", "GroupNorm", "InstanceNorm", "LazyBatchNorm", "LazyInstanceNorm")
+
+
+def layout_after(type_name: str, layout: str) -> str:
+    """The layout of activations after a module with parameters of this type ran: "channels" or "last"."""
+    if type_name.startswith(("Conv", "LazyConv")):
+        return "channels"
+    return layout if type_name.startswith(LAYOUT_KEEPING) else "last"
+
+
+def unit_dim(ndim: int, layout: str) -> int:
+    """The axis of an activation's units: channels (dim 1) for 4-D/5-D outputs and for 3-D ones after a
+    convolution, else the last axis (which is dim 1 for (N, F))."""
+    if ndim >= 4 or ndim == 3 and layout == "channels":
+        return 1
+    return ndim - 1
+
+
 class _ActivationProbe:
-    """Forward hooks that measure dead ReLU units and saturated sigmoid/tanh outputs on one forward pass."""
+    """Forward hooks that measure dead ReLU units and saturated sigmoid/tanh outputs on one forward pass.
+
+    Beside the activation hooks, a hook on each module with parameters keeps the running layout of the
+    forward pass (layout_after), reset when the model's forward starts; all are armed for a recorded step only."""
 
     def __init__(self, model: torch.nn.Module):
         self.handles = []
         self.values: dict[str, dict[str, torch.Tensor | int]] = {}
         self.fired: dict[str, torch.Tensor] = {}     # ReLU module -> which of its units fired on the batch
+        self.layout = "last"
+        self.handles.append(model.register_forward_pre_hook(self._start_pass))
         for name, module in model.named_modules():
             kind = ("relu" if isinstance(module, RELU_TYPES) else "sigmoid" if isinstance(module, SIGMOID_TYPES)
                     else "tanh" if isinstance(module, TANH_TYPES) else None)
             if kind:
                 self.handles.append(module.register_forward_hook(self._hook(name or type(module).__name__, kind)))
+            if module is not model and next(module.parameters(recurse=False), None) is not None:
+                # (after the activation hook of the same module, as model_trace records a call before it
+                # updates the layout; the model itself is left out, as there: its hook fires after all it holds)
+                self.handles.append(module.register_forward_hook(self._follow_layout))
+
+    def _start_pass(self, module, inputs) -> None:
+        self.layout = "last"
+
+    def _follow_layout(self, module, inputs, output) -> None:
+        self.layout = layout_after(type(module).__name__, self.layout)
 
     def _hook(self, name: str, kind: str):
         def record(module, inputs, output):
@@ -115,14 +158,18 @@ class _ActivationProbe:
             with torch.no_grad():
                 out = output.detach()
                 if kind == "relu":
-                    # A unit (feature or channel: dim 1) is dead when it is zero for every example and position.
-                    units = out.transpose(0, 1).reshape(out.shape[1], -1) if out.dim() > 1 else out.reshape(1, -1)
-                    fired = units.amax(dim=1) > 0
+                    # A unit is dead when it is zero for every example and position (time step, pixel).
+                    if out.dim() > 1:
+                        dim = unit_dim(out.dim(), self.layout)
+                        fired = out.amax(dim=tuple(d for d in range(out.dim()) if d != dim)) > 0
+                    else:
+                        fired = (out.amax() > 0).reshape(1)
                     # positions of one example are not independent evidence: only the examples count
                     examples = int(out.shape[0]) if out.dim() > 1 else 1
                     self.values[name] = {"dead_fraction": (~fired).float().mean(), "examples": examples}
                     self.fired[name] = fired
                 else:
+                    # per output value: the same share whichever axis holds the units
                     low, high = (0.0, 1.0) if kind == "sigmoid" else (-1.0, 1.0)
                     saturated = (out <= low + SATURATION_MARGIN) | (out >= high - SATURATION_MARGIN)
                     self.values[name] = {"saturated_fraction": saturated.float().mean()}
