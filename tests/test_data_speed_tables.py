@@ -66,9 +66,13 @@ def test_best_group_counts_equal_mask_means():
     ctx = SimpleNamespace(train=train, categorical_columns=["site", "kind"])
     pos = np.arange(0, n, 2)
     miss = train["x"].iloc[pos].isna().to_numpy()
-    got = tables._best_group(ctx, miss, pos, "x")
+    levels = tables._group_levels(ctx, pos)
+    got = tables._best_group(levels, miss, "x")
     assert got is not None and got["value"] == "east"
     assert got == _best_group_by_masks(train, miss, pos, "x", ["site", "kind"])
+    # the levels are read, not recomputed: the same levels serve another missing column, and a column is
+    # never its own group
+    assert tables._best_group(levels, miss, "site") == _best_group_by_masks(train, miss, pos, "site", ["kind"])
 
 
 def test_missing_column_lists_of_many_columns():

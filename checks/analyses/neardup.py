@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from ..engine.analysis import analysis
 from ..engine.context import RunContext
-from .rowkeys import mix_into, text_codes
+from .rowkeys import first_of_codes, mix_into, text_codes
 
 # Two texts are near duplicates at a shingle Jaccard similarity of at least 0.8: the threshold of the
 # deduplication literature (Broder 1997; Lee et al. 2022, "Deduplicating Training Data Makes Language
@@ -361,11 +361,13 @@ def near_duplicate_pairs(ctx: RunContext, column: str) -> NearPairs:
     codes = {s: text_codes(ctx, s, column) for s in ctx.splits}
     joint = np.concatenate(list(codes.values()))
     texts = pd.concat([df[column].reset_index(drop=True) for df in ctx.splits.values()], ignore_index=True)
-    valid = joint >= 0
-    first = pd.Series(joint[valid]).drop_duplicates()
+    valid = np.flatnonzero(joint >= 0)
+    # codes are numbered in order of first appearance (pd.factorize), so each text's first row is where
+    # its code first shows: first_of_codes, no hash pass
+    first = first_of_codes(joint[valid])
     method = _method()
-    positions = np.flatnonzero(valid)[first.index.to_numpy()]
-    distinct_codes = first.to_numpy()
+    positions = valid[first]
+    distinct_codes = joint[valid][first]
     if len(distinct_codes) > SEARCH_TEXTS:
         keep = np.sort(np.random.default_rng(ctx.seed).choice(len(distinct_codes), SEARCH_TEXTS, replace=False))
         method["sampled"] = f"a seeded sample of {SEARCH_TEXTS:,} of {len(distinct_codes):,} distinct texts"

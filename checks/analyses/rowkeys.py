@@ -106,16 +106,69 @@ def _by_split(ctx: RunContext, joint) -> dict:
     return out
 
 
-@analysis
-def all_row_hashes(ctx: RunContext) -> dict:
-    """split -> one uint64 per row over the feature columns (the label is not part of it)."""
+# Cost rank of a column's keys: numbers are a bit-pattern view, strings a hash-table pass, other objects
+# a conversion first. all_row_hashes mixes the cheap columns in first.
+_KEY_COST = {"int": 0, "float": 0, "bool": 0, "string": 1, "object": 2}
+
+
+def _hash_order(parts_by_column: dict) -> list:
+    """Feature column indices, the cheapest keys first (numbers, then strings, then objects), stable."""
+    cost = {j: max(_KEY_COST[_kind(p)] for p in parts) for j, parts in parts_by_column.items()}
+    return sorted(cost, key=cost.get)
+
+
+def shared_hash_rows(hashes, rows):
+    """The subset of `rows` (positions into `hashes`) whose hash is shared with another row of the subset."""
     import numpy as np
 
-    total = sum(_split_lengths(ctx).values())
-    hashes = np.zeros(total, dtype=np.uint64)
+    codes = codes_in_order(hashes[rows])
+    return rows[(np.bincount(codes) > 1)[codes]] if len(rows) else rows
+
+
+def _parts_at(parts: list, rows, starts: list) -> list:
+    """Each split's Series restricted to the joint positions `rows` (ascending) that fall in it."""
+    import numpy as np
+
+    out = []
+    for part, start in zip(parts, starts):
+        lo, hi = np.searchsorted(rows, [start, start + len(part)])
+        out.append(part.iloc[rows[lo:hi] - start])
+    return out
+
+
+@analysis
+def all_row_hashes(ctx: RunContext) -> dict:
+    """split -> one uint64 per row over the feature columns (the label is not part of it).
+
+    Equal rows need equal hashes, and a row whose hash over some columns is already unique cannot equal
+    any other row, whatever its other columns hold: its hash is final. So the cheap (numeric) columns are
+    mixed into every row, then only the rows whose partial hash is still shared get the next columns (on
+    the bench's million rows, 3.5% after the first number), and the costly string columns are hashed for
+    those alone. A final hash still differs from every other row's unless the rows are equal (a partial
+    hash that is unique stays apart from the ones mixed further, up to the 2^-64 chance of mix_into)."""
+    import numpy as np
+
+    lengths = list(_split_lengths(ctx).values())
+    starts = np.r_[0, np.cumsum(lengths)[:-1]].astype(np.int64).tolist() if lengths else []
+    hashes = np.zeros(sum(lengths), dtype=np.uint64)
+    by_column = {j: [df[c] for df in ctx.splits.values()] for j, c in enumerate(ctx.feature_columns)}
+    open_rows = None          # None: every row is still open
+    interval, since = 1, 0    # columns between narrowings; doubled while a narrowing frees < half the rows
     with np.errstate(over="ignore"):
-        for j, column in enumerate(ctx.feature_columns):
-            mix_into(hashes, joint_column_keys([df[column] for df in ctx.splits.values()]), j)
+        for j in _hash_order(by_column):
+            if since >= interval:
+                before = len(hashes) if open_rows is None else len(open_rows)
+                open_rows = shared_hash_rows(hashes, np.arange(len(hashes)) if open_rows is None else open_rows)
+                since, interval = 0, interval * 2 if len(open_rows) * 2 > before else interval
+                if not len(open_rows):
+                    break
+            if open_rows is None:
+                mix_into(hashes, joint_column_keys(by_column[j]), j)
+            else:
+                part = hashes[open_rows]
+                mix_into(part, joint_column_keys(_parts_at(by_column[j], open_rows, starts)), j)
+                hashes[open_rows] = part
+            since += 1
     return _by_split(ctx, hashes)
 
 
@@ -165,24 +218,81 @@ def pair_codes(key_codes, labels):
     return codes_in_order(key_codes * n_labels + label_codes)
 
 
-def _several_labels(key_codes, pairs, labelled):
+def _several_labels(key_codes, first_pair, labelled):
     """Mask of the rows whose key code occurs (among `labelled` rows) with more than one label, and the
-    number of such keys. `pairs` are pair_codes of the same rows."""
+    number of such keys. `first_pair` is True where a row's (key, label) pair shows for the first time."""
     import numpy as np
 
-    distinct = labelled & first_of_codes(pairs)  # each key once per label it carries
+    distinct = labelled & first_pair  # each key once per label it carries
     n_keys = int(key_codes.max()) + 1 if len(key_codes) else 0
     several = np.bincount(key_codes[distinct], minlength=n_keys) > 1
     return labelled & several[key_codes], int(several.sum())
 
 
-def several_label_rows(key_codes, labels):
-    """Mask of the rows whose key (codes_in_order of the keys, computed once by the caller) occurs with
-    more than one distinct label. `labels` are ints; rows with a negative label are ignored."""
+def _dense_labels(labels, n_keys: int):
+    """(labels as 0..L-1, L) when they are integers whose (key, label) table has at most
+    _DENSE_PAIRS_PER_ROW cells a row, else None (then pairs are hashed: pair_codes)."""
     import numpy as np
 
     labels = np.asarray(labels)
-    return _several_labels(key_codes, pair_codes(key_codes, labels), labels >= 0)[0]
+    if labels.dtype.kind not in "ib" and not (labels.dtype.kind == "u" and labels.dtype.itemsize < 8):
+        return None
+    if not len(labels):
+        return None
+    labels = labels.astype(np.int64)
+    low = int(labels.min())
+    n_labels = int(labels.max()) - low + 1
+    if n_keys * n_labels > _DENSE_PAIRS_PER_ROW * len(labels):
+        return None
+    return labels - low, n_labels
+
+
+def pair_firsts(key_codes, labels):
+    """(first, repeated): per row, whether its (key, label) pair shows here for the first time and whether
+    it occurs more than once; labels compared by value (as pair_codes). Few classes: the pair is the
+    number key * L + label, its first row found with np.minimum.at (no hash pass); else pair_codes."""
+    import numpy as np
+
+    n = len(key_codes)
+    dense = _dense_labels(labels, int(key_codes.max()) + 1 if n else 0)
+    if dense is None:
+        pairs = pair_codes(key_codes, labels)
+        return first_of_codes(pairs), (np.bincount(pairs) > 1)[pairs] if n else np.zeros(0, bool)
+    label_codes, n_labels = dense
+    pairs = key_codes * n_labels + label_codes
+    rows = np.arange(n)
+    first_row = np.full(int(pairs.max()) + 1, n, dtype=np.int64)
+    np.minimum.at(first_row, pairs, rows)
+    return first_row[pairs] == rows, (np.bincount(pairs) > 1)[pairs]
+
+
+def several_label_rows(key_codes, labels):
+    """Mask of the rows whose key (non-negative int codes of the keys, equal codes for equal keys, e.g.
+    codes_in_order computed once by the caller) occurs with more than one distinct label. `labels` are ints; rows with a negative label are ignored."""
+    import numpy as np
+
+    labels = np.asarray(labels)
+    labelled = labels >= 0
+    if labels.dtype.kind in "iu" and len(labels):
+        n_keys, n_labels = int(key_codes.max()) + 1, int(labels.max()) + 1
+        if n_keys * n_labels <= _DENSE_PAIRS_PER_ROW * len(labels):
+            return labelled & _labels_per_key(key_codes[labelled], labels[labelled], n_keys, n_labels)[key_codes]
+    return _several_labels(key_codes, pair_firsts(key_codes, labels)[0], labelled)[0]
+
+
+# Few classes: which labels each key carries fits in a (keys x labels) boolean table of at most this many
+# cells per row (8 bytes a row, the size of the codes themselves), filled in one scatter instead of two
+# hash passes over the (key, label) pairs. Many classes fall back to pair_codes.
+_DENSE_PAIRS_PER_ROW = 8
+
+
+def _labels_per_key(keys, labels, n_keys: int, n_labels: int):
+    """True for each key 0..n_keys-1 that occurs with more than one of the labels 0..n_labels-1."""
+    import numpy as np
+
+    seen = np.zeros((n_keys, n_labels), dtype=bool)
+    seen[keys, labels] = True
+    return np.count_nonzero(seen, axis=1) > 1
 
 
 def keys_with_several_labels(keys, labels):
@@ -255,7 +365,8 @@ def duplicate_flags(keys, labels=None, classification: bool = True) -> dict:
     `in_duplicate` (one of a group of rows equal in key and label, the first copy included) and
     `is_conflicting_label` (its key also occurs with another label; classification only). Also the
     counts the duplicates check reports: `distinct` keys and `conflict_groups` (keys with several labels).
-    Two hash passes (keys, then (key, label) pairs); the rest is counting codes."""
+    One hash pass over the keys (pair_firsts hashes the (key, label) pairs only for many classes); the
+    rest is counting codes."""
     import numpy as np
 
     keys = np.asarray(keys)
@@ -266,13 +377,14 @@ def duplicate_flags(keys, labels=None, classification: bool = True) -> dict:
     # factorize numbers groups by first appearance, so repeated keys keep that order among themselves
     group_of_code = np.full(n_keys, -1, dtype=np.int64)
     group_of_code[repeated_code] = np.arange(int(repeated_code.sum()))
-    pairs = pair_codes(codes, labels) if labels is not None else codes
-    n_pairs = int(pairs.max()) + 1 if n else 0
+    if labels is not None:
+        first_pair, repeated_pair = pair_firsts(codes, labels)
+    else:
+        first_pair, repeated_pair = first_of_codes(codes), repeated_code[codes]
     conflict, conflict_groups = np.zeros(n, dtype=bool), 0
     if labels is not None and classification:
-        conflict, conflict_groups = _several_labels(codes, pairs, np.asarray(labels) >= 0)
-    return {"group": group_of_code[codes], "is_duplicate": ~first_of_codes(pairs),
-            "in_duplicate": (np.bincount(pairs, minlength=n_pairs) > 1)[pairs],
+        conflict, conflict_groups = _several_labels(codes, first_pair, np.asarray(labels) >= 0)
+    return {"group": group_of_code[codes], "is_duplicate": ~first_pair, "in_duplicate": repeated_pair,
             "is_conflicting_label": conflict, "distinct": n_keys, "conflict_groups": conflict_groups}
 
 

@@ -291,7 +291,7 @@ def duplicate_rows(ctx: RunContext, m: DuplicatesMeasure):
                           "near_duplicate_score": np.round(near["score"][pos], 3)})
             extra.update(near_partner_cells(ctx, s, near, pos))
         parts.append(split_rows(ctx, s, pos, _shown_columns(ctx), extra))
-    return stack_rows(parts)
+    return stack_rows(parts, plain=True)
 
 
 @check("data.duplicates", title="Duplicate rows and contradictory labels", prefetch=prefetch_row_keys)
@@ -487,7 +487,7 @@ def overlap_rows(ctx: RunContext, m: OverlapMeasure):
             texts = near_partner_cells(ctx, "train", near, near_pos)["near_partner_text"]
             extra["train_text"] = [None] * n_exact + texts
         parts.append(split_rows(ctx, split, pos, _shown_columns(ctx), extra))
-    return stack_rows(parts)
+    return stack_rows(parts, plain=True)
 
 
 @check("data.split_overlap", title="Rows shared between train and valid/test", prefetch=prefetch_row_keys)

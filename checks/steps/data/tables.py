@@ -75,29 +75,39 @@ def _featurized_nonfinite(ctx: RunContext) -> dict[str, int] | None:
         return None
 
 
-def _best_group(ctx: RunContext, miss, pos, column: str) -> dict | None:
-    """The categorical value (of any other column) where `column` is missing most, if concentrated."""
-    import numpy as np
+def _group_levels(ctx: RunContext, pos) -> dict:
+    """column -> (codes, uniques, value counts, code of each counted value) of each categorical column over
+    the training rows `pos` with at most MISSING_GROUP_MAX_LEVELS values: once, for every missing column."""
     import pandas as pd
 
-    train, best = ctx.train, None
+    out = {}
     for g in ctx.categorical_columns:
-        if g == column:
-            continue
-        keys = train[g].iloc[pos].astype("string").fillna("<missing>")
+        keys = ctx.train[g].iloc[pos].astype("string").fillna("<missing>")
         counts = keys.value_counts()
         if len(counts) > MISSING_GROUP_MAX_LEVELS:
             continue
-        # missing cells per value, counted once (exact integer counts, so the shares equal the masks' means)
         codes, uniques = pd.factorize(keys)
+        out[g] = (codes, uniques, counts, dict(zip(counts.index, pd.Index(uniques).get_indexer(counts.index))))
+    return out
+
+
+def _best_group(levels: dict, miss, column: str) -> dict | None:
+    """The categorical value (of any other column) where `column` is missing most, if concentrated.
+    `levels` are _group_levels of the rows `miss` (the column's missing mask) covers."""
+    import numpy as np
+
+    best = None
+    for g, (codes, uniques, counts, code_of) in levels.items():
+        if g == column:
+            continue
+        # missing cells per value, counted once (exact integer counts, so the shares equal the masks' means)
         missing_in = np.bincount(codes, weights=miss, minlength=len(uniques))
-        code_of = dict(zip(counts.index, pd.Index(uniques).get_indexer(counts.index)))
         total_missing = missing_in.sum()
         for value, n in counts.items():
-            if n < MISSING_GROUP_MIN_ROWS or n == len(keys):
+            if n < MISSING_GROUP_MIN_ROWS or n == len(codes):
                 continue
             inside_missing = missing_in[code_of[value]]
-            there, elsewhere = inside_missing / n, (total_missing - inside_missing) / (len(keys) - n)
+            there, elsewhere = inside_missing / n, (total_missing - inside_missing) / (len(codes) - n)
             if there >= 0.5 and there >= MISSING_GROUP_RATIO * max(elsewhere, 1e-9) and \
                     (best is None or there - elsewhere > best["missing_there"] - best["missing_elsewhere"]):
                 best = {"column": g, "value": str(value), "missing_there": round(float(there), 3),
@@ -110,9 +120,10 @@ def _missing_by_group(ctx: RunContext, columns: list[str]) -> dict[str, dict]:
     if not columns:
         return {}
     pos = sample_range(len(ctx.train), STATS_SAMPLE, ctx.seed)
+    levels = _group_levels(ctx, pos)
     found = {}
     for c in columns:
-        best = _best_group(ctx, ctx.train[c].iloc[pos].isna().to_numpy(), pos, c)
+        best = _best_group(levels, ctx.train[c].iloc[pos].isna().to_numpy(), c)
         if best:
             found[c] = best
     return found
@@ -225,7 +236,7 @@ def missing_rows(ctx: RunContext, m: MissingMeasure):
         parts.append(split_rows(ctx, split, pos, extra={
             "missing_columns": _missing_column_lists(miss[pos], wanted),
             "n_missing": count[pos], "is_missing_label": no_label[pos]}))
-    return stack_rows(parts, total=total)
+    return stack_rows(parts, total=total, plain=True)
 
 
 @check("data.missing_values", title="Missing values")

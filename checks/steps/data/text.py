@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ...analyses.rowkeys import codes_in_order, prefetch_row_keys, several_label_rows, split_duplicate_flags, text_codes
+from ...analyses.rowkeys import prefetch_row_keys, several_label_rows, split_duplicate_flags, text_codes
 from ...analyses.sampling import STATS_SAMPLE, sample_note, sample_range
 from ...engine.context import RunContext
 from ...engine.registry import check
@@ -82,7 +82,9 @@ def _conflicting_texts(ctx: RunContext, masks: dict | None = None) -> tuple[dict
         codes = text_codes(ctx, "train", c)
         blank = codes < 0  # empty texts are counted as empty, not as contradictions
         usable = (y >= 0) & ~blank
-        keys = codes_in_order(codes)  # once for both questions below
+        # text codes are already small non-negative ints; blank rows (-1) carry no label below, so any
+        # key does for them
+        keys = np.maximum(codes, 0)
         bad_all = several_label_rows(keys, np.where(blank, -1, y))
         bad = several_label_rows(keys, np.where(blank | reported, -1, y))
         if (bad_all & reported).any():
@@ -214,7 +216,7 @@ def text_rows(ctx: RunContext, m: TextMeasure):
             parts.append(split_rows(ctx, s, np.asarray(pos)[order], [c, ctx.target], {
                 "text_column": [c] * len(order), "problem": problem,
                 "length": masks["lengths"][order].astype(int)}))
-    return stack_rows(parts)
+    return stack_rows(parts, plain=True)
 
 
 @check("data.text_quality", title="Text hygiene", prefetch=prefetch_row_keys)
