@@ -481,6 +481,20 @@ def test_input_independent_verdicts():
     assert diverged.status == "fail" and diverged.evidence["epochs_compared"] == 4
 
 
+def test_input_independent_compares_cut_runs_at_a_rung_the_clock_does_not_choose():
+    """Two machines cut the same fits at epoch 9 and at epoch 6: both compare at epoch 5, so they agree."""
+    from mltriage.checks.steps.sanity.input_dependence import EPOCH_RUNGS, _input_dependence_verdict
+
+    real = [2.30, 2.2, 2.1, 2.0, 1.95, 1.9, 1.6, 1.3, 1.1, 1.0, 0.9]     # learns late
+    zero = [2.30] + [2.25] * 10
+    idle = _input_dependence_verdict(_inputs(real[:10], zero, "budget", ""))
+    busy = _input_dependence_verdict(_inputs(real[:7], zero[:8], "budget", "budget"))
+    assert idle.evidence["epochs_compared"] == busy.evidence["epochs_compared"] == 5 and 5 in EPOCH_RUNGS
+    assert (idle.status, idle.title) == (busy.status, busy.title)
+    # runs that were not cut are compared over every epoch both completed, as before
+    assert _input_dependence_verdict(_inputs(real[:10], zero)).evidence["epochs_compared"] == 9
+
+
 def test_uninformed_prediction_and_labels_follow_vocab():
     import math
     from types import SimpleNamespace

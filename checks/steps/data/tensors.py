@@ -223,6 +223,9 @@ def _layout_of_train(ctx: RunContext):
         return None
     s = ctx.tensor_split("train")
     idx = sample_indices(len(s), 256, ctx.seed)
+    # a random train transform draws from the global generators: seeded, the batch (and the evidence) is
+    # the same on every run, whatever ran before
+    ctx.seed_everything()
     xb, _ = next(iter(s.loader(indices=idx, batch_size=len(idx))))
     tensors = [t for _, t in named_arrays(xb)]
     return measure_channel_layout(tensors[0]) if tensors else None

@@ -292,6 +292,7 @@ def _measure_input_batch(ctx: RunContext) -> InputBatch:
     # a training batch as a shuffled DataLoader deals it (seeded): train transforms applied, classes mixed
     split = ctx.tensor_split("train")
     indices = np.random.default_rng(ctx.seed).permutation(len(split))[:min(ctx.config.batch_size, len(split))]
+    ctx.seed_everything()  # the train transforms' random draws too: the same batch on every run
     xb, yb = split.batch(indices)
     yb = yb if isinstance(yb, torch.Tensor) else torch.as_tensor(yb)
     tensors = input_tensors(xb)
