@@ -24,9 +24,13 @@ def _task_rows(cfg: ProjectConfig, findings: dict[str, Finding]) -> list[tuple[s
     if classes is None and isinstance(counts, dict) and isinstance(counts.get("train"), dict):
         classes, class_source = list(counts["train"]), "found in train"
     default_metric = "accuracy" if task != "regression" else "rmse"
-    return [("task", task or "?", source), _target_row(cfg),
-            ("classes", ", ".join(map(str, classes)) if classes else ("-" if task == "regression" else "?"),
-             class_source if classes else ""),
+    if classes:
+        class_row = ("classes", ", ".join(map(str, classes)), class_source)
+    elif task == "regression":
+        class_row = ("classes", "-", "")
+    else:  # a bare "?" read as a failure to understand; the task row says how to learn it too
+        class_row = ("classes", "?", "run step 1 to find them")
+    return [("task", task or "?", source), _target_row(cfg), class_row,
             ("metric", cfg.metric or default_metric, "declared" if cfg.metric else "default: not set in mltriage.toml")]
 
 
