@@ -156,3 +156,72 @@ def test_off_diagonal_rows_are_cleanlabs():
         labels = np.where(rng.random(2000) < 0.8, p.argmax(1), rng.integers(0, k, 2000))
         _, indices = compute_confident_joint(labels, p, return_indices_of_off_diagonals=True)
         assert np.array_equal(np.flatnonzero(_off_diagonal(labels, p)), np.sort(indices))
+
+
+
+def wide_table(n: int, width: int, signal: float, seed: int = 0):
+    """(train, valid): `width` numeric columns of which only the first decides the label, through a logistic
+    link of slope `signal`: a weak signal, most labels are coin flips of a correct process, none is an error."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, width))
+    df = pd.DataFrame(X, columns=[f"f{j}" for j in range(width)])
+    df["label"] = np.where(rng.random(n) < 1 / (1 + np.exp(-signal * X[:, 0])), "yes", "no")
+    cut = int(0.8 * n)
+    return df.iloc[:cut].reset_index(drop=True), df.iloc[cut:].reset_index(drop=True)
+
+
+def wide_flipped_table(n: int, width: int, flip: float, seed: int = 1):
+    """(train, valid, flipped train positions): linear_table's clear task (three informative columns and a
+    margin) in `width` columns, with `flip` of the training labels flipped."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, width))
+    score = X[:, 0] + X[:, 1] - 0.5 * X[:, 2]
+    keep = np.abs(score) > 0.3
+    df = pd.DataFrame(X[keep], columns=[f"f{j}" for j in range(width)])
+    df["label"] = np.where(score[keep] > 0, "yes", "no")
+    cut = int(0.8 * len(df))
+    train, valid = df.iloc[:cut].reset_index(drop=True), df.iloc[cut:].reset_index(drop=True)
+    flipped = np.sort(rng.choice(len(train), int(flip * len(train)), replace=False))
+    train.loc[flipped, "label"] = np.where(train.loc[flipped, "label"] == "yes", "no", "yes")
+    return train, valid, flipped
+
+
+def test_a_weak_signal_in_many_columns_is_not_called_label_errors(tmp_path):
+    """300 columns, 960 training rows, one weakly informative column: the label model fits the noise and
+    rejects 60 correct labels with p < 0.05 ('warn: 6.2% look mislabelled' before). Its out-of-fold log
+    loss is worse than the class frequencies', so no label is judged."""
+    train, valid = wide_table(1200, 300, signal=1.0)
+    finding = run_check(context_for(write_project(tmp_path, train, valid)), "data.label_issues")
+    assert finding.status == "info" and finding.title.startswith("labels not judged"), finding.title
+    ev = finding.evidence
+    assert ev["oof_log_loss"] >= ev["class_frequency_log_loss"] and ev["flagged_confident"] >= 10, ev
+
+
+def test_flipped_labels_in_many_columns_are_still_found(tmp_path):
+    """The twin: a clear task in the same 300 columns with 10% of the training labels flipped. The label
+    model beats the class frequencies, and the flips are judged."""
+    from mltriage.checks.analyses.labels import label_issue_mask
+
+    train, valid, flipped = wide_flipped_table(1500, 300, flip=0.10)
+    ctx = context_for(write_project(tmp_path, train, valid))
+    finding = run_check(ctx, "data.label_issues")
+    assert finding.status in ("warn", "fail"), (finding.status, finding.title)
+    assert finding.evidence["oof_log_loss"] < finding.evidence["class_frequency_log_loss"]
+    assert np.isin(flipped, np.flatnonzero(label_issue_mask(ctx))).mean() > 0.6
+
+
+def test_label_verdict_is_capped_only_when_the_model_does_no_better_than_the_base_rate():
+    from mltriage.checks.steps.data.labels import LabelIssueMeasure, _label_issues_verdict
+
+    def measure(log_loss, design="dense"):
+        return LabelIssueMeasure(rows_examined=1000, flagged=300, flagged_confident=150, train_rows=1000,
+                                 labelled=1000, model="logistic regression", features="numeric columns",
+                                 oof_accuracy=0.8, per_class={"a": {"rows": 500, "flagged": 150, "noise_rate": 0.3}},
+                                 design=design, log_loss=log_loss, prior_log_loss=0.693)
+
+    assert _label_issues_verdict(measure(0.5)).status == "fail"
+    assert _label_issues_verdict(measure(0.693)).status == "info"
+    assert _label_issues_verdict(measure(0.9, "sparse")).title.startswith("labels not judged")
+    assert _label_issues_verdict(measure(None)).status == "fail"  # no loss measured: judged as before
+    # the project's own network's features (tensor projects): judged whatever the loss (see the check)
+    assert _label_issues_verdict(measure(0.9, "embedding")).status == "fail"

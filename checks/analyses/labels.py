@@ -249,6 +249,9 @@ class LabelModel:
     present: np.ndarray | None = None  # class indices present among `positions` (columns of the fold outputs)
     fit_rows: int = 0                # rows each fold's model was fitted on (at most)
     choice: dict | None = None       # the pilot's held-out log loss per candidate, when one ran
+    design: str | None = None        # the kind of inputs: "dense" | "sparse" (table columns) | "embedding"
+    log_loss: float | None = None    # out-of-fold log loss on `positions`
+    prior_log_loss: float | None = None  # log loss of the class frequencies on the same rows
 
 
 @dataclass
@@ -499,7 +502,7 @@ def label_model(ctx: RunContext) -> LabelModel:
         result.reason = "too few labelled training rows in classes with at least 5 rows"
         return result
     design = _label_design(ctx, pos, ctx.seed)
-    result.features = design.features
+    result.features, result.design = design.features, design.kind
     if design.width == 0:
         result.reason = "no features to learn from"
         return result
@@ -513,7 +516,19 @@ def label_model(ctx: RunContext) -> LabelModel:
     result.proba[np.ix_(pos, present)] = p
     result.proba[pos] = np.nan_to_num(result.proba[pos])
     result.accuracy, result.present = float((p.argmax(1) == compact).mean()), present
+    result.log_loss, result.prior_log_loss = _log_losses(p, compact, len(present))
     return result
+
+
+def _log_losses(p, labels, k: int) -> tuple[float, float]:
+    """(mean log loss of the out-of-fold probabilities, that of the class frequencies: the input-independent
+    predictor) over the scored rows."""
+    import numpy as np
+
+    p = np.clip(p / np.clip(p.sum(axis=1, keepdims=True), 1e-12, None), 1e-12, 1)
+    prior = np.bincount(labels, minlength=k) / len(labels)
+    rows = np.arange(len(labels))
+    return float(-np.mean(np.log(p[rows, labels]))), float(-np.mean(np.log(prior[labels])))
 
 
 def oof_probabilities(ctx: RunContext):

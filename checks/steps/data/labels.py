@@ -218,6 +218,14 @@ LABEL_NOISE_INFO = 0.01
 LABEL_ISSUE_MIN_ROWS = 10
 # The verdict counts only flags where the model gives the given label under CONFIDENT_P_GIVEN (analyses/
 # labels.py: ambiguous rows with a plausible label stay above it, a wrong label on a clear row sits far below).
+# Confident learning trusts the model's probabilities (Northcutt, Jiang & Chuang 2021 assume them
+# out-of-sample and roughly calibrated). Out-of-fold probabilities whose log loss, a proper scoring rule, is
+# no better than the class frequencies' know nothing the base rate does not: their confident rejections
+# come from overfitting (hundreds of weak columns, a few thousand rows: correct labels drawn from a noisy
+# process get p < 0.05), so the check then says so as info and judges no label. This holds the check's own
+# models on table columns. On tensor projects the inputs are the project's network after mltriage's probe,
+# and one that has not learnt yet (a bug elsewhere) still ranks wrong labels lowest: images/buggy's misfiled
+# crops are 27% of its p < 0.05 rejections against 15% of all crops, at a log loss of 2.48 against 2.30.
 
 
 @dataclass
@@ -231,6 +239,9 @@ class LabelIssueMeasure:
     features: str | None
     oof_accuracy: float
     per_class: dict[str, dict] = field(default_factory=dict)
+    design: str | None = None        # the label model's inputs (analyses.labels.LabelModel.design)
+    log_loss: float | None = None    # out-of-fold log loss of the label model
+    prior_log_loss: float | None = None  # ... of the class frequencies, on the same rows
     examples: list[dict] = field(default_factory=list)
     precision_set: int = 0           # rows in the precision-oriented set (analyses.labels.confident_learning_sets)
     fit_rows: int = 0                # rows each fold's model was fitted on (at most)
@@ -243,6 +254,11 @@ class LabelIssueMeasure:
     @property
     def flagged_share(self) -> float:
         return self.flagged / self.rows_examined
+
+    @property
+    def judged(self) -> bool:
+        """False where the check's own table model does no better than the class frequencies."""
+        return self.design == "embedding" or self.log_loss is None or self.log_loss < self.prior_log_loss
 
 
 def _per_class_flags(classes: list[str], y_used, flags_used) -> dict[str, dict]:
@@ -312,6 +328,7 @@ def _measure_label_issues(ctx: RunContext) -> LabelIssueMeasure:
         rows_examined=len(pos), flagged=int(mask.sum()), flagged_confident=int(confident.sum()),
         train_rows=len(ctx.train), labelled=oof.labelled, model=oof.model, features=oof.features,
         oof_accuracy=oof.accuracy, per_class=_per_class_flags(classes, y[pos], mask[pos]),
+        design=oof.design, log_loss=oof.log_loss, prior_log_loss=oof.prior_log_loss,
         examples=_flagged_examples(ctx, order, oof.proba, classes), precision_set=int(analysis.confident.sum()),
         fit_rows=oof.fit_rows, rows=_issue_rows(ctx, order, analysis, p_given, classes) if len(order) else None)
 
@@ -332,6 +349,17 @@ def _label_issue_detail(m: LabelIssueMeasure) -> str:
             f"{LABEL_NOISE_INFO:.0%}, warn {LABEL_NOISE_WARN:.0%}, fail {LABEL_NOISE_FAIL:.0%}.")
 
 
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+def _unjudged_note(m: LabelIssueMeasure) -> str:
+    return (f"The label model rejects {m.flagged_confident:,} given labels with p < {CONFIDENT_P_GIVEN:.0%}, but its "
+            f"out-of-fold log loss ({m.log_loss:.3f}) is no better than predicting the class frequencies "
+            f"({m.prior_log_loss:.3f}): it is confident where it has learnt nothing (overfitting, typically many "
+            f"weak columns for the rows), so these rejections say nothing about the labels.")
+
+
 def _label_issues_verdict(m: LabelIssueMeasure) -> Finding:
     fraction, n_confident, n_flagged, n_used = m.noise_rate, m.flagged_confident, m.flagged, m.rows_examined
     evidence = {"flagged": n_flagged, "flagged_confident": n_confident, "rows_examined": n_used,
@@ -342,6 +370,7 @@ def _label_issues_verdict(m: LabelIssueMeasure) -> Finding:
                                   f"confident joint, or p(given label) < {CONFIDENT_P_GIVEN}"},
                 "per_class": m.per_class, "model": m.model, "features": m.features, "cv_folds": CV_FOLDS,
                 "fit_rows": m.fit_rows, "oof_accuracy": round(m.oof_accuracy, 4), "examples": m.examples,
+                "oof_log_loss": _rounded(m.log_loss), "class_frequency_log_loss": _rounded(m.prior_log_loss),
                 "thresholds": {"info": LABEL_NOISE_INFO, "warn": LABEL_NOISE_WARN, "fail": LABEL_NOISE_FAIL}}
     plot = PlotSpec(kind="bar", title="share of rows flagged as likely mislabelled, per given class",
                     x_label="class", y_label="flagged share",
@@ -349,6 +378,13 @@ def _label_issues_verdict(m: LabelIssueMeasure) -> Finding:
     kw = {"detail": _label_issue_detail(m), "evidence": evidence, "plots": [plot], "rows": m.rows}
     fix = ("Review the example rows (highest-confidence disagreements first); relabel or drop the wrong ones, "
            "and find the step that produced them (a shifted join, an augmentation script, an annotator).")
+    if not m.judged and n_confident >= LABEL_ISSUE_MIN_ROWS:
+        return info(f"labels not judged: the label model does no better than the class frequencies "
+                    f"(log loss {m.log_loss:.3f} vs {m.prior_log_loss:.3f})",
+                    detail=f"{_unjudged_note(m)} {kw['detail']}",
+                    fix="Give the check features a model can learn from (a featurize with fewer, more informative "
+                        "columns), or more rows; data.feature_relevance says whether the columns carry the label.",
+                    evidence=evidence, plots=[plot], rows=m.rows)
     if fraction >= LABEL_NOISE_FAIL and n_confident >= 2 * LABEL_ISSUE_MIN_ROWS:
         return fail(f"about {fraction:.0%} of training labels look wrong ({n_confident} rows)", fix=fix, **kw)
     if fraction >= LABEL_NOISE_WARN and n_confident >= LABEL_ISSUE_MIN_ROWS:
