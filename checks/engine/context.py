@@ -213,13 +213,15 @@ class RunContext(TensorProjectMixin):
         import pandas as pd
 
         train = self.raw_splits["train"]
+        dtypes = dict(zip(train.columns, train.dtypes))
         found = []
         for c in self.feature_columns:
-            col = train[c]
+            dtype = dtypes[c]
             # object columns (pandas 2) and the `str` dtype of pandas 3 both hold strings
-            if pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col) \
-                    or pd.api.types.is_datetime64_any_dtype(col):
+            if pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype) \
+                    or pd.api.types.is_datetime64_any_dtype(dtype):
                 continue
+            col = train[c]
             sample = col.dropna().astype(str).head(2000)
             if len(sample) and sample.str.len().mean() >= TEXT_MIN_MEAN_LENGTH and sample.str.contains(" ").mean() > 0.5:
                 found.append(c)
@@ -230,8 +232,9 @@ class RunContext(TensorProjectMixin):
         import pandas as pd
 
         train = self.raw_splits["train"]
+        dtypes = dict(zip(train.columns, train.dtypes))  # at once: train[c] costs 50 us a column
         return [c for c in self.feature_columns
-                if pd.api.types.is_numeric_dtype(train[c]) and not pd.api.types.is_bool_dtype(train[c])]
+                if pd.api.types.is_numeric_dtype(dtypes[c]) and not pd.api.types.is_bool_dtype(dtypes[c])]
 
     @cached_property
     def categorical_columns(self) -> list[str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ...analyses.sampling import STATS_SAMPLE, numeric_values, sample_note, sample_range
+from ...analyses.sampling import STATS_SAMPLE, numeric_block, numeric_chunks, numeric_values, sample_note, sample_range
 from ...engine.context import RunContext
 from ...engine.registry import check
 from ...findings import Finding, PlotSpec, Series, SkipCheck, fail, info, passed, skipped, warn
@@ -285,13 +285,27 @@ class ScaleMeasure:
     total_rows: int
 
 
+def _nan_percentile_99(A):
+    """np.nanpercentile(A, 99, axis=0), the columns without NaN in one np.percentile call (nanpercentile
+    goes column by column: 1 s on 10,000 columns); the same values."""
+    import numpy as np
+
+    out = np.empty(A.shape[1])
+    clean = ~np.isnan(A).any(axis=0)
+    if clean.any():
+        out[clean] = np.percentile(A[:, clean], 99, axis=0)
+    if not clean.all():
+        out[~clean] = np.nanpercentile(A[:, ~clean], 99, axis=0)
+    return out
+
+
 def _column_scales(matrix) -> tuple:
     """Per column: magnitude (99th percentile of |x|, or max |x| for mostly-zero columns), std, mean."""
     import numpy as np
 
     A = np.abs(matrix)
     with np.errstate(all="ignore"):
-        p99 = np.nanpercentile(A, 99, axis=0) if len(A) else np.zeros(matrix.shape[1])
+        p99 = _nan_percentile_99(A) if len(A) else np.zeros(matrix.shape[1])
         top = np.nanmax(A, axis=0) if len(A) else np.zeros(matrix.shape[1])
         scale = np.where(p99 > 0, p99, top)
         std = np.nanstd(matrix, axis=0)
@@ -320,7 +334,7 @@ def _measure_scale(ctx: RunContext) -> ScaleMeasure:
             raise SkipCheck("no numeric feature columns to measure")
         source, n = "the raw numeric columns", len(ctx.train)
         pos = sample_range(n, STATS_SAMPLE, ctx.seed)
-        M = np.column_stack([numeric_values(ctx.train[c].iloc[pos]) for c in names])
+        M = numeric_block(ctx.train, names, pos)
     if M.shape[1] == 0:
         raise SkipCheck("the feature matrix has no columns")
     with warnings.catch_warnings():
@@ -407,7 +421,8 @@ def _robust_z(values):
     if finite.min() >= 0 and (hi - mid) > 3 * (mid - lo):
         # log1p(x / median): a log scale whatever the units (log1p(x) is linear for values << 1)
         unit = mid if mid > 0 else (hi if hi > 0 else 1.0)
-        t, how = np.log1p(values / unit), "log scale"
+        with np.errstate(over="ignore"):  # x / unit past the float range: inf, left out below
+            t, how = np.log1p(values / unit), "log scale"
     tf = t[np.isfinite(t)]
     med = np.median(tf)
     mad = 1.4826 * np.median(np.abs(tf - med))
@@ -421,11 +436,46 @@ def _robust_z(values):
     return z, how
 
 
-def _column_outliers(values, pos) -> dict | None:
-    """The far-out values of one sampled column (evidence entry), or None when there are none."""
+def _robust_z_columns(block) -> list[tuple]:
+    """_robust_z of each column of `block`: the columns without NaN in one vectorised pass (the same
+    percentiles, medians and scores, 0.2 ms a column less: 2 s on 10,000 columns), the others one by one."""
     import numpy as np
 
-    z, how = _robust_z(values)
+    scored: list[tuple] = [(None, "too few values")] * block.shape[1]
+    clean = ~np.isnan(block).any(axis=0) if len(block) >= OUTLIER_MIN_VALUES else np.zeros(block.shape[1], bool)
+    for j in np.flatnonzero(~clean):
+        scored[j] = _robust_z(block[:, j])
+    if not clean.any():
+        return scored
+    where = np.flatnonzero(clean)
+    A = block[:, where]
+    lo, mid, hi = np.percentile(A, [1, 50, 99], axis=0)
+    logged = (A.min(axis=0) >= 0) & ((hi - mid) > 3 * (mid - lo))
+    unit = np.where(mid > 0, mid, np.where(hi > 0, hi, 1.0))
+    with np.errstate(all="ignore"):
+        T = np.where(logged, np.log1p(A / unit), A)
+    overflowed = ~np.isfinite(T).all(axis=0)  # x / unit past the float range: _robust_z leaves those out
+    for k in np.flatnonzero(overflowed):
+        scored[where[k]] = _robust_z(block[:, where[k]])
+    T[:, overflowed] = 0.0
+    med = np.median(T, axis=0)
+    mad = 1.4826 * np.median(np.abs(T - med), axis=0)
+    with np.errstate(all="ignore"):
+        Z = np.abs(T - med) / mad
+    for k, j in enumerate(where):
+        if overflowed[k]:
+            continue
+        scored[j] = ((None, "one value covers at least half of the rows") if mad[k] == 0
+                     else (Z[:, k], "log scale" if logged[k] else "raw"))
+    return scored
+
+
+def _column_outliers(values, pos, scored=None) -> dict | None:
+    """The far-out values of one sampled column (evidence entry), or None when there are none. `scored`:
+    its (z, how) when already computed (_robust_z_columns)."""
+    import numpy as np
+
+    z, how = scored or _robust_z(values)
     if z is None:
         return None
     far = np.flatnonzero(np.nan_to_num(z) > OUTLIER_Z)
@@ -458,13 +508,14 @@ def _measure_outliers(ctx: RunContext) -> OutlierMeasure:
     train = ctx.train
     pos = sample_range(len(train), STATS_SAMPLE, ctx.seed)
     m = OutlierMeasure(len(cols), int(len(pos)), len(train), {})
-    for c in cols:
-        found = _column_outliers(numeric_values(train[c].iloc[pos]), pos)
-        if found is None:
-            continue
-        m.per_col[c] = found
-        if m.worst is None or found["max_z"] > m.per_col[m.worst]["max_z"]:
-            m.worst = c
+    for names, block in numeric_chunks(train, cols, pos):
+        for c, values, scored in zip(names, block.T, _robust_z_columns(block)):
+            found = _column_outliers(values, pos, scored)
+            if found is None:
+                continue
+            m.per_col[c] = found
+            if m.worst is None or found["max_z"] > m.per_col[m.worst]["max_z"]:
+                m.worst = c
     if m.worst is not None:
         m.worst_values = numeric_values(train[m.worst].iloc[pos])
     return m

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ...analyses.sampling import MODEL_SAMPLE, numeric_values, one_thread, sample_note, sample_range
+from ...analyses.sampling import (MODEL_SAMPLE, chunk_width, numeric_chunks, numeric_values, one_thread, sample_note,
+                                  sample_range)
 from ...engine.context import RunContext
 from ...engine.registry import check
 from ...findings import Finding, PlotSpec, Series, SkipCheck, info, passed, warn
@@ -60,18 +61,67 @@ def wasserstein_1d(a, b) -> float:
     return float(np.sum(np.abs(a_cdf - b_cdf) * np.diff(both)))
 
 
-def _numeric_drift(a, b):
+def _ks_and_wasserstein(a_sorted, b_sorted) -> tuple[float, float]:
+    """(two-sided Kolmogorov-Smirnov D, wasserstein_1d) of two sorted samples from one pooled sort: both
+    read the two empirical CDFs at the pooled values, by the formulas of scipy.stats.ks_2samp (the largest
+    gap) and wasserstein_distance (the area between them); the same numbers as scipy's, at half the cost."""
     import numpy as np
-    from scipy.stats import ks_2samp
+
+    both = np.sort(np.concatenate((a_sorted, b_sorted)), kind="mergesort")
+    a_cdf = a_sorted.searchsorted(both, "right") / a_sorted.size
+    b_cdf = b_sorted.searchsorted(both, "right") / b_sorted.size
+    gaps = a_cdf - b_cdf
+    d = float(max(np.clip(-gaps.min(), 0, 1), gaps.max()))
+    return d, float(np.sum(np.abs(a_cdf[:-1] - b_cdf[:-1]) * np.diff(both)))
+
+
+def ks_p_values(d, n_a, n_b):
+    """ks_2samp(method="asymp")'s two-sided p-values for statistics d of samples sized n_a and n_b (arrays):
+    Smirnov's distribution at the effective size m n / (m + n). It is evaluated once per distinct (d, size)
+    pair: scipy computes it in Python, 0.17 ms a value, and D of equal-sized samples takes few distinct
+    values (a table of 10,000 columns: 1.7 s -> 0.01 s)."""
+    import numpy as np
+    from scipy.stats import kstwo
+
+    n_a, n_b = np.asarray(n_a, dtype=float), np.asarray(n_b, dtype=float)
+    pairs = np.column_stack([np.asarray(d, dtype=float), np.round(n_a * n_b / (n_a + n_b))])
+    distinct, inverse = np.unique(pairs, axis=0, return_inverse=True)
+    return np.clip(kstwo.sf(distinct[:, 0], distinct[:, 1]), 0, 1)[inverse.ravel()]
+
+
+def _numeric_drift_measure(a, b):
+    """The drift statistics of one numeric feature but its p-value (see ks_p_values), with the sample sizes
+    under "_n"; None when either split has fewer than 5 finite values."""
+    import numpy as np
 
     a, b = a[np.isfinite(a)], b[np.isfinite(b)]
     if len(a) < 5 or len(b) < 5:
         return None
-    ks = ks_2samp(a, b, method="asymp")
     spread = np.subtract(*np.percentile(a, [75, 25])) or np.std(a) or 1.0
-    return {"kind": "numeric", "effect": round(float(ks.statistic), 4), "measure": "KS D",
-            "p_value": float(ks.pvalue), "wasserstein_over_iqr": round(wasserstein_1d(a, b) / float(spread), 4),
-            "mean_train": float(np.mean(a)), "mean_other": float(np.mean(b))}
+    d, wasserstein = _ks_and_wasserstein(np.sort(a), np.sort(b))
+    return {"kind": "numeric", "effect": round(d, 4), "measure": "KS D", "p_value": None,
+            "wasserstein_over_iqr": round(wasserstein / float(spread), 4),
+            "mean_train": float(np.mean(a)), "mean_other": float(np.mean(b)), "_d": d, "_n": (len(a), len(b))}
+
+
+def _with_p_values(measures: dict[str, dict]) -> dict[str, dict]:
+    """The numeric measures with their KS p-values filled in, all in one call."""
+    import numpy as np
+
+    if measures:
+        names = list(measures)
+        sizes = np.array([measures[c]["_n"] for c in names])
+        p = ks_p_values(np.array([measures[c]["_d"] for c in names]), sizes[:, 0], sizes[:, 1])
+        for c, value in zip(names, p):
+            measures[c]["p_value"] = float(value)
+            del measures[c]["_n"], measures[c]["_d"]
+    return measures
+
+
+def _numeric_drift(a, b):
+    """Drift statistics of one numeric feature (KS D with its p-value, Wasserstein over IQR, means)."""
+    measure = _numeric_drift_measure(a, b)
+    return None if measure is None else _with_p_values({"x": measure})["x"]
 
 
 def _domain_design(ctx: RunContext, other: str, columns: list[str]):
@@ -156,11 +206,16 @@ def _shifted(stats: dict[str, dict]) -> list[tuple[str, dict]]:
 def _split_drift(ctx: RunContext, s: str, columns: list[str], tpos) -> dict[str, dict]:
     train, df = ctx.train, ctx.splits[s]
     opos = sample_range(len(df), DRIFT_SAMPLE, ctx.seed + 1)
+    numeric = set(ctx.numeric_columns)
+    names = [c for c in columns if c in numeric]
+    measured, width = {}, chunk_width(max(len(tpos), len(opos)))
+    for (chunk, A), (_, B) in zip(numeric_chunks(train, names, tpos, width),
+                                  numeric_chunks(df, names, opos, width)):
+        measured.update({c: _numeric_drift_measure(A[:, j], B[:, j]) for j, c in enumerate(chunk)})
+    measured = _with_p_values({c: r for c, r in measured.items() if r})
     stats = {}
-    for c in columns:
-        a, b = train[c].iloc[tpos], df[c].iloc[opos]
-        r = _numeric_drift(numeric_values(a), numeric_values(b)) if c in ctx.numeric_columns \
-            else _categorical_drift(a, b)
+    for c in columns:  # in the columns' order, as before
+        r = measured.get(c) if c in numeric else _categorical_drift(train[c].iloc[tpos], df[c].iloc[opos])
         if r:
             stats[c] = r
     for c in ctx.text_columns:  # free text: compare lengths

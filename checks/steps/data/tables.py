@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 
 from ...analyses.exact_counts import counted_splits, exact_counts
-from ...analyses.sampling import STATS_SAMPLE, numeric_values, sample_note, sample_range
+from ...analyses.sampling import STATS_SAMPLE, chunk_width, numeric_values, sample_note, sample_range
 from ...engine.analysis import analysis
 from ...engine.context import RunContext
 from ...engine.registry import check
@@ -49,9 +49,10 @@ class MissingMeasure:
 
 def _missing_table(ctx: RunContext) -> dict[str, dict[str, int]]:
     cols = list(ctx.feature_columns) + [ctx.target]
-    # column by column: df[cols] would copy the whole table first
-    counts = {name: {c: int(df[c].isna().sum()) for c in cols} for name, df in ctx.splits.items()}
-    return {name: {c: n for c, n in per.items() if n} for name, per in counts.items()}
+    # DataFrame.count() counts the cells isna() does not call missing, block by block (df[cols] would copy
+    # the table first; a column at a time costs 0.3 ms of pandas overhead: 3 s on 10,000 columns)
+    counts = {name: (len(df) - df.count()).to_dict() for name, df in ctx.splits.items()}
+    return {name: {c: int(per[c]) for c in cols if per[c]} for name, per in counts.items()}
 
 
 def _exact_missing(ctx: RunContext, counts) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
@@ -264,18 +265,27 @@ def _top_value_share(sample) -> tuple[float, bool]:
     if n == 0:
         return 0.0, True
     if pd.api.types.is_numeric_dtype(sample) and not pd.api.types.is_bool_dtype(sample):
-        values = sample.to_numpy(dtype=np.float64, na_value=np.nan)
-        missing = np.isnan(values)
-        n_missing = int(missing.sum())
-        if n_missing == n:
-            return 1.0, True
-        present = values[~missing]
-        median = np.partition(present, len(present) // 2)[len(present) // 2]
-        at_median = int((present == median).sum())
-        single = at_median == len(present) and n_missing == 0
-        return max(at_median, n_missing) / n, single
+        return _top_number_share(sample.to_numpy(dtype=np.float64, na_value=np.nan))
     counts = sample.value_counts(dropna=False)
     return float(counts.iloc[0] / n), len(counts) <= 1
+
+
+def _top_number_share(values) -> tuple[float, bool]:
+    """_top_value_share of numbers as float64 (NaN = missing; infinities are values)."""
+    import numpy as np
+
+    n = len(values)
+    if n == 0:
+        return 0.0, True
+    missing = np.isnan(values)
+    n_missing = int(missing.sum())
+    if n_missing == n:
+        return 1.0, True
+    present = values[~missing]
+    median = np.partition(present, len(present) // 2)[len(present) // 2]
+    at_median = int((present == median).sum())
+    single = at_median == len(present) and n_missing == 0
+    return max(at_median, n_missing) / n, single
 
 
 def _constant_after_featurize(ctx: RunContext) -> int | None:
@@ -328,6 +338,22 @@ def _exact_constants(ctx: RunContext, counts) -> ConstantMeasure:
     return m
 
 
+def _number_top_shares(df, columns, pos) -> dict[str, tuple[float, bool]]:
+    """column -> _top_value_share of its values at `pos`, for the columns of numpy integer or float dtype,
+    converted a block of columns at a time (a column at a time costs 0.1 ms of pandas overhead: 1 s on 10,000
+    columns; a block stays within BLOCK_CELLS)."""
+    import numpy as np
+
+    dtypes = dict(zip(df.columns, df.dtypes))
+    plain = [c for c in columns if isinstance(dtypes[c], np.dtype) and dtypes[c].kind in "iuf"]
+    width, shares = chunk_width(len(pos)), {}
+    for start in range(0, len(plain), width):
+        names = plain[start:start + width]
+        block = df.iloc[pos, df.columns.get_indexer(names)].to_numpy(dtype=np.float64)
+        shares.update({c: _top_number_share(block[:, j]) for j, c in enumerate(names)})
+    return shares
+
+
 def _measure_constants(ctx: RunContext) -> ConstantMeasure:
     counts = exact_counts(ctx)
     if counts is not None:
@@ -335,8 +361,9 @@ def _measure_constants(ctx: RunContext) -> ConstantMeasure:
     train = ctx.train
     pos = sample_range(len(train), STATS_SAMPLE, ctx.seed)
     m = ConstantMeasure([], [], {}, {}, len(ctx.feature_columns), int(len(pos)), len(train))
+    numbers = _number_top_shares(train, ctx.feature_columns, pos)
     for c in ctx.feature_columns:
-        top_share, single = _top_value_share(train[c].iloc[pos])
+        top_share, single = numbers[c] if c in numbers else _top_value_share(train[c].iloc[pos])
         if single and train[c].nunique(dropna=False) <= 1:  # confirm on every row
             m.constant.append(c)
             if train[c].isna().all():
