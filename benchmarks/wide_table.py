@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -40,11 +41,12 @@ def write_project(root: Path, rows: int, columns: int, seed: int = 0) -> Path:
 def run_once(root: Path) -> tuple[float, float, float, dict]:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "mltriage", "check", "--steps", "problem,data", "--format", "json"],
-                          cwd=root, capture_output=True, text=True)
+    cmd = ["mltriage"] if shutil.which("mltriage") else [sys.executable, "-m", "mltriage.tui.cli"]
+    proc = subprocess.run(cmd + ["check", str(root), "--steps", "problem,data", "--format", "json"],
+                          capture_output=True, text=True)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode not in (0, 1):
+    if proc.returncode not in (0, 1) or not proc.stdout.strip():
         sys.exit(f"mltriage check exited {proc.returncode}: {proc.stderr[-2000:]}")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return cpu, wall, after.ru_maxrss / 1024, json.loads(proc.stdout)
