@@ -335,6 +335,7 @@ def _measure_label_issues(ctx: RunContext) -> LabelIssueMeasure:
 
 def _label_issue_detail(m: LabelIssueMeasure) -> str:
     worst = max(m.per_class.items(), key=lambda kv: kv[1]["noise_rate"])
+    judged = ", the estimate judged here" if m.judged else ""
     how = (f"Out-of-fold probabilities from {m.model} ({CV_FOLDS}-fold, each fold's model fitted on up to "
            f"{m.fit_rows:,} rows, out-of-fold accuracy {m.oof_accuracy:.1%}) on {m.features} for every labelled "
            f"training row{sample_note(m.rows_examined, m.labelled)}; confident learning (cleanlab) flags rows "
@@ -342,7 +343,7 @@ def _label_issue_detail(m: LabelIssueMeasure) -> str:
     return (f"{how} Recall-oriented set (find_label_issues, prune_by_noise_rate): {m.flagged:,} of "
             f"{m.rows_examined:,} rows ({m.flagged_share:.1%}). Precision-oriented set (every confident-learning "
             f"rule agrees, or the given label gets under {CONFIDENT_P_GIVEN:.0%}): {m.precision_set:,} rows. In "
-            f"{m.flagged_confident:,} flagged rows ({m.noise_rate:.1%}, the estimate judged here) the model gives "
+            f"{m.flagged_confident:,} flagged rows ({m.noise_rate:.1%}{judged}) the model gives "
             f"the given label less than {CONFIDENT_P_GIVEN:.0%}; the rest are ambiguous rows. Highest flagged "
             f"share in class '{worst[0]}' ({worst[1]['noise_rate']:.1%}). For comparison, Northcutt et al. (2021) "
             f"estimate about 3% label errors in widely used benchmark test sets; thresholds: info "
