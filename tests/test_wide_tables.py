@@ -151,3 +151,31 @@ def test_top_value_shares_in_blocks_equal_the_column_by_column_shares(monkeypatc
     assert set(shares) == {"f", "i", "u8", "f32", "konst", "mostly"}  # numpy integers and floats
     for c, share in shares.items():
         assert share == tables._top_value_share(df[c].iloc[pos]), c
+
+
+def test_the_id_screen_decides_only_what_the_column_by_column_rule_decides(tmp_path):
+    from mltriage.checks.analyses.sampling import sample_range
+    from mltriage.checks.steps.data import tables
+
+    rng = np.random.default_rng(5)
+    n = 400
+    train = pd.DataFrame({
+        "counter": np.arange(n), "down": np.arange(n, 0, -1) * 0.5, "noise": rng.normal(size=n),
+        "codes": rng.integers(0, 5, n), "dense_id": rng.permutation(n) + 1000,
+        "gappy": np.where(np.arange(n) % 9 == 0, np.nan, np.arange(n, dtype=float)),
+        "stamp": np.cumsum(rng.random(n)) + 1e9, "whole_floats": rng.integers(0, 10**6, n).astype(float),
+    })
+    probe = sample_range(n, tables.ID_PROBE_ROWS, 0)
+    decided = tables._numeric_id_screen(train, list(train.columns), probe)
+    assert {"counter", "down", "noise", "stamp"} <= set(decided) and "gappy" not in decided
+    assert "dense_id" not in decided and "codes" not in decided  # whole numbers, not monotonic: the full rule
+    for c, why in decided.items():
+        assert why == tables._numeric_id_reason(train[c], n, probe, named=False), c
+        assert why == tables._numeric_id_reason(train[c], n, probe, named=True), c
+    train["label"] = rng.integers(0, 2, n)
+    extra = pd.DataFrame(rng.normal(size=(n, tables.ID_SCREEN_COLUMNS)),  # enough columns for the screen
+                         columns=[f"extra{c}" for c in range(tables.ID_SCREEN_COLUMNS)])
+    train = pd.concat([train, extra], axis=1)
+    ctx = context_for(write_project(tmp_path, train, train.iloc[:50]))
+    found = tables.id_like_columns(ctx)
+    assert set(found) == {"counter", "down", "dense_id", "gappy", "stamp"}, found

@@ -6,7 +6,8 @@ import re
 from dataclasses import dataclass, field
 
 from ...analyses.exact_counts import counted_splits, exact_counts
-from ...analyses.sampling import STATS_SAMPLE, chunk_width, numeric_values, sample_note, sample_range
+from ...analyses.sampling import (STATS_SAMPLE, chunk_width, numeric_chunks, numeric_values, sample_note,
+                                  sample_range)
 from ...engine.analysis import analysis
 from ...engine.context import RunContext
 from ...engine.registry import check
@@ -420,6 +421,10 @@ ID_UNIQUE_SHARE = 0.99
 # Monotonic columns shorter than this are too short to call a row counter.
 ID_MIN_ROWS = 20
 ID_PROBE_ROWS = 5_000
+# From this many numeric columns they are screened a block at a time (_numeric_id_screen): there the 0.1 ms of
+# one call per column dominates; on long, narrow tables the column-by-column rule is cheaper (it stops at the
+# probe rows for most columns: 0.13 s against 0.5 s for 20 columns of 1M rows).
+ID_SCREEN_COLUMNS = 256
 
 
 def _numeric_id_reason(col, n: int, probe, named: bool) -> str | None:
@@ -471,18 +476,52 @@ def id_like_columns(ctx: RunContext) -> dict[str, str]:
     found = {}
     if n < ID_MIN_ROWS:
         return found
+    import numpy as np
+
     text = set(ctx.text_columns)
     probe = sample_range(n, ID_PROBE_ROWS, ctx.seed)  # cheap look first; the full column only for candidates
+    dtypes = dict(zip(train.columns, train.dtypes))
+    plain = [c for c in ctx.feature_columns
+             if c not in text and isinstance(dtypes[c], np.dtype) and dtypes[c].kind in "iuf"]
+    decided = _numeric_id_screen(train, plain, probe) if len(plain) >= ID_SCREEN_COLUMNS else {}
     for c in ctx.feature_columns:
         if c in text:
             continue
-        col = train[c]
         named = bool(_ID_NAME.search(str(c)))
-        is_number = pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)
-        why = (_numeric_id_reason if is_number else _other_id_reason)(col, n, probe, named)
+        if c in decided:
+            why = decided[c]
+        else:
+            col = train[c]
+            is_number = pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)
+            why = (_numeric_id_reason if is_number else _other_id_reason)(col, n, probe, named)
         if why:
             found[c] = why
     return found
+
+
+def _numeric_id_screen(train, columns, probe) -> dict[str, str | None]:
+    """_numeric_id_reason of the numpy-number columns it decides without their name, a block of columns at a
+    time (one call per column costs 0.1 ms: 1 s on 10,000 columns): columns with no missing or infinite
+    value that are strictly monotonic (a counter, an index) or not whole numbers on the probe rows (no id).
+    The others are left to _numeric_id_reason."""
+    import numpy as np
+
+    decided: dict[str, str | None] = {}
+    for names, V in numeric_chunks(train, columns):
+        complete = ~np.isnan(V).any(axis=0)
+        diffs = np.diff(V, axis=0)
+        strictly = (diffs > 0).all(axis=0) | (diffs < 0).all(axis=0)
+        head = V[probe]
+        whole_head = (head == np.round(head)).all(axis=0)
+        for j, c in enumerate(names):
+            if not complete[j]:
+                continue
+            if strictly[j]:
+                decided[c] = ("a strictly increasing integer: a row counter" if whole_head[j]
+                              else "strictly monotonic over the file: an index or timestamp")
+            elif not whole_head[j]:
+                decided[c] = None
+    return decided
 
 
 def _id_verdict(found: dict[str, str], examples: dict[str, list]) -> Finding:
