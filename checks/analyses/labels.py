@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from ..engine.analysis import analysis
 from ..engine.context import RunContext
 from .sampling import labelled_positions, numeric_values, one_thread, sample_positions
+from .scoring import score
 
 if TYPE_CHECKING:
     import numpy as np
@@ -516,19 +517,11 @@ def label_model(ctx: RunContext) -> LabelModel:
     result.proba[np.ix_(pos, present)] = p
     result.proba[pos] = np.nan_to_num(result.proba[pos])
     result.accuracy, result.present = float((p.argmax(1) == compact).mean()), present
-    result.log_loss, result.prior_log_loss = _log_losses(p, compact, len(present))
+    # ... and against the class frequencies (the input-independent predictor) on the same rows
+    prior = np.tile(np.bincount(compact, minlength=len(present)) / len(compact), (len(compact), 1))
+    result.log_loss, result.prior_log_loss = (score("log_loss", compact, proba=q, n_classes=len(present))
+                                              for q in (p, prior))
     return result
-
-
-def _log_losses(p, labels, k: int) -> tuple[float, float]:
-    """(mean log loss of the out-of-fold probabilities, that of the class frequencies: the input-independent
-    predictor) over the scored rows."""
-    import numpy as np
-
-    p = np.clip(p / np.clip(p.sum(axis=1, keepdims=True), 1e-12, None), 1e-12, 1)
-    prior = np.bincount(labels, minlength=k) / len(labels)
-    rows = np.arange(len(labels))
-    return float(-np.mean(np.log(p[rows, labels]))), float(-np.mean(np.log(prior[labels])))
 
 
 def oof_probabilities(ctx: RunContext):

@@ -45,11 +45,18 @@ def sample_range(n: int, cap: int, seed: int):
     return sample_positions(np.arange(n), cap, seed)
 
 
-def _plain_number(dtype) -> bool:
-    """A numpy bool, integer or float dtype: pd.to_numeric returns such a column as it is."""
+def _plain_number(dtype, kinds: str = "biuf") -> bool:
+    """A numpy bool, integer or float dtype (of `kinds`): pd.to_numeric returns such a column as it is."""
     import numpy as np
 
-    return isinstance(dtype, np.dtype) and dtype.kind in "biuf"
+    return isinstance(dtype, np.dtype) and dtype.kind in kinds
+
+
+def plain_number_columns(df, columns) -> list:
+    """The `columns` of df whose dtype is a numpy integer or float (not bool, not a pandas extension type),
+    read from df.dtypes at once (df[c].dtype costs 50 us a column)."""
+    dtypes = dict(zip(df.columns, df.dtypes))
+    return [c for c in columns if _plain_number(dtypes[c], "iuf")]
 
 
 def numeric_values(series):

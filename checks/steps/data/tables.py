@@ -6,8 +6,8 @@ import re
 from dataclasses import dataclass, field
 
 from ...analyses.exact_counts import counted_splits, exact_counts
-from ...analyses.sampling import (STATS_SAMPLE, chunk_width, numeric_chunks, numeric_values, sample_note,
-                                  sample_range)
+from ...analyses.sampling import (STATS_SAMPLE, chunk_width, numeric_chunks, numeric_values, plain_number_columns,
+                                  sample_note, sample_range)
 from ...engine.analysis import analysis
 from ...engine.context import RunContext
 from ...engine.registry import check
@@ -345,8 +345,7 @@ def _number_top_shares(df, columns, pos) -> dict[str, tuple[float, bool]]:
     columns; a block stays within BLOCK_CELLS)."""
     import numpy as np
 
-    dtypes = dict(zip(df.columns, df.dtypes))
-    plain = [c for c in columns if isinstance(dtypes[c], np.dtype) and dtypes[c].kind in "iuf"]
+    plain = plain_number_columns(df, columns)
     width, shares = chunk_width(len(pos)), {}
     for start in range(0, len(plain), width):
         names = plain[start:start + width]
@@ -476,13 +475,9 @@ def id_like_columns(ctx: RunContext) -> dict[str, str]:
     found = {}
     if n < ID_MIN_ROWS:
         return found
-    import numpy as np
-
     text = set(ctx.text_columns)
     probe = sample_range(n, ID_PROBE_ROWS, ctx.seed)  # cheap look first; the full column only for candidates
-    dtypes = dict(zip(train.columns, train.dtypes))
-    plain = [c for c in ctx.feature_columns
-             if c not in text and isinstance(dtypes[c], np.dtype) and dtypes[c].kind in "iuf"]
+    plain = plain_number_columns(train, [c for c in ctx.feature_columns if c not in text])
     decided = _numeric_id_screen(train, plain, probe) if len(plain) >= ID_SCREEN_COLUMNS else {}
     for c in ctx.feature_columns:
         if c in text:
